@@ -1,0 +1,8 @@
+"""fracture-edge: bone-fracture classifiers from Keras training to phones at the bedside.
+
+The shared core lives here (preprocessing spec, model bundle, data, metrics, runtime);
+``train`` and ``convert`` build on it, the ``edge`` command sits on top of all three.
+TensorFlow is imported lazily (through ``edge._tf``) so that light commands start fast.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""Augmentation presets for radiographs (albumentations), applied to the uint8 letterboxed canvas.
+
+Choices for radiographs: small rotations and shift-scale (positioning varies, anatomy does
+not rotate 90 degrees), horizontal flips (left and right limbs look alike; vertical flips
+would make anatomically implausible images), brightness/contrast/gamma and CLAHE (exposure
+and processing differ between machines), mild noise/blur (detector noise, motion), and
+coarse dropout (robustness to markers and labels burnt into the film).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from edge.errors import EdgeError
+
+PRESETS = ("none", "light", "radiograph", "strong")
+
+
+def build_preset(name: str, pad_value: int = 0) -> A.Compose | None:
+    if name == "none":
+        return None
+    strength = {"light": 0.5, "radiograph": 1.0, "strong": 1.5}.get(name)
+    if strength is None:
+        raise EdgeError(f"unknown augmentation preset '{name}'", hint=f"choose one of {list(PRESETS)} or pass a JSON file")
+    s = strength
+    transforms = [
+        A.Affine(rotate=(-10 * s, 10 * s), translate_percent=(-0.06 * s, 0.06 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s),
+                 border_mode=cv2.BORDER_CONSTANT, fill=pad_value, p=0.7),
+        A.HorizontalFlip(p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.15 * s, contrast_limit=0.15 * s, p=0.5),
+        A.RandomGamma(gamma_limit=(100 - 20 * s, 100 + 20 * s), p=0.3),
+    ]
+    if name != "light":
+        transforms += [
+            A.CLAHE(clip_limit=(1.0, 2.0 + s), tile_grid_size=(8, 8), p=0.2),
+            A.GaussNoise(std_range=(0.005, 0.03 * s), p=0.2),
+            A.GaussianBlur(blur_limit=(3, 3), p=0.1),
+            A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.03, 0.08 * s), hole_width_range=(0.03, 0.08 * s),
+                            fill=pad_value, p=0.2),
+        ]
+    return A.Compose(transforms)
+
+
+def load_augmentation(preset_or_file: str, pad_value: int = 0) -> A.Compose | None:
+    """A preset name, or a JSON file written by ``A.to_dict`` (e.g. a tuned copy of a preset)."""
+    p = Path(preset_or_file)
+    if p.suffix.lower() == ".json":
+        try:
+            return A.from_dict(json.loads(p.read_text()))
+        except FileNotFoundError:
+            raise EdgeError("augmentation file not found", p) from None
+        except Exception as e:
+            raise EdgeError(f"not an albumentations pipeline ({e})", p) from None
+    return build_preset(preset_or_file, pad_value)
+
+
+def describe(aug: A.Compose | None) -> dict[str, Any] | None:
+    """Serialisable form stored in the bundle's training configuration."""
+    return None if aug is None else A.to_dict(aug)
+
+
+class Augmenter:
+    """Applies a pipeline to batches reproducibly: each batch gets its own seed, so the result
+    does not depend on which worker thread ran it."""
+
+    def __init__(self, pipeline: A.Compose | None):
+        self.pipeline = pipeline
+        self._tl = threading.local()
+
+    def __call__(self, batch: np.ndarray, seed: int) -> np.ndarray:
+        if self.pipeline is None:
+            return batch
+        pipe = self._local()
+        pipe.set_random_seed(int(seed) % (2**31))
+        return np.stack([pipe(image=img)["image"] for img in batch])
+
+    def _local(self) -> A.Compose:
+        # One Compose per thread: albumentations keeps its RNG in the object.
+        if not hasattr(self._tl, "pipe"):
+            self._tl.pipe = A.from_dict(A.to_dict(self.pipeline))
+        return self._tl.pipe

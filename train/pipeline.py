@@ -1,0 +1,75 @@
+"""tf.data input pipelines over decoded, letterboxed uint8 canvases held in memory.
+
+Decoding and letterboxing happen once (edge.data.load_canvases); each epoch then only
+augments and normalises, in parallel batches, so the pipeline outruns the training step
+(`edge bench train` measures both).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge._tf import tf
+from edge.preprocess import PreprocessSpec, normalize
+
+from .augment import Augmenter
+from .imbalance import balanced_indices
+
+
+class BatchPlan:
+    """Which samples go in which batch, reproducibly per (seed, epoch).
+
+    Each pass over the dataset is the next epoch; a resumed run sets ``epoch`` first."""
+
+    def __init__(self, labels: np.ndarray, batch_size: int, seed: int, balanced: bool, epoch: int = 0):
+        self.labels, self.batch_size, self.seed, self.balanced = labels, batch_size, seed, balanced
+        self.epoch = epoch
+
+    @property
+    def steps(self) -> int:
+        return max(1, int(np.ceil(len(self.labels) / self.batch_size)))
+
+    def batches(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = len(self.labels)
+        order = balanced_indices(self.labels, n, rng) if self.balanced else rng.permutation(n)
+        for step in range(self.steps):
+            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+            yield idx, int(rng.integers(0, 2**31 - 1))
+        self.epoch += 1
+
+
+def targets_for(labels: np.ndarray, n_classes: int, task: str) -> np.ndarray:
+    if task == "binary":
+        return labels.astype(np.float32)[:, None]
+    return np.eye(n_classes, dtype=np.float32)[labels]
+
+
+def train_dataset(canvases: np.ndarray, targets: np.ndarray, spec: PreprocessSpec, plan: BatchPlan,
+                  augmenter: Augmenter, sample_weights: np.ndarray | None = None) -> tf.data.Dataset:
+    """Augmented, normalised training batches; ``targets`` already shaped for the loss."""
+    H, W, C = spec.input_shape
+    weights = sample_weights if sample_weights is not None else np.ones(len(targets), np.float32)
+
+    def load(idx: np.ndarray, seed: np.int64):
+        x = normalize(augmenter(canvases[idx], int(seed)), spec)  # grey replicated to C channels here
+        return x, targets[idx], weights[idx].astype(np.float32)
+
+    ds = tf.data.Dataset.from_generator(
+        plan.batches,
+        output_signature=(tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64)),
+    )
+    ds = ds.map(
+        lambda i, s: tf.numpy_function(load, [i, s], [tf.float32, tf.float32, tf.float32]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    t_dim = targets.shape[1]
+    ds = ds.map(lambda x, y, w: (tf.ensure_shape(x, [None, H, W, C]), tf.ensure_shape(y, [None, t_dim]), tf.ensure_shape(w, [None])))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_inputs(canvases: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Normalised model inputs for evaluation (no augmentation)."""
+    return normalize(canvases, spec)
+
