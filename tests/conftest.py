@@ -1,0 +1,83 @@
+"""Shared fixtures: small subsets of the real radiographs and quickly trained real bundles."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root() -> Path:
+    env = os.environ.get("EDGE_DATA_DIR")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data", REPO / ".." / "shared" / "data"]:
+        if (cand / "fracatlas").is_dir():
+            return cand.resolve()
+    pytest.fail("real data not found: set EDGE_DATA_DIR to the folder holding fracatlas/ (../shared/data)")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return _data_root()
+
+
+@pytest.fixture(scope="session")
+def fracatlas(data_root: Path) -> Path:
+    return data_root / "fracatlas"
+
+
+@pytest.fixture(scope="session")
+def bone_types(data_root: Path) -> Path:
+    return data_root / "bone_break_types"
+
+
+def _good_images(folder: Path, n: int) -> list[Path]:
+    from edge.errors import ImageReadError
+    from edge.imageio import read_image
+
+    out = []
+    for p in sorted(folder.glob("*.jpg")):
+        try:
+            read_image(p)
+        except ImageReadError:
+            continue
+        out.append(p)
+        if len(out) == n:
+            break
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, fracatlas: Path) -> Path:
+    """root/<split>/<class>/ with a few readable real FracAtlas radiographs each."""
+    root = tmp_path_factory.mktemp("small_data")
+    for split, n in (("train", 16), ("val", 8), ("test", 8)):
+        for cls in ("fractured", "not_fractured"):
+            dest = root / split / cls
+            dest.mkdir(parents=True)
+            for p in _good_images(fracatlas / split / cls, n):
+                shutil.copy(p, dest / p.name)
+    return root
+
+
+def _train(tmp_path_factory, data: Path, arch: str, size: int, epochs: int, name: str):
+    from train.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp(name)
+    return train(TrainConfig(data=str(data), out=str(out), arch=arch, size=size, epochs=epochs, batch_size=8,
+                             augment="light", calibration_samples=16, seed=1), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, small_data: Path):
+    """A real (if weak) bundle: the 'tiny' test architecture at 64 px, trained 2 epochs on real images."""
+    return _train(tmp_path_factory, small_data, "tiny", 64, 2, "tiny_run")
+
+
+@pytest.fixture(scope="session")
+def custom_bundle_small(tmp_path_factory, small_data: Path):
+    """The real custom architecture at 64 px, one epoch."""
+    return _train(tmp_path_factory, small_data, "custom", 64, 1, "custom_run")
