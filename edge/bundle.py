@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,9 @@ def save_bundle(dest: str | Path, model, card: dict[str, Any], extra: dict[str, 
     ``extra`` maps file names to bytes, str, or an existing Path to copy."""
     dest = Path(dest)
     with atomic_dir(dest) as tmp:
-        model.save(tmp / MODEL_FILE, include_optimizer=False)
+        with warnings.catch_warnings():  # HDF5 is deliberate (see MODEL_FILE); silence the "legacy" notice
+            warnings.simplefilter("ignore", UserWarning)
+            model.save(tmp / MODEL_FILE, include_optimizer=False)
         if calibration is not None:
             np.savez_compressed(tmp / CALIB_FILE, canvases=calibration.astype(np.uint8))
         for name, content in (extra or {}).items():

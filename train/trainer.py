@@ -140,20 +140,10 @@ def _best_so_far(csv_path: Path, key: str) -> float | None:
     return max(vals) if vals else None
 
 
-class _Stop(keras.callbacks.Callback):
-    """Test hook: simulate a crash after N epochs (EDGE_TEST_CRASH_AFTER_EPOCHS)."""
+def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None = None) -> Bundle:
+    """Train one model end to end and write its bundle to ``<out>/bundle``.
 
-    def __init__(self, after: int):
-        super().__init__()
-        self.after = after
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 >= self.after:
-            raise KeyboardInterrupt(f"simulated interruption after epoch {epoch + 1}")
-
-
-def train(cfg: TrainConfig, progress: bool | None = None) -> Bundle:
-    """Train one model end to end and write its bundle to ``<out>/bundle``."""
+    ``callbacks`` are added to every phase (after the checkpointing ones)."""
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     check_mode(cfg.imbalance)
@@ -165,7 +155,8 @@ def train(cfg: TrainConfig, progress: bool | None = None) -> Bundle:
     state: dict[str, Any] = {"config": cfg_dict, "phases_done": []}
     if state_path.exists():
         prev = json.loads(state_path.read_text())
-        changed = {k for k in cfg_dict if k not in ("out",) and prev["config"].get(k) != cfg_dict[k]}
+        # epochs and patience may change on resume (to extend or cut a run short); the rest may not
+        changed = {k for k in cfg_dict if k not in ("out", "epochs", "patience") and prev["config"].get(k) != cfg_dict[k]}
         if changed:
             raise EdgeError(f"run directory holds a run with other settings ({', '.join(sorted(changed))})", run,
                             "use another --out or delete the directory")
@@ -228,7 +219,6 @@ def train(cfg: TrainConfig, progress: bool | None = None) -> Bundle:
 
     y_tr_t, y_va_t = targets_for(y_tr, n_classes, task), targets_for(y_va, n_classes, task)
     x_va_in = eval_inputs(x_va, spec)
-    crash_after = int(os.environ.get("EDGE_TEST_CRASH_AFTER_EPOCHS", "0"))
     verbose = 1 if (progress if progress is not None else sys.stdout.isatty()) else 2
 
     for phase, epochs, lr in phases:
@@ -248,7 +238,7 @@ def train(cfg: TrainConfig, progress: bool | None = None) -> Bundle:
         csv_log = run / f"log_{phase}.csv"
         best_path = run / f"best_{phase}.weights.h5"
         best = _best_so_far(csv_log, "val_auc")
-        callbacks = [
+        phase_callbacks = [
             keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
             keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_auc", mode="max", save_best_only=True,
                                             save_weights_only=True, initial_value_threshold=best),
@@ -257,12 +247,11 @@ def train(cfg: TrainConfig, progress: bool | None = None) -> Bundle:
             keras.callbacks.CSVLogger(str(csv_log), append=True),
             keras.callbacks.TensorBoard(str(run / "tensorboard" / phase), write_graph=False, profile_batch=0),
         ]
-        if crash_after:
-            callbacks.append(_Stop(crash_after))
+        phase_callbacks += list(callbacks or [])
         # the plan must know the epoch a resumed run starts at, so batches stay reproducible
         plan.epoch = _rows(csv_log)
         train_ds = train_dataset(x_tr, y_tr_t, spec, plan, augmenter, sample_w)
-        model.fit(train_ds, validation_data=(x_va_in, y_va_t), epochs=epochs, callbacks=callbacks, verbose=verbose)
+        model.fit(train_ds, validation_data=(x_va_in, y_va_t), epochs=epochs, callbacks=phase_callbacks, verbose=verbose)
         if best_path.exists():
             model.load_weights(str(best_path))
         model.save_weights(str(weights_done))

@@ -65,10 +65,12 @@ def box_mask(boxes: Iterable[Box], hw: tuple[int, int]) -> np.ndarray:
 
 
 def pointing_hit(heat: np.ndarray, mask: np.ndarray) -> bool:
-    """Is the heatmap's maximum inside the mask? Ties: any maximal pixel inside counts."""
+    """Is the heatmap's maximum (the first, in row-major order) inside the mask? A flat map
+    points nowhere and never hits (otherwise an empty explanation would score)."""
     heat = np.asarray(heat, dtype=np.float64)
-    peak = heat == heat.max()
-    return bool(np.any(peak & mask))
+    if not heat.size or heat.max() <= heat.min():
+        return False
+    return bool(mask.flat[int(np.argmax(heat))])
 
 
 def energy_inside(heat: np.ndarray, mask: np.ndarray) -> float:
@@ -93,7 +95,7 @@ def score_image(heat: np.ndarray, boxes: list[Box]) -> dict[str, Any]:
     base = centre_map(hw)
     return {"hit": pointing_hit(heat, mask), "energy": energy_inside(heat, mask),
             "baseline_hit": pointing_hit(base, mask), "baseline_energy": energy_inside(base, mask),
-            "box_area": float(mask.mean())}
+            "box_area": float(mask.mean()), "flat": bool(heat.max() <= heat.min())}
 
 
 def region_of(meta_row: dict[str, str] | None) -> str:
@@ -131,7 +133,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             "baseline_hit_rate": base / n if n else math.nan, "baseline_hit_rate_ci95": wilson(base, n),
             "energy_inside": _nanmean([r["energy"] for r in records]),
             "baseline_energy_inside": _nanmean([r["baseline_energy"] for r in records]),
-            "box_area_share": _nanmean([r["box_area"] for r in records])}
+            "box_area_share": _nanmean([r["box_area"] for r in records]),
+            "flat_heatmaps": sum(bool(r.get("flat")) for r in records)}
 
 
 def summarise_by_region(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""`edge serve`."""
+
+from __future__ import annotations
+
+import click
+
+TOKEN_ENV = "EDGE_API_TOKEN"  # also named in edge.server.settings
+
+
+@click.command()
+@click.argument("bundle", required=False, type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0: all; needs a token).")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--token", envvar=TOKEN_ENV, default=None, show_envvar=True,
+              help="Bearer token required on every /v1 route (prefer the environment variable: argv is visible to ps).")
+@click.option("--no-auth", is_flag=True, help="No token (refused unless --host is a loopback address).")
+@click.option("--max-upload-mb", default=20.0, show_default=True, help="Largest accepted upload.")
+@click.option("--max-pixels", default=50_000_000, show_default=True, help="Largest accepted image (width x height): decompression-bomb guard.")
+@click.option("--workers", default=2, show_default=True, help="Inference worker threads.")
+@click.option("--queue-size", default=16, show_default=True, help="Requests that may wait for a worker; beyond that: 503.")
+@click.option("--cors-origin", "cors_origins", multiple=True, help="Allow this browser origin (repeatable). CORS is off by default.")
+@click.option("--layer", default=None, help="Grad-CAM target layer (default: the card's gradcam_layer).")
+@click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="info", show_default=True)
+def serve(bundle, host, port, token, no_auth, max_upload_mb, max_pixels, workers, queue_size, cors_origins, layer,
+          log_level) -> None:
+    """Serve predictions and Grad-CAM explanations over HTTP (FastAPI on uvicorn).
+
+    \b
+    Routes:
+      POST /v1/predict   multipart field 'file' (PNG, JPEG or DICOM) -> probabilities, label, decision
+      POST /v1/explain   same, plus the heatmap (overlay PNG as base64 and the raw grid);
+                         optional fields 'method' (gradcam|gradcam++|scorecam) and 'target'
+      GET  /v1/model     the model card       GET /healthz, /readyz     GET /docs (OpenAPI)
+    \b
+    Examples:
+      EDGE_API_TOKEN=$(openssl rand -hex 16) edge serve --host 0.0.0.0
+      edge serve runs/resnet/bundle --no-auth --port 8080        # loopback only
+      curl -H "Authorization: Bearer $EDGE_API_TOKEN" -F file=@xray.jpg localhost:8000/v1/explain
+    """
+    import logging
+
+    from edge.server.settings import ServerSettings
+
+    settings = ServerSettings(host=host, port=port, token=None if no_auth else token, no_auth=no_auth,
+                              max_upload_mb=max_upload_mb, max_pixels=max_pixels, workers=workers, queue_size=queue_size,
+                              cors_origins=tuple(cors_origins), layer=layer).check()  # before loading anything heavy
+    import uvicorn
+
+    from edge.bundle import load_bundle
+    from edge.server import create_app
+
+    b = load_bundle(bundle)
+    logging.getLogger("edge.server").setLevel(log_level.upper())
+    click.echo(f"serving {b.summary()} on http://{host}:{port} (docs at /docs, auth {'off' if no_auth else 'on'})", err=True)
+    uvicorn.run(create_app(b, settings), host=host, port=port, log_level=log_level, access_log=False,
+                server_header=False, timeout_graceful_shutdown=5)

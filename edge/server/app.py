@@ -1,0 +1,76 @@
+"""The FastAPI application factory. Nothing is created at import time: `create_app` takes the
+bundle and the settings, and the lifespan loads the model and builds the explainer once."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+import warnings
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+
+from edge.bundle import Bundle
+from edge.explain import Explainer
+
+from . import errors
+from .engine import Engine
+from .routes import explain, health, model, predict
+from .settings import ServerSettings
+
+log = logging.getLogger("edge.server")
+
+
+def _quiet_dicom() -> None:
+    """pydicom's warnings and log records can quote element values (patient data): drop them."""
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?$")
+
+
+def create_app(bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None) -> FastAPI:
+    settings.check()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        _quiet_dicom()
+        t = time.perf_counter()
+        engine = await anyio.to_thread.run_sync(lambda: Engine(bundle, settings, explainer))
+        app.state.engine = engine
+        log.warning("model %s ready in %.1f s (layer %s, %d workers, queue %d, auth %s)", bundle.model_id,
+                    time.perf_counter() - t, engine.explainer.layer, settings.workers, settings.queue_size,
+                    "on" if settings.auth else "off")
+        try:
+            yield
+        finally:
+            app.state.engine = None
+            engine.close()
+
+    app = FastAPI(title="fracture-edge", version="1",
+                  description="Fracture classification and Grad-CAM explanations for the fracture-edge phone app. "
+                              "Every /v1 route needs `Authorization: Bearer <token>` unless the server runs with --no-auth.",
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = None
+    errors.install(app)
+    for r in (health.router, model.router, predict.router, explain.router):
+        app.include_router(r)
+    if settings.cors_origins:  # off by default: the phone app is not a browser
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next):
+        # one line per request: id, method, path, status, time. Never bodies, names or headers.
+        rid = re.sub(r"[^A-Za-z0-9._-]", "", request.headers.get("x-request-id", ""))[:64] or uuid.uuid4().hex[:12]
+        t = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        log.info("%s %s %s %d %.1f ms", rid, request.method, request.url.path, response.status_code,
+                 (time.perf_counter() - t) * 1e3)
+        return response
+
+    return app

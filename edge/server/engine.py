@@ -1,0 +1,111 @@
+"""The model side of the server: loaded once, run on a bounded pool of worker threads.
+
+Requests never share mutable state: each job decodes its own bytes and gets its own tensors
+back from the Explainer's tf.functions (traced once at start-up, thread-safe afterwards). At
+most ``workers`` jobs run and ``queue_size`` wait; one more is refused with 503 at once rather
+than piling up latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import Bundle
+from edge.errors import EdgeError, ImageReadError
+from edge.explain import METHODS, Explainer
+from edge.explain.overlay import caption, overlay_png
+from edge.explain.run import decide
+from edge.imageio import decode_bytes, sniff
+
+from .errors import ApiError, from_image_error
+from .settings import ServerSettings
+
+ACCEPTED = {"png", "jpeg", "dicom"}
+
+
+class Engine:
+    def __init__(self, bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None):
+        self.bundle = bundle
+        self.settings = settings
+        self.explainer = explainer or Explainer(bundle, layer=settings.layer, warmup=True)
+        self._warm_up()
+        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="edge-infer")
+        self._slots = threading.BoundedSemaphore(settings.workers + settings.queue_size)
+
+    def _warm_up(self) -> None:
+        """Trace every method and load the overlay's colour table now, not on a user's request."""
+        grey = np.full((64, 48), 128, np.uint8)
+        for m in METHODS:
+            e = self.explainer.explain(grey, m)
+        overlay_png(grey, e.heatmap(), "warm-up")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, fn, *args) -> Any:
+        if not self._slots.acquire(blocking=False):
+            raise ApiError(503, "overloaded", "too many requests in the queue; retry shortly", {"Retry-After": "1"})
+        queued = time.perf_counter()
+        try:
+            fut = self.pool.submit(fn, queued, *args)
+        except RuntimeError:  # pool shut down
+            self._slots.release()
+            raise ApiError(503, "unavailable", "server is shutting down") from None
+        fut.add_done_callback(lambda _: self._slots.release())  # also when the client went away
+        return await asyncio.wrap_future(fut)
+
+    # --- jobs (run on the worker threads) --------------------------------------------------
+    def _decode(self, data: bytes) -> tuple[np.ndarray, float]:
+        t = time.perf_counter()
+        if not data:
+            raise ApiError(422, "empty_upload", "the uploaded file is empty")
+        kind = sniff(data)  # the content decides, never the file name or the declared type
+        if kind not in ACCEPTED:
+            raise ApiError(415, "unsupported_media_type", "not a PNG, JPEG or DICOM image")
+        try:
+            pixels = decode_bytes(data, name="upload", max_pixels=self.settings.max_pixels).pixels
+        except ImageReadError as e:
+            raise from_image_error(e) from None
+        return pixels, (time.perf_counter() - t) * 1e3
+
+    def _base(self, probs: np.ndarray) -> dict[str, Any]:
+        b = self.bundle
+        label, pp, decision = decide(b, probs)
+        return {"model": {"id": b.model_id, "sha256": b.sha256}, "task": b.task, "label": label,
+                "probabilities": {k: float(v) for k, v in zip(b.labels, probs)},
+                "positive_probability": pp, "threshold": b.threshold if b.task == "binary" else None,
+                "decision": decision}
+
+    def predict_job(self, queued: float, data: bytes) -> dict[str, Any]:
+        start = time.perf_counter()
+        pixels, t_decode = self._decode(data)
+        probs, t = self.explainer.predict(pixels)
+        out = self._base(probs)
+        out["timings_ms"] = {"queue": (start - queued) * 1e3, "decode": t_decode, **t}
+        return out
+
+    def explain_job(self, queued: float, data: bytes, method: str, target: str | None) -> dict[str, Any]:
+        start = time.perf_counter()
+        pixels, t_decode = self._decode(data)
+        try:
+            e = self.explainer.explain(pixels, method, target)
+        except EdgeError as err:  # unknown method or target label
+            raise ApiError(422, "invalid_request", err.line()) from None
+        t0 = time.perf_counter()
+        out = self._base(e.probabilities)
+        grid = e.grid()
+        text = caption(out["label"], out["probabilities"][out["label"]], e.method_title, e.target_label)
+        png = overlay_png(pixels, e.heatmap(), text, max_side=self.settings.overlay_max_side)
+        out["heatmap"] = {"method": e.method, "target_label": e.target_label,
+                          "grid": np.round(grid, 4).tolist(), "grid_shape": list(grid.shape),
+                          "png_base64": base64.b64encode(png).decode("ascii")}
+        out["timings_ms"] = {"queue": (start - queued) * 1e3, "decode": t_decode, **e.timings_ms,
+                             "heatmap": (time.perf_counter() - t0) * 1e3}
+        return out

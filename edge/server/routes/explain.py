@@ -1,0 +1,35 @@
+"""POST /v1/explain: the prediction plus a heatmap (overlay PNG and the raw low-resolution grid)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+
+from edge.errors import EdgeError
+from edge.explain import METHODS, get_method
+
+from ..deps import Authorized, EngineDep, SettingsDep
+from ..errors import ApiError
+from ..schemas import ERRORS, Explanation
+from ..upload import read_upload
+from .form import multipart_body
+
+router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Authorized])
+
+
+@router.post("/explain", response_model=Explanation, responses=ERRORS, openapi_extra=multipart_body(True),
+             summary="Classify one radiograph and show where the model looked")
+async def explain(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
+    t0 = time.perf_counter()
+    upload = await read_upload(request, settings.max_upload_bytes)
+    # form fields win over the query string; both are optional
+    raw = upload.fields.get("method") or request.query_params.get("method") or "gradcam"
+    target = (upload.fields.get("target") or request.query_params.get("target") or "").strip() or None
+    try:  # an unescaped '+' in a query string arrives as a space: 'gradcam  ' means gradcam++
+        method = get_method(raw.strip("\t\r\n").replace(" ", "+")).name
+    except EdgeError:
+        raise ApiError(422, "invalid_request", f"method must be one of {', '.join(METHODS)}") from None
+    out = await engine.submit(engine.explain_job, upload.file, method, target)
+    out["timings_ms"]["total"] = (time.perf_counter() - t0) * 1e3
+    return out

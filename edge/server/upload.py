@@ -1,0 +1,86 @@
+"""Reading the multipart upload into memory, with limits, without Starlette's form parser
+(which spools files over 1 MB to a temporary file: images must never touch the disk)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from .errors import ApiError
+
+FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and small text fields
+
+
+@dataclass
+class Part:
+    name: str = ""
+    filename: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class Upload:
+    file: bytes
+    fields: dict[str, str]
+
+
+async def read_upload(request: Request, max_bytes: int) -> Upload:
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data" or b"boundary" not in params:
+        raise ApiError(415, "unsupported_media_type", "send the image as multipart/form-data in the field 'file'")
+    limit = max_bytes + FORM_OVERHEAD
+    declared = request.headers.get("content-length")
+    too_big = ApiError(413, "payload_too_large", f"upload larger than {max_bytes // (1024 * 1024)} MB")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    parts: list[Part] = []
+    header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
+    headers: dict[bytes, bytes] = {}
+
+    def on_part_begin():
+        parts.append(Part())
+        headers.clear()
+
+    def on_header_field(data, start, end):
+        header["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        header["value"] += data[start:end]
+
+    def on_header_end():
+        headers[bytes(header["field"]).lower()] = bytes(header["value"])
+        header["field"], header["value"] = bytearray(), bytearray()
+
+    def on_headers_finished():
+        _, disp = parse_options_header(headers.get(b"content-disposition", b""))
+        parts[-1].name = disp.get(b"name", b"").decode("utf-8", "replace")
+        fn = disp.get(b"filename")
+        parts[-1].filename = fn.decode("utf-8", "replace") if fn is not None else None
+
+    def on_part_data(data, start, end):
+        parts[-1].data += data[start:end]
+
+    parser = MultipartParser(params[b"boundary"], {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data})
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise too_big
+            parser.write(chunk)
+        parser.finalize()
+    except ApiError:
+        raise
+    except Exception:  # python-multipart's parse errors: the body is not valid multipart
+        raise ApiError(422, "invalid_request", "malformed multipart body") from None
+    files = [p for p in parts if p.name == "file"]
+    if not files:
+        raise ApiError(422, "missing_file", "no 'file' field in the form")
+    if len(files[0].data) > max_bytes:
+        raise too_big
+    fields = {p.name: p.data.decode("utf-8", "replace")[:200] for p in parts if p.name != "file" and len(p.data) <= 1024}
+    return Upload(bytes(files[0].data), fields)

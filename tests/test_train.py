@@ -1,0 +1,128 @@
+"""Training on real radiographs: every architecture, resume, imbalance modes, ImageNet weights offline."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from edge._tf import keras
+from edge.bundle import load_bundle
+from edge.errors import EdgeError
+from train.models import IMAGENET_FILES, create_model
+from train.trainer import TrainConfig, train
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=str(data), out=str(out), arch="tiny", size=32, epochs=1, batch_size=8, max_per_class=6,
+                augment="radiograph", calibration_samples=4, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("arch,size", [("custom", 64), ("vgg16", 32), ("resnet50", 32), ("tiny", 32)])
+def test_every_architecture_trains_and_writes_a_bundle(small_data, tmp_path, arch, size):
+    b = train(_cfg(small_data, tmp_path / arch, arch=arch, size=size, max_per_class=4), progress=False)
+    b2 = load_bundle(b.path)
+    assert b2.arch == arch and b2.task == "binary" and b2.positive_label == "fractured"
+    assert b2.spec.channels == (1 if arch in ("custom", "tiny") else 3)
+    assert set(b2.card["metrics"]) == {"val", "test"}
+    assert 0.0 <= b2.threshold <= 1.0
+    model = b2.load_model()
+    assert model.input_shape[1:] == (size, size, b2.spec.channels)
+    # flat graph, as quantization-aware training requires
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated kill after epoch 2")
+
+
+def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
+    cfg = _cfg(small_data, tmp_path / "run", epochs=4, patience=10)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, callbacks=[_Crash()])
+    log = tmp_path / "run" / "log_all.csv"
+    first = list(csv.DictReader(open(log)))
+    assert [r["epoch"] for r in first] == ["0", "1"]
+    assert not (tmp_path / "run" / "bundle").exists()  # no half-written bundle
+    bundle = train(cfg, progress=False)  # same command again resumes
+    rows = list(csv.DictReader(open(log)))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]  # epochs 1-2 kept, 3-4 added, none repeated
+    assert rows[:2] == first
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["phases_done"] == ["all"]
+    assert bundle.card["training"]["epochs"] == 4
+
+
+def test_resume_refuses_other_settings(small_data, tmp_path):
+    train(_cfg(small_data, tmp_path / "r"), progress=False)
+    with pytest.raises(EdgeError, match="other settings"):
+        train(_cfg(small_data, tmp_path / "r", size=48), progress=False)
+
+
+@pytest.mark.parametrize("mode", ["class_weight", "oversample", "focal", "none"])
+def test_each_imbalance_mode(small_data, tmp_path, mode):
+    b = train(_cfg(small_data, tmp_path / mode, imbalance=mode), progress=False)
+    assert b.card["imbalance"] == mode
+    assert (b.card["training"]["class_weights"] is not None) == (mode == "class_weight")
+
+
+def test_imbalance_helpers():
+    from train.imbalance import balanced_indices, class_weights
+
+    y = np.array([0] * 90 + [1] * 10)
+    w = class_weights(y, 2)
+    assert w[0] == pytest.approx(100 / 180) and w[1] == pytest.approx(100 / 20)
+    idx = balanced_indices(y, 4000, np.random.default_rng(0))
+    assert 0.45 < y[idx].mean() < 0.55
+
+
+def test_multiclass_fracture_types(bone_types, tmp_path):
+    b = train(_cfg(bone_types, tmp_path / "types", max_per_class=5, val_fraction=0.4), progress=False)
+    assert b.task == "multiclass" and len(b.labels) == 10 and b.positive_label is None
+    assert b.load_model().output_shape == (None, 10)
+    assert set(b.card["metrics"]["val"]["per_class"]) == set(b.labels)
+
+
+def test_imagenet_weights_load_from_keras_cache_offline(tmp_path, monkeypatch):
+    """--weights imagenet reads Keras' cache ($KERAS_HOME/models); here a file the test writes."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    fname = IMAGENET_FILES["vgg16"][0]
+    ref = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    ref.set_weights([np.random.default_rng(i).normal(size=w.shape).astype("float32") for i, w in enumerate(ref.get_weights())])
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    ref.save_weights(str(tmp_path / "keras" / "models" / fname))
+
+    def no_network(*a, **k):
+        raise AssertionError("must not download when the cache has the file")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    model = create_model("vgg16", (32, 32, 3), 1, weights="imagenet")
+    got = model.get_layer("block5_conv3").get_weights()[0]
+    assert np.array_equal(got, ref.get_layer("block5_conv3").get_weights()[0])
+
+
+def test_imagenet_weights_missing_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(EdgeError, match="not in Keras' cache") as e:
+        create_model("resnet50", (32, 32, 3), 1, weights="imagenet")
+    assert IMAGENET_FILES["resnet50"][0] in e.value.line()
+
+
+def test_pretrained_two_phase_training_records_phases(small_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    ref = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    ref.save_weights(str(tmp_path / "keras" / "models" / IMAGENET_FILES["vgg16"][0]))
+    b = train(_cfg(small_data, tmp_path / "ft", arch="vgg16", weights="imagenet", warmup_epochs=1, max_per_class=4),
+              progress=False)
+    assert b.card["training"]["phases"] == ["warmup", "finetune"]
+    # the frozen-backbone warm-up must not have changed the first conv layer; fine-tuning only the top blocks neither
+    assert np.array_equal(b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])
