@@ -1,0 +1,5 @@
+"""`python -m edge` = the `edge` command."""
+
+from .cli import main
+
+main()
