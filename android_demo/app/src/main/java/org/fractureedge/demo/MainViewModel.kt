@@ -1,0 +1,207 @@
+package org.fractureedge.demo
+
+import android.app.Application
+import android.graphics.Bitmap
+import android.net.Uri
+import androidx.lifecycle.AndroidViewModel
+import androidx.lifecycle.viewModelScope
+import java.io.IOException
+import java.util.Locale
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+import org.fractureedge.core.AcceleratorPreference
+import org.fractureedge.core.Classification
+import org.fractureedge.core.Heatmap
+import org.fractureedge.core.ServerClient
+import org.fractureedge.core.ServerException
+import org.fractureedge.core.ServerPrediction
+
+/** Everything the main screen shows. */
+data class UiState(
+    val modelStatus: String? = null,
+    val busy: String? = null,
+    val image: Bitmap? = null,
+    val overlay: Bitmap? = null,
+    val local: Classification? = null,
+    val server: ServerPrediction? = null,
+    val error: String? = null,
+    val message: String? = null
+)
+
+/**
+ * The screen's state and actions. Model work goes through [ModelHost] (one thread);
+ * decoding and network on Dispatchers.IO; heatmap blending on Dispatchers.Default.
+ * Server failures never touch the local result: the app keeps working offline.
+ */
+class MainViewModel(app: Application) : AndroidViewModel(app) {
+    private val settings = Settings(app)
+    private val host = ModelHost(app)
+    private val validation = ValidationRunner(app, host)
+    private val _state = MutableStateFlow(UiState())
+    val state: StateFlow<UiState> = _state.asStateFlow()
+
+    init {
+        loadModel(reload = false)
+    }
+
+    private var loadedPreference: AcceleratorPreference? = null
+
+    fun reloadIfPreferenceChanged() {
+        if (loadedPreference != null && loadedPreference != settings.accelerator) loadModel(reload = true)
+    }
+
+    /** (Re)loads the model, e.g. after the accelerator setting changed. */
+    fun loadModel(reload: Boolean = true) {
+        loadedPreference = settings.accelerator
+        viewModelScope.launch {
+            _state.update { it.copy(busy = app().getString(R.string.model_loading)) }
+            try {
+                val m = host.load(settings.accelerator, reload)
+                _state.update { it.copy(modelStatus = Texts.modelStatus(m), busy = null) }
+            } catch (e: ModelUnavailableException) {
+                _state.update { it.copy(modelStatus = e.message, busy = null, error = e.message) }
+            }
+        }
+    }
+
+    fun onImage(uri: Uri) {
+        viewModelScope.launch {
+            _state.update {
+                it.copy(busy = app().getString(R.string.classifying), error = null, message = null, overlay = null, server = null)
+            }
+            val bitmap =
+                try {
+                    withContext(Dispatchers.IO) { Images.decode(app().contentResolver, uri) }
+                } catch (e: IOException) {
+                    _state.update { it.copy(busy = null, error = "Could not read the image: ${e.message}") }
+                    return@launch
+                } catch (e: SecurityException) {
+                    _state.update { it.copy(busy = null, error = "No permission to read the image: ${e.message}") }
+                    return@launch
+                }
+            _state.update { it.copy(image = bitmap, local = null) }
+            try {
+                val r = host.classify(bitmap, settings.accelerator)
+                _state.update { it.copy(local = r, busy = null) }
+            } catch (e: ModelUnavailableException) {
+                _state.update { it.copy(busy = null, error = e.message) }
+            } catch (e: Exception) {
+                _state.update { it.copy(busy = null, error = "Classification failed: ${e.message}") }
+            }
+        }
+    }
+
+    fun explain() {
+        val bitmap = _state.value.image
+        if (bitmap == null) {
+            _state.update { it.copy(error = app().getString(R.string.pick_image_first)) }
+            return
+        }
+        viewModelScope.launch {
+            _state.update { it.copy(busy = app().getString(R.string.explaining), error = null, message = null) }
+            try {
+                val answer =
+                    withContext(Dispatchers.IO) {
+                        val client = ServerClient(settings.serverUrl, settings.token)
+                        client.explain(Images.jpeg(bitmap), "image.jpg", "image/jpeg")
+                    }
+                val grid = checkNotNull(answer.heatmap) { "no heatmap" }
+                val overlay =
+                    withContext(Dispatchers.Default) {
+                        val w = bitmap.width
+                        val h = bitmap.height
+                        Images.fromPixels(Heatmap.overlay(Images.pixels(bitmap), w, h, grid), w, h)
+                    }
+                _state.update { it.copy(busy = null, server = answer, overlay = overlay) }
+            } catch (e: ServerException) {
+                _state.update { it.copy(busy = null, error = e.message) }
+            }
+        }
+    }
+
+    fun validate(treeUri: Uri) {
+        viewModelScope.launch {
+            _state.update { it.copy(busy = app().getString(R.string.listing_folder), error = null, message = null) }
+            try {
+                val summary =
+                    withContext(Dispatchers.IO) {
+                        validation.run(treeUri, settings.accelerator) { done, total ->
+                            _state.update { it.copy(busy = app().getString(R.string.validating, done, total)) }
+                        }
+                    }
+                _state.update { it.copy(busy = null, message = Texts.validation(summary)) }
+            } catch (e: ModelUnavailableException) {
+                _state.update { it.copy(busy = null, error = e.message) }
+            } catch (e: IOException) {
+                _state.update { it.copy(busy = null, error = "Validation failed: ${e.message}") }
+            } catch (e: SecurityException) {
+                _state.update { it.copy(busy = null, error = "No permission for that folder: ${e.message}") }
+            }
+        }
+    }
+
+    fun dismissMessages() = _state.update { it.copy(error = null, message = null) }
+
+    private fun app(): Application = getApplication()
+
+    override fun onCleared() {
+        host.close()
+    }
+}
+
+/** Human-readable lines for the screen (kept out of the Activity). */
+object Texts {
+    fun modelStatus(m: LoadedModel): String {
+        val acc = if (m.accelerator.wire == "gpu") "GPU delegate" else "CPU, XNNPACK, ${m.threads} threads"
+        return "${m.fallbackFrom ?: ""}${m.choice.modelFile} (${m.spec.precision}) on $acc — ${m.choice.reason}"
+    }
+
+    fun local(r: Classification): String {
+        val p = r.prediction
+        val lines = mutableListOf<String>()
+        lines += "On the phone: ${p.label}" + (p.decision?.let { d -> if (d) "  (positive)" else "  (negative)" } ?: "")
+        for (s in p.topK) lines += String.format(Locale.US, "  %-16s %6.1f %%", s.label, s.probability * 100)
+        val pPos = p.positiveProbability
+        val threshold = p.threshold
+        if (pPos != null && threshold != null) {
+            lines += String.format(Locale.US, "  P(positive) %.3f vs threshold %.2f", pPos, threshold)
+        }
+        lines +=
+            String.format(
+                Locale.US,
+                "  inference %.1f ms, total %.1f ms, %s",
+                r.inferenceMs,
+                r.totalMs,
+                r.accelerator.wire.uppercase(Locale.US)
+            )
+        return lines.joinToString("\n")
+    }
+
+    fun server(p: ServerPrediction): String {
+        val lines = mutableListOf<String>()
+        lines += "Server (${p.modelId}): ${p.label}"
+        for ((label, prob) in p.probabilities) lines += String.format(Locale.US, "  %-16s %6.1f %%", label, prob * 100)
+        p.timingsMs["total"]?.let { lines += String.format(Locale.US, "  server time %.1f ms", it) }
+        p.heatmap?.let { lines += "  heatmap: ${it.method}, ${it.rows}x${it.cols} grid" + (it.targetLabel?.let { t -> " for $t" } ?: "") }
+        return lines.joinToString("\n")
+    }
+
+    fun validation(s: ValidationSummary): String {
+        val acc = if (s.images == 0) 0.0 else 100.0 * s.correct / s.images
+        val head =
+            String.format(
+                Locale.US,
+                "Validated %d images: %.1f %% agree with their folder label, mean inference %.1f ms.\nReport: %s",
+                s.images,
+                acc,
+                s.meanLatencyMs,
+                s.reportLocation
+            )
+        return if (s.failed.isEmpty()) head else head + "\nSkipped ${s.failed.size}:\n" + s.failed.take(5).joinToString("\n")
+    }
+}

@@ -1,0 +1,66 @@
+package org.fractureedge.core
+
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertNull
+import org.junit.Assert.assertTrue
+import org.junit.Test
+
+class AcceleratorTest {
+    private val all = setOf(ModelFiles.INT8_MODEL, ModelFiles.INT8_SPEC, ModelFiles.FP16_MODEL, ModelFiles.FP16_SPEC)
+    private val gpu = AcceleratorProbe { true }
+    private val noGpu = AcceleratorProbe { false }
+
+    @Test
+    fun gpuGetsFp16() {
+        val c = AcceleratorChooser.choose(gpu, all)
+        assertEquals(Accelerator.GPU, c.accelerator)
+        assertEquals("fracture_fp16.tflite", c.modelFile)
+        assertEquals("fracture_fp16.json", c.specFile)
+    }
+
+    @Test
+    fun cpuGetsInt8() {
+        val c = AcceleratorChooser.choose(noGpu, all)
+        assertEquals(Accelerator.CPU, c.accelerator)
+        assertEquals("fracture_int8.tflite", c.modelFile)
+        assertEquals("fracture_int8.json", c.specFile)
+    }
+
+    @Test
+    fun settingsCanForceCpu() {
+        val c = AcceleratorChooser.choose(gpu, all, AcceleratorPreference.CPU_ONLY)
+        assertEquals(Accelerator.CPU, c.accelerator)
+        assertTrue(c.reason.contains("Settings"))
+    }
+
+    @Test
+    fun probeThatThrowsMeansNoGpu() {
+        val c = AcceleratorChooser.choose({ throw UnsatisfiedLinkError("no libtensorflowlite_gpu_jni") }, all)
+        assertEquals(Accelerator.CPU, c.accelerator)
+    }
+
+    @Test
+    fun missingFilesFallBack() {
+        val onlyInt8 = setOf(ModelFiles.INT8_MODEL, ModelFiles.INT8_SPEC)
+        assertEquals(Accelerator.CPU, AcceleratorChooser.choose(gpu, onlyInt8).accelerator)
+        val onlyFp16 = setOf(ModelFiles.FP16_MODEL, ModelFiles.FP16_SPEC)
+        val c = AcceleratorChooser.choose(noGpu, onlyFp16)
+        assertEquals(Accelerator.CPU to ModelFiles.FP16_MODEL, c.accelerator to c.modelFile)
+        // A model without its spec does not count.
+        val noSpec = setOf(ModelFiles.FP16_MODEL, ModelFiles.INT8_MODEL, ModelFiles.INT8_SPEC)
+        assertEquals(ModelFiles.INT8_MODEL, AcceleratorChooser.choose(gpu, noSpec).modelFile)
+    }
+
+    @Test(expected = MissingModelException::class)
+    fun noModelAtAllIsAClearError() {
+        AcceleratorChooser.choose(gpu, setOf("README.txt", ModelFiles.INT8_MODEL))
+    }
+
+    @Test
+    fun fallbackAfterGpuFailure() {
+        assertEquals(ModelFiles.INT8_MODEL, AcceleratorChooser.fallbackToCpu(all)!!.modelFile)
+        assertEquals(Accelerator.CPU, AcceleratorChooser.fallbackToCpu(setOf(ModelFiles.FP16_MODEL, ModelFiles.FP16_SPEC))!!.accelerator)
+        assertNull(AcceleratorChooser.fallbackToCpu(emptySet()))
+        assertEquals("fracture_int8.json", ModelFiles.specFor("fracture_int8.tflite"))
+    }
+}
