@@ -1,0 +1,60 @@
+"""`edge bench train`: training images/s per architecture vs augmentation-pipeline images/s."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import numpy as np
+
+
+@click.command()
+@click.option("--data", default=None, type=click.Path(), help="Radiographs to feed the pipeline (default: the bundled samples).")
+@click.option("--size", default=224, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--steps", default=3, show_default=True, help="Timed training steps per architecture (after one warm-up step).")
+@click.option("--arch", "archs", multiple=True, default=("custom", "vgg16", "resnet50"), show_default=True)
+@click.option("--augment", default="radiograph", show_default=True)
+def bench(data: str | None, size: int, batch_size: int, steps: int, archs: tuple[str, ...], augment: str) -> None:
+    """Print training throughput per architecture and the augmentation pipeline's throughput.
+
+    The pipeline must outrun the step it feeds: the ratio pipeline/training should be > 1
+    for every architecture. Measured in one run on the same machine and images.
+    """
+    from ..bundle import SAMPLES_DIR
+    from ..data import discover, load_canvases
+    from ..preprocess import PreprocessSpec
+    from ..report import table
+    from train.augment import Augmenter, load_augmentation
+    from train.models import create_model, get_arch
+    from train.pipeline import BatchPlan, train_dataset
+    from edge._tf import keras
+
+    ds = discover(data or SAMPLES_DIR)
+    rows = []
+    for arch in archs:
+        info = get_arch(arch)
+        spec = PreprocessSpec.for_arch(arch, size, info.default_channels)
+        canv, kept, _ = load_canvases([s.path for s in ds.samples], spec, skip_bad=True)
+        labels = (np.array([s.label for s in ds.samples])[kept] == ds.classes[0]).astype(np.int64)
+        n = steps * batch_size * 4
+        reps = int(np.ceil(n / len(canv)))
+        canv, labels = np.concatenate([canv] * reps)[:n], np.concatenate([labels] * reps)[:n]
+        aug = Augmenter(load_augmentation(augment, spec.pad_value))
+        plan = BatchPlan(labels, batch_size, 0, balanced=False)
+        dset = train_dataset(canv, labels.astype(np.float32)[:, None], spec, plan, aug)
+        t0 = time.perf_counter()
+        count = sum(int(x.shape[0]) for x, _, _ in dset)  # full pipeline: augment + normalise, parallel batches
+        pipe_ips = count / (time.perf_counter() - t0)
+        model = create_model(arch, spec.input_shape, 1)
+        model.compile(optimizer=keras.optimizers.AdamW(1e-4), loss="binary_crossentropy")
+        x = np.random.default_rng(0).normal(size=(batch_size, *spec.input_shape)).astype(np.float32)
+        y = np.zeros((batch_size, 1), np.float32)
+        model.train_on_batch(x, y)  # warm-up: graph tracing
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        train_ips = steps * batch_size / (time.perf_counter() - t0)
+        rows.append([arch, f"{size}x{size}x{spec.channels}", train_ips, pipe_ips, pipe_ips / train_ips])
+        click.echo(f"{arch}: training {train_ips:.1f} img/s, pipeline {pipe_ips:.1f} img/s", err=True)
+    click.echo(table(["arch", "input", "training img/s", "augmentation pipeline img/s", "pipeline / training"], rows, digits=1))
