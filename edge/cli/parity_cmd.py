@@ -1,0 +1,50 @@
+"""`edge parity-vectors`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("parity-vectors")
+@click.option("-o", "--out", required=True, type=click.Path(), help="Directory to write (replaced atomically).")
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help=".tflite from `edge convert` (default: the embedded bundle's int8 model, converted once and cached).")
+@click.option("--image", "images", multiple=True, type=click.Path(), help="Radiographs to use (default: 4 bundled samples).")
+def parity_vectors(out: str, model_path: str | None, images: tuple[str, ...]) -> None:
+    """Write test vectors that prove the Android core preprocesses as training did.
+
+    For each radiograph: the ARGB pixels the phone sees, the expected letterboxed canvas, float
+    input, quantised input, LiteRT's raw output here, and the expected probabilities and decision.
+    android_demo/ci/check.sh reads them (EDGE_VECTORS_DIR).
+    """
+    from pathlib import Path
+
+    from ..bundle import SAMPLES_DIR
+    from ..parity import write_vectors
+    from ..runtime import EdgeModel
+
+    if model_path is None:
+        from convert.tflite import cached_int8
+
+        model_path = str(cached_int8(None))
+    model = EdgeModel.load(model_path)
+    paths = [Path(p) for p in images] or _default_images(SAMPLES_DIR)
+    manifest = write_vectors(model, paths, out)
+    click.echo(f"{len(manifest['cases'])} cases for {model.summary()} -> {out}")
+
+
+def _default_images(samples: "Path") -> list:
+    """Two per class, including a greyscale and an RGB JPEG when the samples have both."""
+    from PIL import Image
+
+    chosen = []
+    for cls in sorted(p for p in samples.iterdir() if p.is_dir()):
+        files = sorted(cls.glob("*.jpg"))
+        by_mode: dict[str, list] = {}
+        for f in files:
+            with Image.open(f) as im:
+                by_mode.setdefault(im.mode, []).append(f)
+        picks = [v[0] for v in by_mode.values()][:2]
+        picks += [f for f in files if f not in picks][: 2 - len(picks)]
+        chosen += picks
+    return chosen
