@@ -100,13 +100,18 @@ def test_gradcam_matches_tf_keras_vis(request, which, xp_images):
     model = ex.bundle.load_model()
     x = np.stack([preprocess(read_image(p).pixels, ex.spec) for p in xp_images])
     kw = dict(penultimate_layer=ex.layer, seek_penultimate_conv_layer=False, expand_cam=False)
+
+    def unit(a):  # tf-keras-vis divides by (max - min + 1e-7): undo the epsilon (tiny untrained CAMs)
+        a = np.asarray(a)
+        top = a.max(axis=(1, 2), keepdims=True)
+        return np.where(top > 0, a / np.where(top > 0, top, 1), a)
     for cls, method in ((Gradcam, "gradcam"), (GradcamPlusPlus, "gradcam++")):
-        ref = np.asarray(cls(model, model_modifier=ReplaceToLinear(), clone=True)(lambda out: out[:, 0], x, **kw))
+        ref = unit(cls(model, model_modifier=ReplaceToLinear(), clone=True)(lambda out: out[:, 0], x, **kw))
         _, ours, _ = ex.run(x, method, "fractured")
         assert ours.shape == ref.shape
         np.testing.assert_allclose(ours, ref, atol=2e-4)
     # the plain per-call Gradcam on the sigmoid output: same map (the sigmoid only rescales gradients)
-    plain = np.asarray(Gradcam(model)(lambda out: out[:, 0], x, **kw))
+    plain = unit(Gradcam(model)(lambda out: out[:, 0], x, **kw))
     _, ours, _ = ex.run(x, "gradcam", "fractured")
     np.testing.assert_allclose(ours, plain, atol=2e-3)
 
@@ -117,8 +122,9 @@ def test_grid_covers_the_original_image_only():
     hw = (100, 50)  # tall image: letterbox content 64 x 32, padding 16 px left and right
     assert grid_shape((8, 8), hw, spec) == (8, 4)
     cam = np.zeros((8, 8))
-    cam[:, [0, 1, 6, 7]] = 1.0  # evidence only in the padding columns
+    cam[:, [0, 7]] = 1.0  # evidence only in cells whose interpolation support lies in the padding
     assert np.all(to_grid(cam, hw, spec) == 0.0)  # nothing of it is left on the image
+    assert np.all(to_image(cam, hw, spec) == 0.0)
     cam = np.zeros((8, 8))
     cam[0, 2] = 1.0  # the top-left cell of the content (canvas x 16..23, y 0..7)
     g = to_grid(cam, hw, spec)
@@ -155,7 +161,7 @@ def test_box_mask_pointing_energy_by_hand():
     base = localize.centre_map((10, 10))
     assert np.unravel_index(np.argmax(base), base.shape) == (4, 4)
     r = localize.score_image(heat, [box, (0.5, 0.5, 0.2, 0.2)])
-    assert r["baseline_hit"] and not r["hit"] and r["box_area"] == pytest.approx(0.29)
+    assert r["baseline_hit"] and not r["hit"] and r["box_area"] == pytest.approx(0.28)  # 25 + 4 - 1 shared pixel
 
 
 def test_summaries_by_hand():

@@ -16,7 +16,7 @@ from edge.preprocess import resize_bilinear, to_grey
 def _lut(name: str = "jet") -> np.ndarray:
     from matplotlib import colormaps  # colour tables only; no pyplot, no backend
 
-    return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float64)
+    return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
 
 
 def overlay_rgb(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.55, max_side: int | None = None) -> np.ndarray:
@@ -31,9 +31,11 @@ def overlay_rgb(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.55, max_s
         s = max_side / max(h, w)
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
         grey, heat = resize_bilinear(grey, nh, nw), resize_bilinear(heat, nh, nw)
-    colour = _lut()[np.clip((heat * 255).astype(np.int64), 0, 255)]
-    a = (alpha * heat)[..., None]
-    out = (1.0 - a) * grey[..., None] + a * colour
+    # float32 and a uint8 index: this runs on every server request
+    colour = _lut()[(np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8)]
+    a = (alpha * heat).astype(np.float32)[..., None]
+    g = grey.astype(np.float32)[..., None]
+    out = g + a * (colour - g)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -59,5 +61,5 @@ def overlay_png(pixels: np.ndarray, heat: np.ndarray, text: str, max_side: int |
     """The overlay as PNG bytes (in memory: the server never writes images to disk)."""
     im = draw_caption(overlay_rgb(pixels, heat, max_side=max_side), text)
     buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=False, compress_level=6)
+    im.save(buf, format="PNG", optimize=False, compress_level=1)  # speed over bytes: ~3x faster
     return buf.getvalue()
