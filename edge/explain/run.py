@@ -14,6 +14,7 @@ from edge.data import read_metadata
 from edge.errors import DataError, ImageReadError
 from edge.fsutil import write_bytes, write_json
 from edge.imageio import read_image
+from edge.inference import decide
 from edge.progress import bar
 from edge.report import clean, write_report
 
@@ -22,18 +23,6 @@ from .explainer import Explainer, Explanation
 from .overlay import caption, overlay_png
 
 log = logging.getLogger(__name__)
-
-
-def decide(bundle: Bundle, probs: np.ndarray) -> tuple[str, float | None, bool | None]:
-    """(label, positive probability, decision). Binary: the operating threshold decides the
-    label, not the argmax; multi-class: the argmax, and no decision."""
-    labels = bundle.labels
-    if bundle.task == "binary":
-        pi = bundle.positive_index()
-        p = float(probs[pi])
-        decision = p >= bundle.threshold
-        return (labels[pi] if decision else labels[1 - pi]), p, decision
-    return labels[int(np.argmax(probs))], None, None
 
 
 def overlay_for(bundle: Bundle, pixels: np.ndarray, e: Explanation, max_side: int | None = None) -> bytes:

@@ -21,7 +21,7 @@ from edge.bundle import Bundle
 from edge.errors import EdgeError, ImageReadError
 from edge.explain import METHODS, Explainer
 from edge.explain.overlay import caption, overlay_png
-from edge.explain.run import decide
+from edge.inference import decide
 from edge.imageio import decode_bytes, sniff
 
 from .errors import ApiError, from_image_error
