@@ -127,14 +127,15 @@ def _decode_dicom(data: bytes, name: str, frame: int | None, max_pixels: int | N
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise ImageReadError("DICOM has no pixel data (not an image object)", name)
     rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     limit = max_pixels or Image.MAX_IMAGE_PIXELS
-    if rows * cols == 0 or rows * cols > limit:
-        raise ImageReadError(f"DICOM image size {rows}x{cols} not accepted", name)
+    # all frames are decoded at once, so the limit covers the whole series (decompression bombs)
+    if rows * cols == 0 or rows * cols * n_frames > limit:
+        raise ImageReadError(f"DICOM image size {rows}x{cols}x{n_frames} frames not accepted (limit {limit} pixels)", name)
     try:
         arr = ds.pixel_array
     except Exception as e:
         raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__}: {e})", name) from None
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if n_frames > 1:
         idx = n_frames // 2 if frame is None else frame
