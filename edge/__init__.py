@@ -6,3 +6,12 @@ TensorFlow is imported lazily (through ``edge._tf``) so that light commands star
 """
 
 __version__ = "0.1.0"
+
+
+def validate(*args, **kwargs):
+    """The accuracy-drift gate as a Python API: see :func:`edge.validation.validate`.
+
+    Imported on first use so that ``import edge`` stays light (no TensorFlow)."""
+    from .validation import validate as _validate
+
+    return _validate(*args, **kwargs)

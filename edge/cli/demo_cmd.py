@@ -30,7 +30,7 @@ def demo(out: str) -> None:
     from ..fsutil import write_text
     from ..inference import predict_files
     from ..report import fmt
-    from ..validate import validate
+    from ..validation import validate
 
     o = Path(out)
     o.mkdir(parents=True, exist_ok=True)

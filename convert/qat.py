@@ -1,0 +1,165 @@
+"""`edge compress`: quantization-aware fine-tuning and magnitude pruning -> a new bundle.
+
+QAT inserts fake-quant ops (tensorflow-model-optimization, Keras 2 only) so the network learns
+weights that survive int8; `edge convert --int8` then uses the learned ranges instead of a
+calibration pass. Pruning zeroes the smallest weights on a polynomial-decay schedule; the
+wrappers are stripped before QAT, and when both are asked the prune-preserving QAT scheme
+keeps the zeros. The new bundle records what was done and the metrics before and after.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge._tf import keras, tf
+from edge.bundle import Bundle, load_bundle, save_bundle
+from edge.data import Dataset, discover, load_canvases
+from edge.errors import DataError, EdgeError
+from edge.metrics import compute_metrics
+from edge.preprocess import normalize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompressConfig:
+    data: str
+    out: str
+    qat: bool = True
+    prune: float | None = None  # final sparsity, e.g. 0.5
+    epochs: int = 2
+    prune_epochs: int | None = None  # default: same as epochs
+    batch_size: int = 16
+    lr: float = 1e-4
+    max_per_class: int | None = None  # quick runs and tests
+    skip_bad: bool = True
+    seed: int = 0
+
+
+def _targets(y_idx: np.ndarray, bundle: Bundle) -> np.ndarray:
+    if bundle.task == "binary":
+        return (y_idx == bundle.positive_index()).astype(np.float32)[:, None]
+    return np.eye(len(bundle.labels), dtype=np.float32)[y_idx]
+
+
+def _cap(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    if not n:
+        return ds
+    rng = np.random.default_rng(seed)
+    keep = []
+    for key in sorted({(s.split, s.label) for s in ds.samples}, key=str):
+        group = [s for s in ds.samples if (s.split, s.label) == key]
+        keep += [group[i] for i in sorted(rng.permutation(len(group))[:n])]
+    return Dataset(keep, ds.classes, ds.root)
+
+
+def _load(ds: Dataset, bundle: Bundle, skip_bad: bool) -> tuple[np.ndarray, np.ndarray]:
+    if not len(ds):
+        return np.zeros((0, *bundle.spec.size), np.uint8), np.zeros(0, np.int64)
+    y = ds.labels_index(bundle.labels)  # DataError for labels the bundle does not know
+    canv, kept, _ = load_canvases([s.path for s in ds.samples], bundle.spec, skip_bad=skip_bad)
+    return canv, y[kept]
+
+
+def evaluate(model, bundle: Bundle, canv: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    raw = model.predict(normalize(canv, bundle.spec), batch_size=32, verbose=0)
+    return compute_metrics(y, bundle.probabilities(raw), bundle.labels, bundle.task, bundle.positive_label,
+                           bundle.threshold, ci=False)
+
+
+def sparsity(model) -> float:
+    """Fraction of exactly-zero weights in conv and dense kernels."""
+    zeros = total = 0
+    for w in model.weights:
+        if "kernel" in w.name and len(w.shape) >= 2:
+            v = w.numpy()
+            zeros += int((v == 0).sum())
+            total += v.size
+    return zeros / total if total else 0.0
+
+
+def _prune(model, target: float, x, y, cfg: CompressConfig, loss) -> Any:
+    import tensorflow_model_optimization as tfmot
+
+    epochs = cfg.prune_epochs or cfg.epochs
+    steps = max(1, int(np.ceil(len(x) / cfg.batch_size))) * epochs
+    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target, begin_step=0,
+                                                    end_step=max(1, steps - 1), frequency=max(1, steps // 10))
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+    pruned.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
+    pruned.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, verbose=0,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    return tfmot.sparsity.keras.strip_pruning(pruned)
+
+
+def _quantize(model, keep_sparsity: bool):
+    import tensorflow_model_optimization as tfmot
+
+    q = tfmot.quantization.keras
+    if keep_sparsity:
+        annotated = q.quantize_annotate_model(model)
+        return q.quantize_apply(annotated, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
+    return q.quantize_model(model)
+
+
+def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig) -> Bundle:
+    """Fine-tune ``bundle`` with QAT and/or pruning on ``cfg.data`` and write a new bundle to ``cfg.out``."""
+    if not cfg.qat and not cfg.prune:
+        raise EdgeError("nothing to do: pass --qat, --prune SPARSITY or both")
+    if cfg.prune is not None and not 0.0 < cfg.prune < 1.0:
+        raise EdgeError(f"--prune takes a sparsity between 0 and 1, not {cfg.prune}")
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    if (b.card.get("compression") or {}).get("qat"):
+        raise EdgeError("this bundle is already quantization-aware", b.path, "compress the float bundle it came from")
+    keras.utils.set_random_seed(cfg.seed)
+    ds = _cap(discover(cfg.data), cfg.max_per_class, cfg.seed)
+    train_part = ds.split("train") if "train" in ds.splits else ds
+    eval_name = "val" if "val" in ds.splits else ("test" if "test" in ds.splits else None)
+    x_tr, y_tr = _load(train_part, b, cfg.skip_bad)
+    if len(x_tr) == 0:
+        raise DataError("no readable training images for fine-tuning", cfg.data)
+    evals = {name: _load(ds.split(name), b, cfg.skip_bad) for name in ("val", "test") if name in ds.splits}
+    if not evals:  # no held-out split: report on the fine-tuning images, and say so
+        evals = {"train": (x_tr, y_tr)}
+
+    model = b.load_model()
+    before = {k: evaluate(model, b, c, y) for k, (c, y) in evals.items() if len(c)}
+    x, t = normalize(x_tr, b.spec), _targets(y_tr, b)
+    loss = "binary_crossentropy" if b.task == "binary" else "categorical_crossentropy"
+
+    # a fresh copy, so the source bundle's cached model is left as it was
+    work = keras.models.clone_model(model)
+    work.set_weights(model.get_weights())
+    if cfg.prune:
+        work = _prune(work, cfg.prune, x, t, cfg, loss)
+    if cfg.qat:
+        try:
+            work = _quantize(work, keep_sparsity=bool(cfg.prune))
+        except (ValueError, RuntimeError) as e:
+            raise EdgeError(f"quantization-aware training cannot wrap this model ({str(e).splitlines()[0][:200]})", b.path) from None
+        work.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
+        work.fit(x, t, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0, shuffle=True)
+    after = {k: evaluate(work, b, c, y) for k, (c, y) in evals.items() if len(c)}
+
+    card = {k: v for k, v in b.card.items() if k not in ("files", "bundle_sha256", "created", "format", "version")}
+    card["model_id"] = f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}"
+    card["metrics"] = after
+    card["compression"] = {
+        "qat": cfg.qat, "prune": cfg.prune, "sparsity": sparsity(work), "source_bundle_sha256": b.sha256,
+        "source_model_id": b.model_id, "config": asdict(cfg), "eval_split": eval_name or "train",
+        "metrics_before": before, "metrics_after": after, "tfmot": _tfmot_version(), "tensorflow": tf.__version__,
+    }
+    out = save_bundle(cfg.out, work, card, calibration=b.calibration_canvases())
+    log.info("compressed bundle: %s", out.path)
+    return out
+
+
+def _tfmot_version() -> str:
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.__version__

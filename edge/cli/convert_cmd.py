@@ -1,0 +1,94 @@
+"""`edge compress` and `edge convert`: thin commands over convert.qat and convert.tflite."""
+
+from __future__ import annotations
+
+import click
+
+from ..report import fmt
+
+PRECISIONS = ("int8", "fp16", "dynamic", "float32")
+
+
+@click.command()
+@click.argument("bundle", required=False, type=click.Path())
+@click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning (fake-quant ops learn int8-friendly weights).")
+@click.option("--prune", type=float, default=None, metavar="SPARSITY",
+              help="Magnitude pruning to this fraction of zero weights (polynomial decay; wrappers stripped after).")
+@click.option("--data", required=True, type=click.Path(), help="Labelled images: the train split fine-tunes, val/test report before/after.")
+@click.option("--epochs", default=2, show_default=True, help="Fine-tuning epochs (QAT needs few).")
+@click.option("--lr", default=1e-4, show_default=True, help="Learning rate: small, the model is already trained.")
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--max-per-class", type=int, default=None, help="Use at most N images per class and split (quick runs).")
+@click.option("-o", "--out", required=True, type=click.Path(), help="Directory of the new bundle.")
+def compress(bundle, qat, prune, data, epochs, lr, batch_size, max_per_class, out) -> None:
+    """Compress a model bundle (default: the embedded one) into a new bundle.
+
+    \b
+    Example:
+      edge compress runs/default/bundle --qat --prune 0.5 --data ../shared/data/fracatlas -o runs/qat
+      edge convert runs/qat --int8        # uses the ranges learned in QAT
+    """
+    from convert.qat import CompressConfig
+    from convert.qat import compress as run
+
+    b = run(bundle, CompressConfig(data=data, out=out, qat=qat, prune=prune, epochs=epochs, lr=lr,
+                                   batch_size=batch_size, max_per_class=max_per_class))
+    c = b.card["compression"]
+    click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {c['qat']})")
+    for split, after in c["metrics_after"].items():
+        before = c["metrics_before"].get(split, {})
+        click.echo(f"{split}: AUROC {fmt(before.get('auroc'))} -> {fmt(after.get('auroc'))}   "
+                   f"accuracy {fmt(before.get('accuracy'))} -> {fmt(after.get('accuracy'))}")
+
+
+@click.command()
+@click.argument("bundle", required=False, type=click.Path())
+@click.option("--int8", "precision", flag_value="int8", help="Full integer: int8 weights and activations (CPU/XNNPACK, NPU).")
+@click.option("--fp16", "precision", flag_value="fp16", help="float16 weights: the phone GPU delegate's format.")
+@click.option("--dynamic", "precision", flag_value="dynamic", help="Dynamic range: int8 weights, float activations; no calibration.")
+@click.option("--float32", "precision", flag_value="float32", help="No quantisation (the reference).")
+@click.option("--calib", type=click.Path(), default=None,
+              help="Folder of images for int8 calibration (default: the samples kept in the bundle).")
+@click.option("--calib-max", default=200, show_default=True, help="Use at most this many calibration images.")
+@click.option("--io-type", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True,
+              help="int8 models: type of the input and output tensors.")
+@click.option("--keep-float", default=None, metavar="auto|TENSOR,...",
+              help="int8: keep layers in float. 'auto' keeps the worst layers when a probability moves more than --keep-float-tol.")
+@click.option("--keep-float-tol", default=0.05, show_default=True, help="Largest probability change 'auto' accepts.")
+@click.option("--no-debug", is_flag=True, help="Skip the per-layer int8 error table (faster).")
+@click.option("-o", "--out", type=click.Path(), default=None, help="Output .tflite (default: ./<model_id>_<precision>.tflite).")
+def convert(bundle, precision, calib, calib_max, io_type, keep_float, keep_float_tol, no_debug, out) -> None:
+    """Convert a model bundle (default: the embedded one) to a phone-ready .tflite.
+
+    The file carries its model spec (labels, input size, normalisation, quantisation, threshold,
+    source bundle hash) as TFLite metadata; a JSON copy and a conversion report
+    (<name>_report/report.md) are written next to it.
+
+    \b
+    Examples:
+      edge convert --int8                          # the embedded default model
+      edge convert runs/default/bundle --fp16 -o fracture_fp16.tflite
+      edge convert BUNDLE --int8 --calib ../shared/data/fracatlas/train --keep-float auto
+    """
+    from ..errors import EdgeError
+
+    if precision is None:
+        raise EdgeError("choose a precision", hint="--int8, --fp16, --dynamic or --float32")
+    from convert.tflite import convert_bundle
+
+    kf = None
+    if keep_float:
+        kf = "auto" if keep_float == "auto" else [t.strip() for t in keep_float.split(",") if t.strip()]
+    c = convert_bundle(bundle, precision, out=out, calib=calib, io_type=io_type, keep_float=kf,
+                       keep_float_tol=keep_float_tol, debug=not no_debug, calib_max=calib_max)
+    r = c.report
+    click.echo(f"{c.path}: {r['size_bytes'] / 1e6:.3f} MB ({fmt(r['size_vs_float32'])}x float32 weights), "
+               f"{sum(r['ops'].values())} ops, {len(r['precision_leftovers'])} left in another precision, "
+               f"GPU delegate: {r['gpu']['compatible']}")
+    if r.get("agreement"):
+        click.echo(f"agreement with Keras on {r['agreement']['n']} calibration images: max |dp| {r['agreement']['max_abs_diff']:.4f}")
+    if r.get("keep_float"):
+        click.echo(f"kept in float: {', '.join(r['keep_float'])}")
+    if r.get("calibration", {}) and r["calibration"].get("warning"):
+        click.echo(f"warning: {r['calibration']['warning']}", err=True)
+    click.echo(f"report: {c.report_dir / 'report.md'}")

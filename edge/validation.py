@@ -1,0 +1,500 @@
+"""`edge validate`: does the phone model still say what the full model says, fast enough?
+
+Both models see the same labelled images through the same preprocessing (the bundle's spec;
+the .tflite's own spec decides its input quantisation). The report compares their metrics,
+their agreement, their latency and size, and checks them against thresholds that a repository
+keeps in ``[tool.edge.validate]`` of its pyproject.toml.
+
+report.json schema (format "fracture-edge/validation", version 1; keys are stable, new keys
+may be added)::
+
+    format, version, created
+    passed: bool                     every check held
+    failures: [str]                  one plain sentence per failed check
+    checks: {name: {value, limit, op, passed}}   accuracy_drop, auroc_drop, agreement,
+                                     latency_ms, size_mb, source (null limit = not checked)
+    thresholds: {max_accuracy_drop, max_auroc_drop, min_agreement, max_latency_ms, max_size_mb, source}
+    data: {root, n, skipped: [{path, problem}], counts}
+    full, edge: {model_id, file, sha256, precision, n, accuracy, precision_score (=precision), recall,
+                 f1, auroc, sensitivity, specificity, threshold, per_class, confusion}
+    drift: {accuracy, precision, recall, f1, auroc, sensitivity, specificity   (edge minus full),
+            per_class: {label: {precision, recall, f1}}, subgroups: {name: {n, full, edge, drift}}}
+    agreement: float                 top-1 (decision at the threshold for binary) agreement in 0..1
+    prob_diff: {mean, p99, max}      |P_edge - P_full| over images (all classes)
+    disagreements: [{path, label, full, edge, p_full, p_edge}]   (at most 200)
+    latency_ms: {full: {p50, p90, p99, mean, throughput_per_s, runs}, edge: {...}, warmup, threads,
+                 source: "measured" | "device"}
+    memory_mb: {full_rss_increase, edge_rss_increase, process_peak}
+    size_bytes: {full, edge}
+    timing_s: {decode_preprocess, full_inference, edge_inference, total}
+    device: {...} (only with a device report)
+    plots: {confusion, prob_diff, latency} (file names in the report folder)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import Bundle, load_bundle
+from .data import Dataset, discover, load_canvases, read_metadata
+from .errors import DataError, EdgeError
+from .metrics import compute_metrics, subgroup_metrics
+from .preprocess import normalize
+
+REPORT_FORMAT = "fracture-edge/validation"
+DEVICE_FORMAT = "fracture-edge/device-report"
+THRESHOLD_KEYS = ("max_accuracy_drop", "max_auroc_drop", "min_agreement", "max_latency_ms", "max_size_mb")
+METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "auroc", "sensitivity", "specificity")
+MAX_LISTED = 200
+# used when no configuration sets a threshold: accuracy gates on, latency and size left to the project
+DEFAULT_THRESHOLDS = {"max_accuracy_drop": 0.02, "max_auroc_drop": 0.01, "min_agreement": 0.97,
+                      "max_latency_ms": None, "max_size_mb": None}
+
+
+class ValidationError(EdgeError):
+    """Bad input to the validator (exit 2); failed checks are not errors but a report with passed=False."""
+
+
+# ---- thresholds --------------------------------------------------------------------------
+def find_pyproject(start: str | Path | None = None) -> Path | None:
+    d = Path(start or Path.cwd()).resolve()
+    for p in [d, *d.parents]:
+        if (p / "pyproject.toml").is_file():
+            return p / "pyproject.toml"
+    return None
+
+
+def load_thresholds(config: str | Path | None = None, overrides: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """``[tool.edge.validate]`` of ``config`` (default: the nearest pyproject.toml), then overrides."""
+    import tomllib
+
+    path = Path(config) if config else find_pyproject()
+    got: dict[str, Any] = dict(DEFAULT_THRESHOLDS)
+    source = "built-in defaults"
+    if path is not None:
+        if not path.is_file():
+            raise ValidationError("configuration file not found", path)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValidationError(f"configuration is not valid TOML ({e})", path) from None
+        section = doc.get("tool", {}).get("edge", {}).get("validate", {})
+        for k, v in section.items():
+            key = k.replace("-", "_")
+            if key not in THRESHOLD_KEYS:
+                raise ValidationError(f"unknown key '{k}' in [tool.edge.validate]", path,
+                                      f"known: {', '.join(x.replace('_', '-') for x in THRESHOLD_KEYS)}")
+            got[key] = float(v)
+        if section:
+            source = str(path)
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            got[k] = float(v)
+            source = source + " + command line" if "command line" not in source else source
+    got["source"] = source
+    return got
+
+
+# ---- measuring -------------------------------------------------------------------------
+def _rss_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MB, from /proc (Linux)."""
+    cur = peak = float("nan")
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                cur = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return cur, peak
+
+
+def latency_stats(ms: np.ndarray) -> dict[str, Any]:
+    ms = np.asarray(ms, dtype=np.float64)
+    if not len(ms):
+        return {"p50": None, "p90": None, "p99": None, "mean": None, "throughput_per_s": None, "runs": 0, "samples": []}
+    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99)),
+            "mean": float(ms.mean()), "throughput_per_s": float(1000.0 / ms.mean()), "runs": int(len(ms)),
+            "samples": [round(float(v), 4) for v in ms]}
+
+
+def time_edge(edge, x_in: np.ndarray, runs: int, warmup: int) -> np.ndarray:
+    """Invoke time only: the input is set once, each timed call is ``interpreter.invoke()``."""
+    it = edge.interpreter
+    it.set_tensor(edge.input_details[0]["index"], x_in)
+    for _ in range(warmup):
+        it.invoke()
+    out = np.empty(runs)
+    for i in range(runs):
+        t = time.perf_counter_ns()
+        it.invoke()
+        out[i] = (time.perf_counter_ns() - t) / 1e6
+    return out
+
+
+def time_full(model, x: np.ndarray, runs: int, warmup: int) -> np.ndarray:
+    """One image at a time through the Keras model (a traced call, not model.predict's batching)."""
+    from ._tf import tf
+
+    fn = tf.function(lambda t: model(t, training=False))
+    xt = tf.constant(x[None])
+    for _ in range(max(1, warmup)):
+        fn(xt).numpy()
+    out = np.empty(runs)
+    for i in range(runs):
+        t = time.perf_counter_ns()
+        fn(xt).numpy()
+        out[i] = (time.perf_counter_ns() - t) / 1e6
+    return out
+
+
+# ---- inputs -----------------------------------------------------------------------------
+def _dataset(data: str | Path, split: str | None) -> Dataset:
+    ds = discover(data)
+    if ds.splits:
+        name = split or ("test" if "test" in ds.splits else ds.splits[-1])
+        if name not in ds.splits:
+            raise ValidationError(f"no '{name}' split in the data (found {', '.join(ds.splits)})", data)
+        ds = ds.split(name)
+    elif split:
+        raise ValidationError(f"the data has no splits, so --split {split} does not apply", data)
+    return ds
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def read_device_report(path: str | Path, labels: list[str]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError("device report not found", path)
+    try:
+        rep = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValidationError(f"device report is not valid JSON ({e})", path) from None
+    if not isinstance(rep, dict) or rep.get("format") != DEVICE_FORMAT:
+        raise ValidationError(f"not a fracture-edge device report (format={rep.get('format') if isinstance(rep, dict) else None!r})", path)
+    if int(rep.get("version", 0)) > 1:
+        raise ValidationError(f"device report version {rep['version']} is newer than this toolkit understands", path)
+    images = rep.get("images")
+    if not isinstance(images, list) or not images:
+        raise ValidationError("device report lists no images", path)
+    for i, im in enumerate(images):
+        probs = im.get("probabilities") if isinstance(im, dict) else None
+        if not isinstance(probs, dict) or "path" not in im:
+            raise ValidationError(f"image entry {i} lacks 'path' or 'probabilities'", path)
+        if set(probs) != set(labels):
+            raise ValidationError(f"image entry {i} ({im['path']}) has probabilities for {sorted(probs)}, "
+                                  f"the bundle's labels are {labels}", path)
+    return rep
+
+
+# ---- the validator ----------------------------------------------------------------------
+def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = None, data: str | Path | None = None,
+             metadata: str | Path | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
+             thresholds: dict[str, Any] | None = None, device_report: str | Path | None = None,
+             report_dir: str | Path | None = None, split: str | None = None, config: str | Path | None = None,
+             max_images: int | None = None, progress: Callable | None = None) -> dict[str, Any]:
+    """Compare the edge model (a .tflite, or a phone's device report) with the full model.
+
+    ``full`` None: the embedded default bundle. ``edge`` None (and no device report): the
+    bundle's int8 conversion, made once and cached. ``thresholds``: overrides of the config.
+    Returns the report dict (schema in this module's docstring); ``report["passed"]`` is the gate.
+    """
+    t_start = time.perf_counter()
+    if data is None:
+        raise ValidationError("no data to validate on", hint="pass --data DIR (class folders, or a split tree: the test split is used)")
+    th = load_thresholds(config, thresholds)
+    bundle = full if isinstance(full, Bundle) else load_bundle(full)
+    labels = bundle.labels
+    ds = _dataset(data, split)
+    if max_images and len(ds) > max_images:  # a fixed, class-stratified-by-order subset (reproducible)
+        pick = np.sort(np.random.default_rng(0).permutation(len(ds))[:max_images])
+        ds = Dataset([ds.samples[i] for i in pick], ds.classes, ds.root)
+    y_all = ds.labels_index(labels)  # unknown labels -> DataError (exit 2)
+
+    edge_model = None
+    device = None
+    if device_report is not None:
+        device = read_device_report(device_report, labels)
+        dm = device.get("model") or {}
+        if dm.get("bundle_sha256") and dm["bundle_sha256"] != bundle.sha256:
+            raise ValidationError(f"device report was made with the model of bundle {dm['bundle_sha256'][:12]}…, "
+                                  f"not this bundle ({bundle.sha256[:12]}…)", device_report,
+                                  "validate against the bundle the phone's model was converted from")
+    if edge is None and device is None:
+        from convert.tflite import cached_int8  # lazy: the core does not depend on the conversion stage
+
+        edge = cached_int8(bundle)
+    if edge is not None:
+        from .runtime import EdgeModel
+
+        mem0 = _rss_mb()[0]
+        edge_model = EdgeModel.load(edge, threads=threads)
+        _check_edge_matches(edge_model, bundle)
+        if device is not None:
+            sha = (device.get("model") or {}).get("sha256")
+            if sha and sha != edge_model.sha256:
+                raise ValidationError(f"device report was made with another .tflite (sha256 {sha[:12]}…) than {Path(edge).name} "
+                                      f"({edge_model.sha256[:12]}…)", device_report)
+        edge_mem = _rss_mb()[0] - mem0
+    else:
+        edge_mem = None
+
+    # ---- decode and preprocess once, for both models -----------------------------------
+    t0 = time.perf_counter()
+    paths = [s.path for s in ds.samples]
+    canv, kept, bad = load_canvases(paths, bundle.spec, skip_bad=True, progress=progress)
+    if len(canv) == 0:
+        raise DataError(f"no readable image among {len(paths)} files", data)
+    y = y_all[kept]
+    rel = [_rel(paths[i], ds.root) for i in kept]
+    x = normalize(canv, bundle.spec)
+    t_decode = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    mem0 = _rss_mb()[0]
+    model = bundle.load_model()
+    p_full = bundle.probabilities(model.predict(x, batch_size=32, verbose=0))
+    full_mem = _rss_mb()[0] - mem0
+    t_full = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dev_latency = None
+    if device is not None:
+        by_path = {im["path"]: im for im in device["images"]}
+        missing_dev = [r for r in rel if r not in by_path]
+        missing_here = sorted(set(by_path) - set(rel))
+        if missing_dev or missing_here:
+            parts = []
+            if missing_dev:
+                parts.append(f"{len(missing_dev)} image(s) of the data are not in the device report (e.g. {missing_dev[0]})")
+            if missing_here:
+                parts.append(f"{len(missing_here)} image(s) of the device report are not readable in the data (e.g. {missing_here[0]})")
+            raise ValidationError("; ".join(parts), device_report, "run the phone's validation mode on the same folder")
+        p_edge = np.array([[float(by_path[r]["probabilities"][lbl]) for lbl in labels] for r in rel])
+        dev_latency = np.array([float(by_path[r]["latency_ms"]) for r in rel if by_path[r].get("latency_ms") is not None])
+    else:
+        p_edge = edge_model.predict_canvases(canv)
+    t_edge = time.perf_counter() - t0
+
+    # ---- metrics, drift, agreement ----------------------------------------------------------
+    thr = bundle.threshold
+    m_full = compute_metrics(y, p_full, labels, bundle.task, bundle.positive_label, thr, ci=False)
+    m_edge = compute_metrics(y, p_edge, labels, bundle.task, bundle.positive_label, thr, ci=False)
+    dec_full, dec_edge = _decisions(p_full, bundle, thr), _decisions(p_edge, bundle, thr)
+    agree = float((dec_full == dec_edge).mean())
+    diff = np.abs(p_edge - p_full).max(axis=1)
+    drift = {k: _sub(m_edge.get(k), m_full.get(k)) for k in METRIC_KEYS}
+    drift["per_class"] = {c: {k: _sub(m_edge["per_class"][c][k], m_full["per_class"][c][k]) for k in ("precision", "recall", "f1")}
+                          for c in labels if c in m_full.get("per_class", {})}
+    drift["subgroups"] = _subgroups(metadata, [paths[i] for i in kept], y, p_full, p_edge, bundle, thr)
+    pi = bundle.positive_index() if bundle.task == "binary" else None
+    disagreements = [{"path": rel[i], "label": labels[y[i]], "full": labels[dec_full[i]], "edge": labels[dec_edge[i]],
+                      "p_full": float(p_full[i, pi] if pi is not None else p_full[i].max()),
+                      "p_edge": float(p_edge[i, pi] if pi is not None else p_edge[i].max())}
+                     for i in np.flatnonzero(dec_full != dec_edge)[:MAX_LISTED]]
+
+    # ---- latency ----------------------------------------------------------------------
+    x_one = x[0]
+    lat_full = time_full(model, x_one, runs, warmup)
+    if device is not None:
+        lat_edge, lat_source = dev_latency, "device"
+    else:
+        lat_edge, lat_source = time_edge(edge_model, edge_model.quantize_input(x_one), runs, warmup), "measured"
+    latency = {"full": latency_stats(lat_full), "edge": latency_stats(lat_edge), "warmup": warmup,
+               "threads": (device or {}).get("threads", threads) if device else threads, "source": lat_source}
+    size_full = sum(f.stat().st_size for f in bundle.path.glob("model.h5"))
+    size_edge = edge_model.size_bytes if edge_model is not None else None
+
+    checks = _checks(th, m_full, m_edge, agree, latency["edge"]["p50"], size_edge, edge_model, bundle, device)
+    failures = [c["message"] for c in checks.values() if c["passed"] is False]
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT, "version": 1,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "passed": not failures, "failures": failures,
+        "checks": {k: {kk: vv for kk, vv in v.items() if kk != "message"} for k, v in checks.items()},
+        "thresholds": th,
+        "data": {"root": str(ds.root), "n": int(len(y)), "skipped": [{"path": p, "problem": w} for p, w in bad],
+                 "counts": {lbl: int((y == i).sum()) for i, lbl in enumerate(labels)}},
+        "full": _model_summary(m_full, bundle.model_id, str(bundle.path), bundle.sha256, "float32 (Keras)"),
+        "edge": _model_summary(m_edge, (edge_model.spec.get("model_id") if edge_model else (device.get("model") or {}).get("file")),
+                               str(edge_model.path) if edge_model else str(device_report),
+                               edge_model.sha256 if edge_model else (device.get("model") or {}).get("sha256"),
+                               edge_model.precision if edge_model else (device.get("model") or {}).get("precision")),
+        "drift": drift, "agreement": agree,
+        "prob_diff": {"mean": float(diff.mean()), "p99": float(np.percentile(diff, 99)), "max": float(diff.max())},
+        "disagreements": disagreements,
+        "latency_ms": latency,
+        "memory_mb": {"full_rss_increase": full_mem, "edge_rss_increase": edge_mem, "process_peak": _rss_mb()[1]},
+        "size_bytes": {"full": size_full, "edge": size_edge},
+        "timing_s": {"decode_preprocess": t_decode, "full_inference": t_full, "edge_inference": t_edge,
+                     "total": time.perf_counter() - t_start},
+    }
+    if device is not None:
+        report["device"] = {k: device.get(k) for k in ("model", "device", "accelerator", "threads", "created")}
+    if report_dir is not None:
+        report["plots"] = write_validation_report(report_dir, report, m_full, m_edge, diff, lat_full, lat_edge)
+    return report
+
+
+def _check_edge_matches(edge_model, bundle: Bundle) -> None:
+    """A .tflite expecting other input than the bundle's preprocessing cannot be compared: bad input, exit 2."""
+    es, bs = edge_model.preprocess_spec, bundle.spec
+    if es != bs:
+        raise ValidationError(f"the .tflite's input spec ({es.size[0]}x{es.size[1]}x{es.channels}, mean {list(es.mean)}, "
+                              f"std {list(es.std)}) does not match the bundle's ({bs.size[0]}x{bs.size[1]}x{bs.channels}, "
+                              f"mean {list(bs.mean)}, std {list(bs.std)})", edge_model.path)
+    if edge_model.labels != bundle.labels or edge_model.task != bundle.task:
+        raise ValidationError(f"the .tflite's labels {edge_model.labels} ({edge_model.task}) differ from the bundle's "
+                              f"{bundle.labels} ({bundle.task})", edge_model.path)
+
+
+def _decisions(p: np.ndarray, bundle: Bundle, thr: float) -> np.ndarray:
+    if bundle.task == "binary":
+        pi = bundle.positive_index()
+        return np.where(p[:, pi] >= thr, pi, 1 - pi)
+    return p.argmax(axis=1)
+
+
+def _sub(a: Any, b: Any) -> float | None:
+    if a is None or b is None:
+        return None
+    return float(a) - float(b)
+
+
+def _subgroups(metadata, paths, y, p_full, p_edge, bundle: Bundle, thr: float) -> dict[str, Any]:
+    """Per-subgroup drift from a metadata CSV: each 0/1 column is a subgroup (and 'no_hardware')."""
+    if metadata is None:
+        return {}
+    meta = read_metadata(metadata)
+    rows = [meta.get(Path(p).name) for p in paths]
+    if not any(rows):
+        raise ValidationError("no image of the data is listed in the metadata CSV", metadata)
+    cols = [c for c in next(r for r in rows if r) if all((r or {}).get(c, "0") in ("0", "1") for r in rows)]
+    groups = {c: np.array([(r or {}).get(c) == "1" for r in rows]) for c in cols}
+    if "hardware" in cols:  # the shortcut-free subgroup (metal implants give fractures away)
+        groups["no_hardware"] = np.array([(r or {}).get("hardware") == "0" for r in rows])
+    f = subgroup_metrics(y, p_full, bundle.labels, bundle.task, bundle.positive_label, thr, groups)
+    e = subgroup_metrics(y, p_edge, bundle.labels, bundle.task, bundle.positive_label, thr, groups)
+    out = {}
+    for g in groups:
+        if "note" in f[g]:
+            out[g] = f[g]
+            continue
+        out[g] = {"n": f[g]["n"], "full": f[g], "edge": e[g], "drift": {k: _sub(e[g][k], f[g][k]) for k in METRIC_KEYS}}
+    return out
+
+
+def _model_summary(m: dict[str, Any], model_id, file, sha, precision) -> dict[str, Any]:
+    out = {"model_id": model_id, "file": file, "sha256": sha, "precision": precision}
+    out.update({k: m.get(k) for k in ("n", "accuracy", "recall", "f1", "auroc", "sensitivity", "specificity", "threshold",
+                                      "per_class", "confusion")})
+    out["precision_score"] = m.get("precision")
+    return out
+
+
+def _checks(th, m_full, m_edge, agree, p50, size_edge, edge_model, bundle, device) -> dict[str, dict[str, Any]]:
+    def check(value, limit, op, words):
+        if limit is None or value is None or (isinstance(value, float) and np.isnan(value)):
+            return {"value": value, "limit": limit, "op": op, "passed": None, "message": ""}
+        ok = value <= limit if op == "<=" else value >= limit
+        return {"value": value, "limit": limit, "op": op, "passed": bool(ok), "message": words.format(v=value, l=limit)}
+
+    acc_drop = _sub(m_full["accuracy"], m_edge["accuracy"])
+    auc_drop = _sub(m_full.get("auroc"), m_edge.get("auroc"))
+    out = {
+        "accuracy_drop": check(acc_drop, th["max_accuracy_drop"], "<=",
+                               "accuracy drop: the edge model's accuracy is {v:.4f} below the full model's (allowed {l:.4f})"),
+        "auroc_drop": check(auc_drop, th["max_auroc_drop"], "<=",
+                            "AUROC drop: the edge model's AUROC is {v:.4f} below the full model's (allowed {l:.4f})"),
+        "agreement": check(agree, th["min_agreement"], ">=",
+                           "agreement: the two models agree on {v:.2%} of images (at least {l:.2%} required)"),
+        "latency_ms": check(p50, th["max_latency_ms"], "<=",
+                            "latency: the edge model's median latency is {v:.2f} ms (at most {l:.2f} ms allowed)"),
+        "size_mb": check(size_edge / 2**20 if size_edge is not None else None, th["max_size_mb"], "<=",
+                         "size: the edge model is {v:.2f} MiB (at most {l:.2f} MiB allowed)"),
+    }
+    if edge_model is not None:
+        src = edge_model.spec.get("bundle_sha256")
+        same = src == bundle.sha256
+        out["source"] = {"value": src, "limit": bundle.sha256, "op": "==", "passed": same,
+                         "message": "" if same else f"source: the edge model was converted from bundle {str(src)[:12]}…, "
+                                                    f"not from the full bundle {bundle.sha256[:12]}…"}
+    return out
+
+
+# ---- report files ------------------------------------------------------------------------
+def write_validation_report(out_dir: str | Path, report: dict[str, Any], m_full, m_edge, diff, lat_full, lat_edge) -> dict[str, str]:
+    """report.json, report.md and the PNG plots into ``out_dir``; returns the plot file names."""
+    from . import plots
+    from .report import write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = {"confusion": "confusion.png", "prob_diff": "prob_diff.png", "latency": "latency.png"}
+    c = {"full": (m_full["confusion"]["labels"], m_full["confusion"]["matrix"]),
+         "edge": (m_edge["confusion"]["labels"], m_edge["confusion"]["matrix"])}
+    plots.confusion(c, out / names["confusion"])
+    plots.histogram({"|P_edge - P_full|": diff}, out / names["prob_diff"], "Probability differences", "absolute difference")
+    series = {"full (Keras)": lat_full}
+    if lat_edge is not None and len(lat_edge):
+        series["edge"] = lat_edge
+    plots.histogram(series, out / names["latency"], "Latency per image", "milliseconds")
+    report["plots"] = names
+    write_report(out, report, markdown(report))
+    return names
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """report.md: ready for a CI job summary or a pull-request comment."""
+    from .report import fmt, table
+
+    verdict = "PASSED" if r["passed"] else "FAILED"
+    lines = [f"## Edge model validation: {verdict}", "",
+             f"Full `{r['full']['model_id']}` vs edge `{Path(str(r['edge']['file'])).name}` ({r['edge']['precision']}) "
+             f"on {r['data']['n']} images of `{r['data']['root']}`" + (f" ({len(r['data']['skipped'])} unreadable skipped)" if r['data']['skipped'] else "") + "."]
+    if r["failures"]:
+        lines += ["", "Failed checks:", ""] + [f"- {f}" for f in r["failures"]]
+    rows = []
+    for name, c in r["checks"].items():
+        status = {True: "pass", False: "FAIL", None: "not checked"}[c["passed"]]
+        v = c["value"]
+        rows.append([name, v if isinstance(v, (int, float)) else (str(v)[:12] if v else "–"),
+                     f"{c['op']} {fmt(c['limit'], 4) if not isinstance(c['limit'], str) else c['limit'][:12]}", status])
+    lines += ["", table(["check", "value", "limit", "status"], rows, 4), ""]
+    mrows = [[k, r["full"].get(k if k != "precision" else "precision_score"), r["edge"].get(k if k != "precision" else "precision_score"),
+              r["drift"].get(k)] for k in METRIC_KEYS]
+    lines += [table(["metric", "full", "edge", "drift (edge − full)"], mrows, 4), ""]
+    pd = r["prob_diff"]
+    lines += [f"Top-1 agreement {r['agreement']:.2%}; |ΔP| mean {fmt(pd['mean'], 4)}, p99 {fmt(pd['p99'], 4)}, max {fmt(pd['max'], 4)}; "
+              f"{len(r['disagreements'])} disagreement(s).", ""]
+    lf, le = r["latency_ms"]["full"], r["latency_ms"]["edge"]
+    lines += [table(["latency (ms)", "p50", "p90", "p99", "per second"],
+                    [["full (Keras, 1 image)", lf["p50"], lf["p90"], lf["p99"], lf["throughput_per_s"]],
+                     [f"edge ({r['latency_ms']['source']}, {r['latency_ms']['threads']} threads)", le["p50"], le["p90"], le["p99"],
+                      le["throughput_per_s"]]], 2), ""]
+    sb = r["size_bytes"]
+    lines.append(f"Size: full {sb['full'] / 1e6:.2f} MB, edge " + (f"{sb['edge'] / 1e6:.2f} MB" if sb["edge"] else "–") + ".")
+    subs = {k: v for k, v in r["drift"].get("subgroups", {}).items() if "drift" in v}
+    if subs:
+        lines += ["", table(["subgroup", "n", "AUROC full", "AUROC edge", "accuracy drift"],
+                            [[k, v["n"], v["full"]["auroc"], v["edge"]["auroc"], v["drift"]["accuracy"]] for k, v in subs.items()], 4)]
+    if r["disagreements"]:
+        lines += ["", "<details><summary>Disagreements</summary>", "",
+                  table(["image", "label", "full", "edge", "P full", "P edge"],
+                        [[d["path"], d["label"], d["full"], d["edge"], d["p_full"], d["p_edge"]] for d in r["disagreements"][:50]], 4),
+                  "", "</details>"]
+    return "\n".join(lines) + "\n"

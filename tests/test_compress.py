@@ -1,0 +1,44 @@
+"""convert.qat: QAT (+ pruning) writes a new bundle that converts to int8 with learned ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conv_helpers import make_bundle, real_canvases
+
+from convert.qat import CompressConfig, compress
+from convert.tflite import convert_bundle
+from edge.bundle import load_bundle
+from edge.cli import main
+from edge.errors import EdgeError
+from edge.preprocess import normalize
+from edge.runtime import EdgeModel
+
+
+@pytest.mark.slow
+def test_qat_and_pruning_to_int8(tmp_path, small_data, fracatlas):
+    src = make_bundle(tmp_path / "src", fracatlas)
+    b = compress(src, CompressConfig(data=str(small_data), out=str(tmp_path / "qat"), qat=True, prune=0.5, epochs=1,
+                                     max_per_class=8, batch_size=8))
+    c = b.card["compression"]
+    assert c["qat"] and c["prune"] == 0.5 and c["source_bundle_sha256"] == src.sha256
+    assert c["sparsity"] >= 0.45  # pruning reached its target and QAT kept the zeros
+    assert set(c["metrics_before"]) == set(c["metrics_after"]) == {"val", "test"}
+    assert b.card["metrics"] == c["metrics_after"]
+    reloaded = load_bundle(b.path)  # loads through tfmot's quantize scope
+    assert any("quant" in layer.name for layer in reloaded.load_model().layers)
+    conv = convert_bundle(reloaded, "int8", out=tmp_path / "qat_int8.tflite", report=False)
+    assert conv.report["precision_leftovers"] == [] and conv.report["qat"]
+    canv, _ = real_canvases(fracatlas, b.spec, 8)
+    p_keras = reloaded.predict_proba(normalize(canv, b.spec))
+    assert np.abs(EdgeModel.load(conv.path).predict_canvases(canv) - p_keras).max() < 0.05
+
+
+def test_compress_refuses_nothing_to_do(tmp_path, small_data):
+    with pytest.raises(EdgeError, match="nothing to do"):
+        compress(None, CompressConfig(data=str(small_data), out=str(tmp_path / "o"), qat=False))
+    r = CliRunner().invoke(main, ["compress", str(tmp_path), "--qat", "--data", str(small_data), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "not a model bundle" in r.output
+    r = CliRunner().invoke(main, ["compress", str(tmp_path), "--prune", "1.5", "--data", str(small_data), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "between 0 and 1" in r.output

@@ -1,0 +1,125 @@
+"""convert.tflite / convert.metadata / convert.report and `edge convert`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conv_helpers import conv_bundle, conv_int8, make_bundle, real_canvases  # noqa: F401  (fixtures)
+
+from convert import metadata
+from convert import tflite as ct
+from edge.cli import main
+from edge.errors import EdgeError
+from edge.preprocess import normalize
+from edge.runtime import EdgeModel, sidecar_path
+
+
+def test_int8_is_full_integer_with_report(conv_int8, conv_bundle):
+    r = conv_int8.report
+    assert r["precision_leftovers"] == []  # no float op inside
+    assert "CONV_2D" in r["ops"] and "QUANTIZE" in r["ops"]
+    assert r["layers"] and all("rmse_over_scale" in row for row in r["layers"])
+    assert r["gpu"]["compatible"] in (True, False)
+    assert r["calibration"]["source"] == "bundle calibration.npz"
+    assert (conv_int8.report_dir / "report.md").read_text().startswith("# Conversion")
+    side = json.loads(sidecar_path(conv_int8.path).read_text())
+    assert side["tflite_sha256"] == hashlib.sha256(conv_int8.path.read_bytes()).hexdigest()
+    assert side["input"]["scale"] == pytest.approx(1 / 255, rel=1e-6) and side["input"]["zero_point"] == 0
+
+
+def test_metadata_round_trip(conv_int8):
+    data = conv_int8.path.read_bytes()
+    spec = metadata.read_spec(data)
+    side = json.loads(sidecar_path(conv_int8.path).read_text())
+    assert spec == {k: v for k, v in side.items() if k not in ("tflite_sha256", "tflite_file")}
+    # embedding again replaces the entry, and the model still runs
+    again = metadata.embed_spec(data, {**spec, "threshold": 0.25})
+    assert metadata.metadata_names(again).count("fracture_edge_spec") == 1
+    assert metadata.read_spec(again)["threshold"] == 0.25
+
+
+@pytest.mark.parametrize("precision", ["fp16", "dynamic", "float32"])
+def test_other_precisions_custom_arch(precision, tmp_path, fracatlas):
+    b = make_bundle(tmp_path / "b", fracatlas, arch="custom", size=32)
+    c = ct.convert_bundle(b, precision, out=tmp_path / f"m_{precision}.tflite", report=False)
+    m = EdgeModel.load(c.path)
+    assert m.spec["precision"] == precision and m.spec["input"]["dtype"] == "float32"
+    canv, _ = real_canvases(fracatlas, b.spec, 6)
+    ref = b.predict_proba(normalize(canv, b.spec))
+    assert np.abs(m.predict_canvases(canv) - ref).max() < 0.02
+    if precision == "float32":
+        assert c.report["precision_leftovers"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["custom", "vgg16", "resnet50"])
+def test_int8_all_architectures(arch, tmp_path, fracatlas):
+    b = make_bundle(tmp_path / "b", fracatlas, arch=arch, size=32, spread=arch == "custom")
+    c = ct.convert_bundle(b, "int8", out=tmp_path / "m.tflite", debug=False, report=False)
+    assert c.report["precision_leftovers"] == []
+    m = EdgeModel.load(c.path)
+    assert m.spec["input"]["shape"] == [1, 32, 32, b.spec.channels]
+    canv, _ = real_canvases(fracatlas, b.spec, 4)
+    assert np.abs(m.predict_canvases(canv) - b.predict_proba(normalize(canv, b.spec))).max() < 0.05
+
+
+def test_keep_float_auto(conv_bundle, tmp_path):
+    # tolerance 0 forces selective quantisation: the worst layers stay float, the file says so
+    c = ct.convert_bundle(conv_bundle, "int8", out=tmp_path / "kf.tflite", keep_float="auto", keep_float_tol=0.0, report=False)
+    assert c.report["keep_float"] and c.spec["keep_float"] == c.report["keep_float"]
+    assert c.report["precision_leftovers"]  # float ops now listed
+    assert c.report["agreement"]["max_abs_diff"] < 0.03
+
+
+def test_op_that_cannot_be_integer_quantised(conv_bundle):
+    from edge._tf import keras, tf
+
+    inp = keras.Input((8, 8, 1))
+    out = keras.layers.Lambda(lambda t: tf.math.cumsum(tf.math.cos(t), axis=1))(inp)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(out)))
+    spec = type(conv_bundle.spec)(size=(8, 8))
+    rep = ct._representative(np.random.default_rng(0).integers(0, 255, (4, 8, 8), dtype=np.uint8), spec)
+    with pytest.raises(EdgeError, match="cannot fully integer-quantise"):
+        ct._run_converter(ct._converter(model, spec, "int8", rep), conv_bundle, "int8")
+
+
+def test_interrupted_write_keeps_old_files(conv_int8, tmp_path, monkeypatch):
+    out = tmp_path / "m.tflite"
+    out.write_bytes(b"old model")
+    sidecar_path(out).write_text("old spec")
+    real = ct._write_chunks
+
+    def dying(path, data, chunk=1 << 20):
+        real(path, data[: len(data) // 2], chunk)  # half the file reaches the disk, then the power goes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ct, "_write_chunks", dying)
+    with pytest.raises(KeyboardInterrupt):
+        ct.write_outputs(out, conv_int8.model_bytes, conv_int8.spec)
+    assert out.read_bytes() == b"old model" and sidecar_path(out).read_text() == "old spec"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.tflite"]  # no temp files left
+
+
+def test_cli_bad_inputs(tmp_path, conv_bundle):
+    r = CliRunner().invoke(main, ["convert", str(tmp_path), "--int8"])
+    assert r.exit_code == 2 and "not a model bundle" in r.output
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--int8", "--calib", str(tmp_path / "calib"),
+                                  "-o", str(tmp_path / "x.tflite")])
+    assert r.exit_code == 2 and "calibration folder has no readable image" in r.output
+    assert not (tmp_path / "x.tflite").exists()
+    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path)])
+    assert r.exit_code == 2 and "choose a precision" in r.output
+
+
+def test_cli_convert(conv_bundle, tmp_path):
+    out = tmp_path / "cli_fp16.tflite"
+    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--fp16", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.is_file() and (tmp_path / "cli_fp16_report" / "report.json").is_file()
+    assert EdgeModel.load(out).precision == "fp16"
