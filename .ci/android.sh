@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  local status=$?
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true  # a SIGTERM exit (143) is the expected end of the server
+  fi
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
 

@@ -47,17 +47,6 @@ def _targets(y_idx: np.ndarray, bundle: Bundle) -> np.ndarray:
     return np.eye(len(bundle.labels), dtype=np.float32)[y_idx]
 
 
-def _cap(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    if not n:
-        return ds
-    rng = np.random.default_rng(seed)
-    keep = []
-    for key in sorted({(s.split, s.label) for s in ds.samples}, key=str):
-        group = [s for s in ds.samples if (s.split, s.label) == key]
-        keep += [group[i] for i in sorted(rng.permutation(len(group))[:n])]
-    return Dataset(keep, ds.classes, ds.root)
-
-
 def _load(ds: Dataset, bundle: Bundle, skip_bad: bool) -> tuple[np.ndarray, np.ndarray]:
     if not len(ds):
         return np.zeros((0, *bundle.spec.size), np.uint8), np.zeros(0, np.int64)
@@ -117,7 +106,7 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig) -> Bundle:
     if (b.card.get("compression") or {}).get("qat"):
         raise EdgeError("this bundle is already quantization-aware", b.path, "compress the float bundle it came from")
     keras.utils.set_random_seed(cfg.seed)
-    ds = _cap(discover(cfg.data), cfg.max_per_class, cfg.seed)
+    ds = discover(cfg.data).capped(cfg.max_per_class, cfg.seed)
     train_part = ds.split("train") if "train" in ds.splits else ds
     eval_name = "val" if "val" in ds.splits else ("test" if "test" in ds.splits else None)
     x_tr, y_tr = _load(train_part, b, cfg.skip_bad)

@@ -63,6 +63,17 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def capped(self, n: int | None, seed: int = 0) -> Dataset:
+        """At most ``n`` images per (split, class), drawn reproducibly: quick runs and tests."""
+        if not n:
+            return self
+        rng = np.random.default_rng(seed)
+        keep: list[Sample] = []
+        for key in sorted({(s.split, s.label) for s in self.samples}, key=str):
+            group = [s for s in self.samples if (s.split, s.label) == key]
+            keep += [group[i] for i in sorted(rng.permutation(len(group))[:n])]
+        return Dataset(keep, self.classes, self.root)
+
 
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_supported_path(p))

@@ -78,17 +78,6 @@ def fingerprint(ds: Dataset) -> dict[str, Any]:
     return {"sha256": h.hexdigest(), "n": len(ds), "counts": ds.counts()}
 
 
-def _cap(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    if not n:
-        return ds
-    rng = np.random.default_rng(seed)
-    keep = []
-    for key in sorted({(s.split, s.label) for s in ds.samples}, key=str):
-        group = [s for s in ds.samples if (s.split, s.label) == key]
-        keep += [group[i] for i in sorted(rng.permutation(len(group))[:n])]
-    return Dataset(keep, ds.classes, ds.root)
-
-
 def _carve_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
     """Stratified validation split when the data has none."""
     rng = np.random.default_rng(seed)
@@ -164,7 +153,7 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
         log.info("resuming run in %s (phases done: %s)", run, state["phases_done"] or "none")
 
     # ---- data ---------------------------------------------------------------------------
-    ds = _cap(discover(cfg.data), cfg.max_per_class, cfg.seed)
+    ds = discover(cfg.data).capped(cfg.max_per_class, cfg.seed)
     if "val" not in ds.splits:
         ds = _carve_val(ds, cfg.val_fraction, cfg.seed)
     classes = ds.classes
