@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from edge.preprocess import resize_bilinear, to_grey
+from edge.preprocess import to_grey
 
 
 @lru_cache(maxsize=4)
@@ -19,22 +19,28 @@ def _lut(name: str = "jet") -> np.ndarray:
     return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
 
 
+def _resize_f32(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Display-only resize in C (PIL, float32): this runs on every server request. Model inputs
+    never go through here; they use edge.preprocess."""
+    return np.asarray(Image.fromarray(np.asarray(a, dtype=np.float32), "F").resize((w, h), Image.Resampling.BILINEAR))
+
+
 def overlay_rgb(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.55, max_side: int | None = None) -> np.ndarray:
     """H x W x 3 uint8: grey image blended with the colour-mapped heatmap (weighted by the heat
     itself, so cold regions keep the plain radiograph)."""
-    grey = to_grey(pixels)
-    heat = np.asarray(heat, dtype=np.float64)
-    if heat.shape != grey.shape:
-        heat = np.clip(resize_bilinear(heat, *grey.shape), 0.0, 1.0)
+    grey = pixels.astype(np.float32) if pixels.ndim == 2 else to_grey(pixels).astype(np.float32)
     h, w = grey.shape
     if max_side and max(h, w) > max_side:  # overlays are for eyes: no need for 3000 px
         s = max_side / max(h, w)
-        nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        grey, heat = resize_bilinear(grey, nh, nw), resize_bilinear(heat, nh, nw)
-    # float32 and a uint8 index: this runs on every server request
-    colour = _lut()[(np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8)]
-    a = (alpha * heat).astype(np.float32)[..., None]
-    g = grey.astype(np.float32)[..., None]
+        h, w = max(1, round(h * s)), max(1, round(w * s))
+        grey = _resize_f32(grey, h, w)
+    heat = np.asarray(heat, dtype=np.float32)
+    if heat.shape != (h, w):
+        heat = _resize_f32(heat, h, w)
+    heat = np.clip(heat, 0.0, 1.0)
+    colour = _lut()[(heat * 255).astype(np.uint8)]
+    a = (alpha * heat)[..., None]
+    g = grey[..., None]
     out = g + a * (colour - g)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -46,10 +52,15 @@ def caption(label: str, probability: float, method_title: str, target_label: str
     return f"{text} | {method_title}"
 
 
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)  # parsing the font costs milliseconds: once per size
+
+
 def draw_caption(rgb: np.ndarray, text: str) -> Image.Image:
     im = Image.fromarray(rgb, "RGB")
     size = max(11, min(28, im.width // 24))
-    font = ImageFont.load_default(size=size)
+    font = _font(size)
     draw = ImageDraw.Draw(im)
     x0, y0, x1, y1 = draw.textbbox((6, 4), text, font=font)
     draw.rectangle((0, 0, x1 + 6, y1 + 4), fill=(0, 0, 0))
