@@ -56,6 +56,17 @@ def test_other_precisions_custom_arch(precision, tmp_path, fracatlas):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("arch,precision", [("vgg16", "fp16"), ("vgg16", "dynamic"), ("resnet50", "fp16"), ("resnet50", "dynamic")])
+def test_fp16_and_dynamic_backbones(arch, precision, tmp_path, fracatlas):
+    b = make_bundle(tmp_path / "b", fracatlas, arch=arch, size=32, spread=False)
+    c = ct.convert_bundle(b, precision, out=tmp_path / f"m_{precision}.tflite", report=False)
+    m = EdgeModel.load(c.path)
+    assert m.spec["precision"] == precision and m.spec["input"]["shape"] == [1, 32, 32, 3]
+    canv, _ = real_canvases(fracatlas, b.spec, 4)
+    assert np.abs(m.predict_canvases(canv) - b.predict_proba(normalize(canv, b.spec))).max() < 0.05
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["custom", "vgg16", "resnet50"])
 def test_int8_all_architectures(arch, tmp_path, fracatlas):
     b = make_bundle(tmp_path / "b", fracatlas, arch=arch, size=32, spread=arch == "custom")
