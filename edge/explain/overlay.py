@@ -25,6 +25,16 @@ def _resize_f32(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.asarray(a, dtype=np.float32), "F").resize((w, h), Image.Resampling.BILINEAR))
 
 
+@lru_cache(maxsize=4)
+def _blend_lut(alpha: float, name: str = "jet") -> np.ndarray:
+    """256 heat levels x 256 grey levels -> RGB: the whole blend becomes one table lookup."""
+    heat = np.arange(256, dtype=np.float32)[:, None, None] / 255.0
+    grey = np.arange(256, dtype=np.float32)[None, :, None]
+    colour = _lut(name)[:, None, :]
+    out = grey + (alpha * heat) * (colour - grey)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def overlay_rgb(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.55, max_side: int | None = None) -> np.ndarray:
     """H x W x 3 uint8: grey image blended with the colour-mapped heatmap (weighted by the heat
     itself, so cold regions keep the plain radiograph)."""
@@ -37,12 +47,9 @@ def overlay_rgb(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.55, max_s
     heat = np.asarray(heat, dtype=np.float32)
     if heat.shape != (h, w):
         heat = _resize_f32(heat, h, w)
-    heat = np.clip(heat, 0.0, 1.0)
-    colour = _lut()[(heat * 255).astype(np.uint8)]
-    a = (alpha * heat)[..., None]
-    g = grey[..., None]
-    out = g + a * (colour - g)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    heat_u8 = (np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8)
+    grey_u8 = np.clip(grey + 0.5, 0, 255).astype(np.uint8)
+    return _blend_lut(float(alpha))[heat_u8, grey_u8]  # this runs on every server request
 
 
 def caption(label: str, probability: float, method_title: str, target_label: str | None = None) -> str:
