@@ -1,8 +1,6 @@
 package org.fractureedge.core
 
 import kotlin.math.abs
-import kotlin.math.floor
-import kotlin.math.min
 import kotlin.math.roundToInt
 
 /** Colour map and overlay blending for the server's Grad-CAM grid, on ARGB IntArrays. */
@@ -28,16 +26,17 @@ object Heatmap {
     fun sample(grid: HeatmapGrid, width: Int, height: Int): FloatArray {
         require(width > 0 && height > 0) { "image is empty (${width}x$height)" }
         val out = FloatArray(width * height)
-        val (ys0, ys1, fys) = axis(grid.rows, height)
-        val (xs0, xs1, fxs) = axis(grid.cols, width)
+        val ya = BilinearAxis.of(grid.rows, height)
+        val xa = BilinearAxis.of(grid.cols, width)
+        val fxs = FloatArray(width) { xa.f[it].toFloat() }
         for (y in 0 until height) {
-            val r0 = ys0[y] * grid.cols
-            val r1 = ys1[y] * grid.cols
-            val fy = fys[y]
+            val r0 = ya.i0[y] * grid.cols
+            val r1 = ya.i1[y] * grid.cols
+            val fy = ya.f[y].toFloat()
             for (x in 0 until width) {
                 val fx = fxs[x]
-                val top = (1 - fx) * grid.values[r0 + xs0[x]] + fx * grid.values[r0 + xs1[x]]
-                val bottom = (1 - fx) * grid.values[r1 + xs0[x]] + fx * grid.values[r1 + xs1[x]]
+                val top = (1 - fx) * grid.values[r0 + xa.i0[x]] + fx * grid.values[r0 + xa.i1[x]]
+                val bottom = (1 - fx) * grid.values[r1 + xa.i0[x]] + fx * grid.values[r1 + xa.i1[x]]
                 out[y * width + x] = (1 - fy) * top + fy * bottom
             }
         }
@@ -76,19 +75,5 @@ object Heatmap {
             return ((1 - w) * b + w * t).roundToInt().coerceIn(0, 255)
         }
         return (0xFF shl 24) or (mix(16) shl 16) or (mix(8) shl 8) or mix(0)
-    }
-
-    private fun axis(src: Int, dst: Int): Triple<IntArray, IntArray, FloatArray> {
-        val i0 = IntArray(dst)
-        val i1 = IntArray(dst)
-        val f = FloatArray(dst)
-        for (o in 0 until dst) {
-            val s = ((o + 0.5) * src / dst - 0.5).coerceIn(0.0, (src - 1).toDouble())
-            val lo = floor(s).toInt()
-            i0[o] = lo
-            i1[o] = min(lo + 1, src - 1)
-            f[o] = (s - lo).toFloat()
-        }
-        return Triple(i0, i1, f)
     }
 }

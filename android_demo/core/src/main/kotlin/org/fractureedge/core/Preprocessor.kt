@@ -45,8 +45,8 @@ class Preprocessor(private val spec: ModelSpec) {
         box: Letterbox = letterboxFor(height, width, pre.height, pre.width)
     ): IntArray {
         val canvas = IntArray(pre.height * pre.width) { pre.padValue }
-        val xs = axis(width, box.width)
-        val ys = axis(height, box.height)
+        val xs = BilinearAxis.of(width, box.width)
+        val ys = BilinearAxis.of(height, box.height)
         for (y in 0 until box.height) {
             val y0 = ys.i0[y]
             val y1 = ys.i1[y]
@@ -95,23 +95,6 @@ class Preprocessor(private val spec: ModelSpec) {
         return buf.array()
     }
 
-    /** Source index pairs and weights along one axis (half-pixel centres, clamped). */
-    private class Axis(val i0: IntArray, val i1: IntArray, val f: DoubleArray)
-
-    private fun axis(src: Int, dst: Int): Axis {
-        val i0 = IntArray(dst)
-        val i1 = IntArray(dst)
-        val f = DoubleArray(dst)
-        for (o in 0 until dst) {
-            val s = ((o + 0.5) * src / dst - 0.5).coerceIn(0.0, (src - 1).toDouble())
-            val lo = floor(s).toInt()
-            i0[o] = lo
-            i1[o] = min(lo + 1, src - 1)
-            f[o] = s - lo
-        }
-        return Axis(i0, i1, f)
-    }
-
     companion object {
         /** Step 1: grey = 0.299 R + 0.587 G + 0.114 B, alpha ignored. */
         fun toGrey(argb: IntArray, width: Int, height: Int): DoubleArray {
@@ -132,6 +115,26 @@ class Preprocessor(private val spec: ModelSpec) {
             val nh = floor(srcH * s + 0.5).toInt().coerceAtLeast(1).coerceAtMost(dstH)
             val nw = floor(srcW * s + 0.5).toInt().coerceAtLeast(1).coerceAtMost(dstW)
             return Letterbox(top = (dstH - nh) / 2, left = (dstW - nw) / 2, height = nh, width = nw)
+        }
+    }
+}
+
+/** Source index pairs and weights along one axis of a bilinear resize (half-pixel centres,
+ *  clamped): shared by the model preprocessing and the heatmap upsampling. */
+internal class BilinearAxis(val i0: IntArray, val i1: IntArray, val f: DoubleArray) {
+    companion object {
+        fun of(src: Int, dst: Int): BilinearAxis {
+            val i0 = IntArray(dst)
+            val i1 = IntArray(dst)
+            val f = DoubleArray(dst)
+            for (o in 0 until dst) {
+                val s = ((o + 0.5) * src / dst - 0.5).coerceIn(0.0, (src - 1).toDouble())
+                val lo = floor(s).toInt()
+                i0[o] = lo
+                i1[o] = min(lo + 1, src - 1)
+                f[o] = s - lo
+            }
+            return BilinearAxis(i0, i1, f)
         }
     }
 }
