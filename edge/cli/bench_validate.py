@@ -12,6 +12,8 @@ import numpy as np
 
 
 def bare_invoke_ms(path, threads: int, runs: int, warmup: int) -> np.ndarray:
+    """Invoke time of a plain LiteRT interpreter, deliberately not through edge.runtime or
+    edge.validation: it is the independent yardstick the validator's figure is checked against."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=str(path), num_threads=threads)
