@@ -53,7 +53,8 @@ def subgroups_from_metadata(names: list[str], meta: dict[str, dict[str, str]]) -
 def evaluate(bundle: Bundle, data: str | Path, split: str | None = None, metadata: str | Path | None = None,
              report_dir: str | Path | None = None, skip_bad: bool = False,
              progress: Callable[[Iterable], Iterable] | None = None) -> dict[str, Any]:
-    ds = select(discover(data), split)
+    found = discover(data)
+    ds = select(found, split)
     y_idx = ds.labels_index(bundle.labels)  # DataError if the data has labels the model does not know
     paths = [s.path for s in ds.samples]
     canvases, kept, bad = load_canvases(paths, bundle.spec, skip_bad=skip_bad, progress=progress)
@@ -63,7 +64,7 @@ def evaluate(bundle: Bundle, data: str | Path, split: str | None = None, metadat
     probs = bundle.predict_proba(normalize(canvases, bundle.spec))
     m = compute_metrics(y_idx, probs, bundle.labels, bundle.task, bundle.positive_label, bundle.threshold)
     report: dict[str, Any] = {**m, "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
-                              "data": str(data), "split": split or ("test" if "test" in discover(data).splits else "all"),
+                              "data": str(data), "split": split or ("test" if "test" in found.splits else "all"),
                               "skipped_files": [{"path": p, "problem": why} for p, why in bad]}
     if metadata:
         names = [paths[i].name for i in kept]

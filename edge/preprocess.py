@@ -158,18 +158,3 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((q.astype(np.float64) - zero_point) * scale).astype(np.float32)
-
-
-@dataclass
-class ContentBox:
-    """Where the image sits inside the model input canvas (to map heatmaps back)."""
-
-    top: int
-    left: int
-    height: int
-    width: int
-
-
-def content_box(image_hw: tuple[int, int], spec: PreprocessSpec) -> ContentBox:
-    top, left, nh, nw = letterbox_geometry(image_hw[0], image_hw[1], spec.size)
-    return ContentBox(top, left, nh, nw)

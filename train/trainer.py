@@ -249,7 +249,6 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     write_json(state_path, state)
 
     # ---- operating point and honest metrics ------------------------------------------------
-    labels_out = classes
     p_va = model.predict(x_va_in, batch_size=64, verbose=0)
     probs_va = to_probabilities(p_va, task, classes, pos)
     yva_idx = _to_label_index(y_va, task, classes, pos)
@@ -268,7 +267,7 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
         "model_id": cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
         "arch": cfg.arch,
         "task": task,
-        "labels": labels_out,
+        "labels": classes,
         "positive_label": pos,
         "threshold": threshold,
         "threshold_policy": {"target_sensitivity": cfg.target_sensitivity, "chosen_on": "val"} if task == "binary" else None,
