@@ -42,3 +42,25 @@ def test_compress_refuses_nothing_to_do(tmp_path, small_data):
     assert r.exit_code == 2 and "not a model bundle" in r.output
     r = CliRunner().invoke(main, ["compress", str(tmp_path), "--prune", "1.5", "--data", str(small_data), "-o", str(tmp_path / "o")])
     assert r.exit_code == 2 and "between 0 and 1" in r.output
+
+
+def test_qat_ranges_start_where_calibration_ends(tmp_path, fracatlas):
+    """tfmot starts every range at [-6, 6]; seeded from real images, the fake-quant model
+    matches the float model before any fine-tuning (as post-training int8 does)."""
+    from convert.qat import _quantize, calibrate_ranges
+
+    b = make_bundle(tmp_path / "src", fracatlas, arch="custom")  # outputs spread over 0..1 on real images
+    float_model = b.load_model()
+    x = normalize(real_canvases(fracatlas, b.spec, 16, split="train")[0], b.spec)
+    p_float = float_model.predict(x, verbose=0)[:, 0]
+    q = _quantize(float_model, keep_sparsity=False)
+    unseeded = np.abs(q.predict(x, verbose=0)[:, 0] - p_float).max()
+    assert calibrate_ranges(q, float_model, x) >= 10
+    seeded = np.abs(q.predict(x, verbose=0)[:, 0] - p_float).max()
+    ptq = convert_bundle(b, "int8", out=tmp_path / "ptq.tflite", report=False)
+    canv = real_canvases(fracatlas, b.spec, 16, split="train")[0]
+    ptq_err = np.abs(EdgeModel.load(ptq.path).predict_canvases(canv)[:, b.positive_index()] - p_float).max()
+    # a random-weight net quantizes badly either way: the point is QAT now starts at PTQ's error
+    assert seeded <= 2 * ptq_err + 0.02 and seeded < unseeded / 4, (seeded, ptq_err, unseeded)
+    ranges = {v.name: float(np.max(v.numpy())) for v in q.non_trainable_weights if v.name.endswith("_max:0")}
+    assert abs(next(r for n, r in ranges.items() if n.startswith("quantize_layer")) - float(x.max())) < 1e-6

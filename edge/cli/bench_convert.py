@@ -59,8 +59,9 @@ def _accuracy(bundle, tflite: Path, canv: np.ndarray, y: np.ndarray) -> dict:
 @click.option("--warmup", default=5, show_default=True)
 @click.option("--data", type=click.Path(), default=None,
               help="FracAtlas-style split tree: PTQ and QAT int8 accuracy on its test split (QAT fine-tunes on train).")
-@click.option("--qat-epochs", default=1, show_default=True)
-@click.option("--qat-max-per-class", default=200, show_default=True, help="Training images per class for the QAT fine-tune.")
+@click.option("--qat-epochs", default=2, show_default=True)
+@click.option("--qat-max-per-class", default=0, show_default=True,
+              help="Training images per class for the QAT fine-tune (0: the whole train split).")
 @click.option("--max-test", type=int, default=None, help="Use at most N test images.")
 @click.option("--workdir", type=click.Path(), default=None, help="Keep the converted files here (default: a temp dir).")
 def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_per_class, max_test, workdir) -> None:
@@ -110,7 +111,7 @@ def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_
         y = y_all[kept]
         ptq = _accuracy(main, work / f"{main.model_id}_int8.tflite", tc, y)
         qb = compress(main, CompressConfig(data=data, out=str(work / "bundle_qat"), qat=True, epochs=qat_epochs,
-                                           max_per_class=qat_max_per_class))
+                                           max_per_class=qat_max_per_class or None))
         qat_file = work / "qat_int8.tflite"
         convert_bundle(qb, "int8", out=qat_file, debug=False, report=False)
         qat = _accuracy(qb, qat_file, tc, y)

@@ -16,12 +16,19 @@ PRECISIONS = ("int8", "fp16", "dynamic", "float32")
               help="Magnitude pruning to this fraction of zero weights (polynomial decay; wrappers stripped after).")
 @click.option("--data", required=True, type=click.Path(), help="Labelled images: the train split fine-tunes, val/test report before/after.")
 @click.option("--epochs", default=2, show_default=True, help="Fine-tuning epochs (QAT needs few).")
-@click.option("--lr", default=1e-4, show_default=True, help="Learning rate: small, the model is already trained.")
+@click.option("--lr", default=1e-5, show_default=True, help="Learning rate: small, the model is already trained.")
+@click.option("--distill/--labels", default=True, show_default=True,
+              help="Targets: the float model's own outputs (keeps its behaviour and threshold) or the hard labels.")
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--max-per-class", type=int, default=None, help="Use at most N images per class and split (quick runs).")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Directory of the new bundle.")
-def compress(bundle, qat, prune, data, epochs, lr, batch_size, max_per_class, out) -> None:
+def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_class, out) -> None:
     """Compress a model bundle (default: the embedded one) into a new bundle.
+
+    \b
+    QAT starts from activation ranges measured on real images (as int8 calibration does) and
+    learns to reproduce the float model's outputs, so the int8 model it converts to stays close
+    to the float one; `edge bench convert --data ...` measures that on the test split.
 
     \b
     Example:
@@ -32,7 +39,7 @@ def compress(bundle, qat, prune, data, epochs, lr, batch_size, max_per_class, ou
     from convert.qat import compress as run
 
     b = run(bundle, CompressConfig(data=data, out=out, qat=qat, prune=prune, epochs=epochs, lr=lr,
-                                   batch_size=batch_size, max_per_class=max_per_class))
+                                   distill=distill, batch_size=batch_size, max_per_class=max_per_class))
     c = b.card["compression"]
     click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {c['qat']})")
     for split, after in c["metrics_after"].items():
