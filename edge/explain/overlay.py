@@ -3,13 +3,15 @@ and a caption with the class, its probability and the method."""
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from edge.preprocess import to_grey
+
+from .png import encode_png
 
 
 @lru_cache(maxsize=4)
@@ -19,37 +21,44 @@ def _lut(name: str = "jet") -> np.ndarray:
     return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
 
 
-def _resize_f32(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Display-only resize in C (PIL, float32): this runs on every server request. Model inputs
-    never go through here; they use edge.preprocess."""
-    return np.asarray(Image.fromarray(np.asarray(a, dtype=np.float32), "F").resize((w, h), Image.Resampling.BILINEAR))
-
-
 @lru_cache(maxsize=4)
 def _blend_lut(alpha: float, name: str = "jet") -> np.ndarray:
-    """256 heat levels x 256 grey levels -> RGB: the whole blend becomes one table lookup."""
+    """(heat level << 8 | grey level) -> RGBA packed in a uint32: the whole blend becomes one
+    table lookup of one machine word per pixel (4 ms -> 0.5 ms against a 2-D RGB fancy index)."""
     heat = np.arange(256, dtype=np.float32)[:, None, None] / 255.0
     grey = np.arange(256, dtype=np.float32)[None, :, None]
     colour = _lut(name)[:, None, :]
-    out = grey + (alpha * heat) * (colour - grey)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    rgb = np.clip(grey + (alpha * heat) * (colour - grey) + 0.5, 0, 255).astype(np.uint8)
+    rgba = np.concatenate([rgb, np.full((256, 256, 1), 255, np.uint8)], axis=2)
+    return rgba.reshape(65536, 4).view(np.uint32).ravel()
+
+
+def _grey_u8(pixels: np.ndarray) -> np.ndarray:
+    a = np.asarray(pixels)
+    if a.dtype == np.uint8 and a.ndim == 2:
+        return a
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4):  # BT.601, as edge.preprocess
+        return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY if a.shape[2] == 3 else cv2.COLOR_RGBA2GRAY)
+    return np.clip(to_grey(a) + 0.5, 0, 255).astype(np.uint8)
 
 
 def overlay_rgb(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.55, max_side: int | None = None) -> np.ndarray:
     """H x W x 3 uint8: grey image blended with the colour-mapped heatmap (weighted by the heat
-    itself, so cold regions keep the plain radiograph)."""
-    grey = pixels.astype(np.float32) if pixels.ndim == 2 else to_grey(pixels).astype(np.float32)
+    itself, so cold regions keep the plain radiograph). Display only, on every server request:
+    resizing here is OpenCV's (model inputs never come through here; they use edge.preprocess)."""
+    grey = _grey_u8(pixels)
     h, w = grey.shape
     if max_side and max(h, w) > max_side:  # overlays are for eyes: no need for 3000 px
         s = max_side / max(h, w)
         h, w = max(1, round(h * s)), max(1, round(w * s))
-        grey = _resize_f32(grey, h, w)
+        grey = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
     heat = np.asarray(heat, dtype=np.float32)
     if heat.shape != (h, w):
-        heat = _resize_f32(heat, h, w)
-    heat_u8 = (np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8)
-    grey_u8 = np.clip(grey + 0.5, 0, 255).astype(np.uint8)
-    return _blend_lut(float(alpha))[heat_u8, grey_u8]  # this runs on every server request
+        heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
+    heat_u8 = cv2.convertScaleAbs(np.clip(heat, 0.0, 1.0), alpha=255.0)
+    index = (heat_u8.astype(np.uint16) << 8) | grey
+    rgba = _blend_lut(float(alpha))[index].view(np.uint8).reshape(h, w, 4)
+    return rgba[:, :, :3]
 
 
 def caption(label: str, probability: float, method_title: str, target_label: str | None = None) -> str:
@@ -78,6 +87,4 @@ def draw_caption(rgb: np.ndarray, text: str) -> Image.Image:
 def overlay_png(pixels: np.ndarray, heat: np.ndarray, text: str, max_side: int | None = None) -> bytes:
     """The overlay as PNG bytes (in memory: the server never writes images to disk)."""
     im = draw_caption(overlay_rgb(pixels, heat, max_side=max_side), text)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=False, compress_level=1)  # speed over bytes: ~3x faster
-    return buf.getvalue()
+    return encode_png(np.asarray(im))
