@@ -67,8 +67,8 @@ def check_spec(spec: dict[str, Any], where: str | Path) -> dict[str, Any]:
 class EdgeModel:
     """A converted model ready to run: ``EdgeModel.load(path, threads=2)``."""
 
-    def __init__(self, path: Path, model_bytes: bytes, spec: dict[str, Any], threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path: Path, model_bytes: bytes, spec: dict[str, Any], threads: int = 2, xnnpack: bool = True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.path = path
         self.spec = spec
@@ -76,8 +76,11 @@ class EdgeModel:
         self.size_bytes = len(model_bytes)
         self.sha256 = _sha256(model_bytes)
         try:
-            # XNNPACK is LiteRT's default CPU delegate; the thread count reaches it through num_threads
-            self.interpreter = Interpreter(model_content=model_bytes, num_threads=threads)
+            # XNNPACK is LiteRT's default CPU delegate; the thread count reaches it through num_threads.
+            # xnnpack=False runs TFLite's builtin kernels (ruy), for benchmarks that compare the two.
+            resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            self.interpreter = Interpreter(model_content=model_bytes, num_threads=threads,
+                                           experimental_op_resolver_type=resolver)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgeError(f"LiteRT cannot load this model ({str(e).splitlines()[0]})", path) from None
@@ -88,7 +91,7 @@ class EdgeModel:
         self._check_against_interpreter()
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 2) -> EdgeModel:
+    def load(cls, path: str | Path, threads: int = 2, xnnpack: bool = True) -> EdgeModel:
         path = Path(path)
         if not path.is_file():
             raise EdgeError("no such .tflite file", path)
@@ -105,7 +108,7 @@ class EdgeModel:
                 spec = json.loads(side.read_text())
             except json.JSONDecodeError as e:
                 raise EdgeError(f"model spec is not valid JSON ({e.msg}, line {e.lineno})", side) from None
-        return cls(path, data, check_spec(spec, path), threads)
+        return cls(path, data, check_spec(spec, path), threads, xnnpack)
 
     # --- what the spec says ---------------------------------------------------------------
     @property

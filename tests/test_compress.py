@@ -64,3 +64,17 @@ def test_qat_ranges_start_where_calibration_ends(tmp_path, fracatlas):
     assert seeded <= 2 * ptq_err + 0.02 and seeded < unseeded / 4, (seeded, ptq_err, unseeded)
     ranges = {v.name: float(np.max(v.numpy())) for v in q.non_trainable_weights if v.name.endswith("_max:0")}
     assert abs(next(r for n, r in ranges.items() if n.startswith("quantize_layer")) - float(x.max())) < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["vgg16", "resnet50"])
+def test_qat_backbones_to_int8(arch, tmp_path, small_data, fracatlas):
+    """QAT wraps, seeds, fine-tunes and converts the two ImageNet backbones too (32 px: speed)."""
+    src = make_bundle(tmp_path / "src", fracatlas, arch=arch, size=32, spread=False)
+    b = compress(src, CompressConfig(data=str(small_data), out=str(tmp_path / "qat"), qat=True, epochs=1,
+                                     max_per_class=2, batch_size=4, calibration_images=8))
+    conv = convert_bundle(b, "int8", out=tmp_path / "qat_int8.tflite", report=False)
+    assert conv.report["precision_leftovers"] == [] and conv.report["qat"]
+    canv, _ = real_canvases(fracatlas, b.spec, 4)
+    p_keras = load_bundle(b.path).predict_proba(normalize(canv, b.spec))
+    assert np.abs(EdgeModel.load(conv.path).predict_canvases(canv) - p_keras).max() < 0.05

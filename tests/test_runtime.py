@@ -48,6 +48,15 @@ def test_int8_agrees_with_keras_on_real_radiographs(conv_bundle, conv_int8, frac
     assert abs(auroc(y == 1, p_edge[:, 0]) - auroc(y == 1, p_keras)) < 0.03
 
 
+def test_builtin_kernels_compute_the_same_int8_model(conv_int8, fracatlas, conv_bundle):
+    """xnnpack=False (the benchmark's comparison path) runs TFLite's own int8 kernels: the same
+    model, so the same outputs up to a rounding step of the uint8 output."""
+    canv, _ = real_canvases(fracatlas, conv_bundle.spec, 8)
+    fast = EdgeModel.load(conv_int8.path).predict_canvases(canv)
+    builtin = EdgeModel.load(conv_int8.path, xnnpack=False).predict_canvases(canv)
+    assert np.abs(fast - builtin).max() <= 2.5 / 255
+
+
 def test_sidecar_is_the_fallback(conv_int8, tmp_path):
     from ai_edge_litert import schema_py_generated as fb
     import flatbuffers

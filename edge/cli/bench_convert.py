@@ -13,13 +13,22 @@ import click
 import numpy as np
 
 
-def _latency(path: Path, threads: int, runs: int, warmup: int) -> float:
+def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, rounds: int = 5,
+               xnnpack: bool = True) -> dict[str, float]:
+    """Median invoke time per file, measured round-robin (a few invokes of each file in turn,
+    ``rounds`` times): this VM's speed drifts by tens of percent over minutes, and interleaving
+    makes the drift hit every format alike instead of whichever ran during a slow spell."""
     from edge.runtime import EdgeModel
     from edge.validation import time_edge
 
-    m = EdgeModel.load(path, threads=threads)
-    x = m.quantize_input(np.zeros(m.preprocess_spec.input_shape, np.float32) + 0.5)
-    return float(np.median(time_edge(m, x, runs, warmup)))
+    models = {k: EdgeModel.load(p, threads=threads, xnnpack=xnnpack) for k, p in paths.items()}
+    inputs = {k: m.quantize_input(np.zeros(m.preprocess_spec.input_shape, np.float32) + 0.5) for k, m in models.items()}
+    times: dict[str, list[float]] = {k: [] for k in models}
+    per_round = max(1, runs // rounds)
+    for r in range(rounds):
+        for k, m in models.items():
+            times[k].extend(time_edge(m, inputs[k], per_round, warmup if r == 0 else 1))
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _arch_bundle(arch: str, size: int, canvases: np.ndarray, dest: Path):
@@ -63,8 +72,12 @@ def _accuracy(bundle, tflite: Path, canv: np.ndarray, y: np.ndarray) -> dict:
 @click.option("--qat-max-per-class", default=0, show_default=True,
               help="Training images per class for the QAT fine-tune (0: the whole train split).")
 @click.option("--max-test", type=int, default=None, help="Use at most N test images.")
+@click.option("--builtin-kernels", is_flag=True,
+              help="Also time float32 and int8 on TFLite's builtin kernels (no XNNPACK): shows whether int8 is slow "
+                   "or XNNPACK's float is fast on this CPU.")
 @click.option("--workdir", type=click.Path(), default=None, help="Keep the converted files here (default: a temp dir).")
-def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_per_class, max_test, workdir) -> None:
+def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_per_class, max_test, builtin_kernels,
+          workdir) -> None:
     """Size and latency of float32/fp16/dynamic/int8, and PTQ vs QAT int8 accuracy."""
     from convert.tflite import convert_bundle
     from edge.bundle import load_bundle
@@ -86,18 +99,28 @@ def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_
     targets = [("bundle: " + main.model_id, main)]
     for arch in [a for a in archs.split(",") if a]:
         targets.append((f"{arch} {size}px (weights=None)", _arch_bundle(arch, size, canv[:64], work / f"bundle_{arch}")))
-    rows = []
+    rows, builtin_rows = [], []
     for name, b in targets:
-        sizes, lats = {}, {}
+        files = {}
         for prec in ("float32", "fp16", "dynamic", "int8"):
-            out = work / f"{b.model_id}_{prec}.tflite"
-            convert_bundle(b, prec, out=out, debug=False, report=False, calib_max=64)
-            sizes[prec], lats[prec] = out.stat().st_size, _latency(out, threads, runs, warmup)
+            files[prec] = work / f"{b.model_id}_{prec}.tflite"
+            convert_bundle(b, prec, out=files[prec], debug=False, report=False, calib_max=64)
+        sizes = {k: p.stat().st_size for k, p in files.items()}
+        lats = _latencies(files, threads, runs, warmup)
+        if builtin_kernels:
+            pair = {k: files[k] for k in ("float32", "int8")}
+            bl = _latencies(pair, threads, max(5, runs // 3), 2, xnnpack=False)
+            builtin_rows.append([name, lats["float32"], lats["int8"], bl["float32"], bl["int8"], bl["int8"] / bl["float32"]])
         for prec in ("float32", "fp16", "dynamic", "int8"):
             rows.append([name, prec, sizes[prec] / 1e6, sizes[prec] / sizes["float32"], lats[prec], lats[prec] / lats["float32"]])
         click.echo(f"done: {name}", err=True)
-    click.echo(f"\nLiteRT {threads} threads, median of {runs} invokes after {warmup} warm-up; ratios against float32 of the same model\n")
+    click.echo(f"\nLiteRT {threads} threads, median of {runs} invokes after {warmup} warm-up, formats interleaved in 5 rounds; "
+               "ratios against float32 of the same model\n")
     click.echo(table(["model", "format", "size MB", "size ratio", "latency ms", "latency ratio"], rows, 3))
+    if builtin_rows:
+        click.echo("\nXNNPACK against TFLite's builtin kernels (ms; ratio = builtin int8 / builtin float32)\n")
+        click.echo(table(["model", "XNNPACK float32", "XNNPACK int8", "builtin float32", "builtin int8", "builtin ratio"],
+                         builtin_rows, 2))
 
     if data:
         from convert.qat import CompressConfig, compress
