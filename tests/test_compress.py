@@ -67,7 +67,7 @@ def test_qat_ranges_start_where_calibration_ends(tmp_path, fracatlas):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["vgg16", "resnet50"])
+@pytest.mark.parametrize("arch", ["vgg16", pytest.param("resnet50", marks=pytest.mark.heavy)])  # resnet50: ~3.5 min
 def test_qat_backbones_to_int8(arch, tmp_path, small_data, fracatlas):
     """QAT wraps, seeds, fine-tunes and converts the two ImageNet backbones too (32 px: speed)."""
     src = make_bundle(tmp_path / "src", fracatlas, arch=arch, size=32, spread=False)
