@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from edge.data import Dataset, discover, load_canvases
 from edge.errors import DataError, EdgeError
 from edge.metrics import compute_metrics
 from edge.preprocess import normalize
+from edge.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +59,28 @@ def _targets(y_idx: np.ndarray, bundle: Bundle) -> np.ndarray:
     return np.eye(len(bundle.labels), dtype=np.float32)[y_idx]
 
 
-def _load(ds: Dataset, bundle: Bundle, skip_bad: bool) -> tuple[np.ndarray, np.ndarray]:
+def _load(ds: Dataset, bundle: Bundle, skip_bad: bool, name: str, progress: bool | None) -> tuple[np.ndarray, np.ndarray]:
     if not len(ds):
         return np.zeros((0, *bundle.spec.size), np.uint8), np.zeros(0, np.int64)
     y = ds.labels_index(bundle.labels)  # DataError for labels the bundle does not know
-    canv, kept, _ = load_canvases([s.path for s in ds.samples], bundle.spec, skip_bad=skip_bad)
+    canv, kept, _ = load_canvases([s.path for s in ds.samples], bundle.spec, skip_bad=skip_bad,
+                                  progress=lambda it: bar(it, f"decode {name}", len(ds), progress))
     return canv, y[kept]
 
 
-def evaluate(model, bundle: Bundle, canv: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    raw = model.predict(normalize(canv, bundle.spec), batch_size=32, verbose=0)
-    return compute_metrics(y, bundle.probabilities(raw), bundle.labels, bundle.task, bundle.positive_label,
-                           bundle.threshold, ci=False)
+def _probabilities(model, bundle: Bundle, canv: np.ndarray) -> np.ndarray:
+    return bundle.probabilities(model.predict(normalize(canv, bundle.spec), batch_size=32, verbose=0))
+
+
+def agreement(bundle: Bundle, p_source: np.ndarray, p_new: np.ndarray) -> dict[str, float]:
+    """How often the compressed model makes the source model's decision (the one edge.inference
+    makes: the bundle's threshold for binary models, argmax otherwise), and how far apart they are."""
+    if bundle.task == "binary":
+        pi, t = bundle.positive_index(), bundle.threshold
+        same = (p_source[:, pi] >= t) == (p_new[:, pi] >= t)
+    else:
+        same = p_source.argmax(axis=1) == p_new.argmax(axis=1)
+    return {"agreement": float(same.mean()), "max_abs_diff": float(np.abs(p_source - p_new).max()), "n": int(len(same))}
 
 
 def sparsity(model) -> float:
@@ -82,7 +94,7 @@ def sparsity(model) -> float:
     return zeros / total if total else 0.0
 
 
-def _prune(model, target: float, x, y, cfg: CompressConfig, loss) -> Any:
+def _prune(model, target: float, x, y, cfg: CompressConfig, loss, verbose: int = 0) -> Any:
     import tensorflow_model_optimization as tfmot
 
     epochs = cfg.prune_epochs or cfg.epochs
@@ -91,7 +103,7 @@ def _prune(model, target: float, x, y, cfg: CompressConfig, loss) -> Any:
                                                     end_step=max(1, steps - 1), frequency=max(1, steps // 10))
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     pruned.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
-    pruned.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, verbose=0,
+    pruned.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, verbose=verbose,
                callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     return tfmot.sparsity.keras.strip_pruning(pruned)
 
@@ -160,8 +172,10 @@ def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 32
     return count
 
 
-def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig) -> Bundle:
-    """Fine-tune ``bundle`` with QAT and/or pruning on ``cfg.data`` and write a new bundle to ``cfg.out``."""
+def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: bool | None = None) -> Bundle:
+    """Fine-tune ``bundle`` with QAT and/or pruning on ``cfg.data`` and write a new bundle to ``cfg.out``.
+
+    ``progress``: bars and per-epoch lines (default: when stderr is a terminal)."""
     if not cfg.qat and not cfg.prune:
         raise EdgeError("nothing to do: pass --qat, --prune SPARSITY or both")
     if cfg.prune is not None and not 0.0 < cfg.prune < 1.0:
@@ -173,15 +187,19 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig) -> Bundle:
     ds = discover(cfg.data).capped(cfg.max_per_class, cfg.seed)
     train_part = ds.split("train") if "train" in ds.splits else ds
     eval_name = "val" if "val" in ds.splits else ("test" if "test" in ds.splits else None)
-    x_tr, y_tr = _load(train_part, b, cfg.skip_bad)
+    x_tr, y_tr = _load(train_part, b, cfg.skip_bad, "train", progress)
     if len(x_tr) == 0:
         raise DataError("no readable training images for fine-tuning", cfg.data)
-    evals = {name: _load(ds.split(name), b, cfg.skip_bad) for name in ("val", "test") if name in ds.splits}
+    evals = {name: _load(ds.split(name), b, cfg.skip_bad, name, progress) for name in ("val", "test") if name in ds.splits}
     if not evals:  # no held-out split: report on the fine-tuning images, and say so
         evals = {"train": (x_tr, y_tr)}
 
     model = b.load_model()
-    before = {k: evaluate(model, b, c, y) for k, (c, y) in evals.items() if len(c)}
+    evals = {k: v for k, v in evals.items() if len(v[0])}
+    p_before = {k: _probabilities(model, b, c) for k, (c, _) in evals.items()}
+    before = {k: compute_metrics(y, p_before[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
+              for k, (_, y) in evals.items()}
+    verbose = 1 if (progress if progress is not None else sys.stderr.isatty()) else 0
     x = normalize(x_tr, b.spec)
     t = model.predict(x, batch_size=32, verbose=0).astype(np.float32) if cfg.distill else _targets(y_tr, b)
     loss = "binary_crossentropy" if b.task == "binary" else "categorical_crossentropy"
@@ -194,7 +212,7 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig) -> Bundle:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
     if cfg.prune:
-        work = _prune(work, cfg.prune, x, t, cfg, loss)
+        work = _prune(work, cfg.prune, x, t, cfg, loss, verbose)
     if cfg.qat:
         try:
             work = _quantize(work, keep_sparsity=bool(cfg.prune))
@@ -203,8 +221,11 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig) -> Bundle:
         n_ranges = calibrate_ranges(work, model, x[: cfg.calibration_images])
         log.info("seeded %d activation ranges from %d images", n_ranges, min(len(x), cfg.calibration_images))
         work.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
-        work.fit(x, t, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0, shuffle=True)
-    after = {k: evaluate(work, b, c, y) for k, (c, y) in evals.items() if len(c)}
+        work.fit(x, t, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=verbose, shuffle=True)
+    p_after = {k: _probabilities(work, b, c) for k, (c, _) in evals.items()}
+    after = {k: compute_metrics(y, p_after[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
+             for k, (_, y) in evals.items()}
+    agree = {k: agreement(b, p_before[k], p_after[k]) for k in evals}
 
     card = {k: v for k, v in b.card.items() if k not in ("files", "bundle_sha256", "created", "format", "version")}
     card["model_id"] = f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}"
@@ -212,7 +233,7 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig) -> Bundle:
     card["compression"] = {
         "qat": cfg.qat, "prune": cfg.prune, "sparsity": sparsity(work), "source_bundle_sha256": b.sha256,
         "source_model_id": b.model_id, "config": asdict(cfg), "eval_split": eval_name or "train",
-        "metrics_before": before, "metrics_after": after, "tfmot": _tfmot_version(), "tensorflow": tf.__version__,
+        "metrics_before": before, "metrics_after": after, "agreement_with_source": agree, "tfmot": _tfmot_version(), "tensorflow": tf.__version__,
     }
     out = save_bundle(cfg.out, work, card, calibration=b.calibration_canvases())
     log.info("compressed bundle: %s", out.path)

@@ -26,6 +26,8 @@ def test_qat_and_pruning_to_int8(tmp_path, small_data, fracatlas):
     assert c["sparsity"] >= 0.45  # pruning reached its target and QAT kept the zeros
     assert set(c["metrics_before"]) == set(c["metrics_after"]) == {"val", "test"}
     assert b.card["metrics"] == c["metrics_after"]
+    for split, a in c["agreement_with_source"].items():  # the compressed model against its source, per split
+        assert split in ("val", "test") and a["n"] == 16 and 0.5 <= a["agreement"] <= 1.0 and a["max_abs_diff"] < 0.5
     reloaded = load_bundle(b.path)  # loads through tfmot's quantize scope
     assert any("quant" in layer.name for layer in reloaded.load_model().layers)
     conv = convert_bundle(reloaded, "int8", out=tmp_path / "qat_int8.tflite", report=False)

@@ -44,8 +44,10 @@ def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_
     click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {c['qat']})")
     for split, after in c["metrics_after"].items():
         before = c["metrics_before"].get(split, {})
+        agree = c.get("agreement_with_source", {}).get(split, {})
         click.echo(f"{split}: AUROC {fmt(before.get('auroc'))} -> {fmt(after.get('auroc'))}   "
-                   f"accuracy {fmt(before.get('accuracy'))} -> {fmt(after.get('accuracy'))}")
+                   f"accuracy {fmt(before.get('accuracy'))} -> {fmt(after.get('accuracy'))}   "
+                   f"same decision as the source on {fmt(agree.get('agreement'))} (max |dP| {fmt(agree.get('max_abs_diff'))})")
 
 
 @click.command()
