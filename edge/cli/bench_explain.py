@@ -65,13 +65,13 @@ def _plain_gradcam(bundle, pixels: np.ndarray, n: int) -> list[float]:
     return out
 
 
-def _server_latency(bundle, data: bytes, n: int, clients: int, per_client: int) -> tuple[list[float], list[float], float]:
+def _server_latency(bundle, data: bytes, n: int, clients: int, per_client: int, workers: int) -> tuple[list[float], list[float], float]:
     import httpx
 
     from edge.server import ServerSettings, create_app
     from edge.server.live import LiveServer
 
-    settings = ServerSettings(no_auth=True, workers=2, queue_size=64)
+    settings = ServerSettings(no_auth=True, workers=workers, queue_size=64)
     t0 = time.perf_counter()
     with LiveServer(create_app(bundle, settings)) as srv:
         start_s = time.perf_counter() - t0
@@ -102,11 +102,12 @@ def _server_latency(bundle, data: bytes, n: int, clients: int, per_client: int) 
 @click.option("-n", "--requests", "n", default=20, show_default=True, help="Sequential calls per measurement.")
 @click.option("--clients", default=8, show_default=True, help="Concurrent clients.")
 @click.option("--per-client", default=3, show_default=True, help="Requests each concurrent client sends.")
+@click.option("--workers", default=2, show_default=True, help="Server inference threads (as `edge serve --workers`).")
 @click.option("--data", default=None, type=click.Path(), help="FracAtlas folder (default: EDGE_DATA_DIR or ../shared/data).")
 @click.option("--loc/--no-loc", default=True, show_default=True, help="Localisation check on the test split's fractured images.")
 @click.option("--loc-limit", default=None, type=int, help="At most N images for the localisation check.")
 @click.option("-o", "--out", default=None, type=click.Path(), help="Also write the figures (and the localisation report) here.")
-def bench(bundle, resnet, size, n, clients, per_client, data, loc, loc_limit, out) -> None:
+def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_limit, out) -> None:
     """Explain latency: server (Grad-CAM built once) vs plain per-call tf-keras-vis Gradcam.
 
     \b
@@ -136,7 +137,7 @@ def bench(bundle, resnet, size, n, clients, per_client, data, loc, loc_limit, ou
     for b in models:
         nb = max(5, n // 2) if b.arch == "resnet50" else n
         plain = _pct(_plain_gradcam(b, pixels, nb))
-        seq, conc, start_s = _server_latency(b, data_bytes, nb, clients, per_client)
+        seq, conc, start_s = _server_latency(b, data_bytes, nb, clients, per_client, workers)
         s, c = _pct(seq), _pct(conc)
         ratio = s["p50"] / plain["p50"]
         ok &= ratio <= FLOOR
