@@ -121,7 +121,7 @@ def _quantize(model, keep_sparsity: bool):
 _RANGE_VAR = re.compile(r"^quant_(?P<layer>.+)/(?P<kind>output|post_activation|pre_activation)_(?P<end>min|max):0$")
 
 
-def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 32) -> int:
+def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 8) -> int:
     """Start every activation range of ``qat_model`` at the range the float model really has.
 
     tfmot starts each activation range at [-6, 6] and moves it by an EMA with decay 0.999, so a
@@ -152,9 +152,14 @@ def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 32
     probe = keras.models.clone_model(float_model, clone_function=linear_head)
     probe.set_weights(float_model.get_weights())
     names = [n for n in wanted if n in {layer.name for layer in probe.layers}]
-    outs = keras.Model(probe.inputs, [probe.get_layer(n).output for n in names]).predict(x, batch_size=batch_size, verbose=0)
-    outs = outs if isinstance(outs, list) else [outs]
-    ranges = {n: (min(float(o.min()), 0.0), max(float(o.max()), 0.0)) for n, o in zip(names, outs)}
+    taps = keras.Model(probe.inputs, [probe.get_layer(n).output for n in names])
+    lows, highs = np.zeros(len(names)), np.zeros(len(names))  # 0 always inside: TFLite requires it
+    for i in range(0, len(x), batch_size):  # running min/max: every activation of 512 images would not fit
+        outs = taps(x[i : i + batch_size], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        lows = np.minimum(lows, [float(tf.reduce_min(o)) for o in outs])
+        highs = np.maximum(highs, [float(tf.reduce_max(o)) for o in outs])
+    ranges = {n: (float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs)}
     count = 0
     for name, vs in wanted.items():
         if name not in ranges:
