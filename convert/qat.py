@@ -119,6 +119,7 @@ def _quantize(model, keep_sparsity: bool):
 
 
 _RANGE_VAR = re.compile(r"^quant_(?P<layer>.+)/(?P<kind>output|post_activation|pre_activation)_(?P<end>min|max):0$")
+_INPUT_RANGE_VAR = re.compile(r"quantize_layer(?:_\d+)?_(min|max):0$")  # the model input's own quantizer
 
 
 def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 8) -> int:
@@ -169,8 +170,8 @@ def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 8)
             var.assign(np.full(var.shape, lo if end == "min" else hi, np.float32))
             count += 1
     lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
-    for v in qat_model.non_trainable_weights:  # the model input's own quantizer
-        m = re.search(r"quantize_layer(?:_\d+)?_(min|max):0$", v.name)
+    for v in qat_model.non_trainable_weights:
+        m = _INPUT_RANGE_VAR.search(v.name)
         if m:
             v.assign(np.full(v.shape, lo if m[1] == "min" else hi, np.float32))
             count += 1

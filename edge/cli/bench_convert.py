@@ -13,10 +13,12 @@ import click
 import numpy as np
 
 
-def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, rounds: int = 5,
-               xnnpack: bool = True) -> dict[str, float]:
+ROUNDS = 5  # latency rounds: every format gets runs/ROUNDS invokes per round
+
+
+def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, xnnpack: bool = True) -> dict[str, float]:
     """Median invoke time per file, measured round-robin (a few invokes of each file in turn,
-    ``rounds`` times): this VM's speed drifts by tens of percent over minutes, and interleaving
+    ROUNDS times): this VM's speed drifts by tens of percent over minutes, and interleaving
     makes the drift hit every format alike instead of whichever ran during a slow spell."""
     from edge.runtime import EdgeModel
     from edge.validation import time_edge
@@ -24,8 +26,8 @@ def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, rou
     models = {k: EdgeModel.load(p, threads=threads, xnnpack=xnnpack) for k, p in paths.items()}
     inputs = {k: m.quantize_input(np.zeros(m.preprocess_spec.input_shape, np.float32) + 0.5) for k, m in models.items()}
     times: dict[str, list[float]] = {k: [] for k in models}
-    per_round = max(1, runs // rounds)
-    for r in range(rounds):
+    per_round = max(1, runs // ROUNDS)
+    for r in range(ROUNDS):
         for k, m in models.items():
             times[k].extend(time_edge(m, inputs[k], per_round, warmup if r == 0 else 1))
     return {k: float(np.median(v)) for k, v in times.items()}
@@ -114,7 +116,7 @@ def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_
         for prec in ("float32", "fp16", "dynamic", "int8"):
             rows.append([name, prec, sizes[prec] / 1e6, sizes[prec] / sizes["float32"], lats[prec], lats[prec] / lats["float32"]])
         click.echo(f"done: {name}", err=True)
-    click.echo(f"\nLiteRT {threads} threads, median of {runs} invokes after {warmup} warm-up, formats interleaved in 5 rounds; "
+    click.echo(f"\nLiteRT {threads} threads, median of {runs} invokes after {warmup} warm-up, formats interleaved in {ROUNDS} rounds; "
                "ratios against float32 of the same model\n")
     click.echo(table(["model", "format", "size MB", "size ratio", "latency ms", "latency ratio"], rows, 3))
     if builtin_rows:
