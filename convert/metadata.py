@@ -1,6 +1,6 @@
 """The model spec a phone needs, built from a bundle and embedded inside the .tflite.
 
-The spec (format ``fracture-edge/model-spec``, documented in edge.runtime and read by the
+The spec (format ``fracture-edge/model-spec``, documented in edge.core.runtime and read by the
 Android core) goes into the flatbuffer's ``metadata`` table under the name
 ``fracture_edge_spec`` as UTF-8 JSON, so the .tflite alone is enough on the phone.
 tflite-support's metadata writers do not install with this stack; the TFLite flatbuffer
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Bundle
-from edge.runtime import SPEC_FORMAT, SPEC_METADATA_NAME, SPEC_VERSION, read_embedded_spec
+from edge.core.bundle import Bundle
+from edge.core.runtime import SPEC_FORMAT, SPEC_METADATA_NAME, SPEC_VERSION, read_embedded_spec
 
 
 def _tensor(details: dict[str, Any], activation: str | None = None) -> dict[str, Any]:

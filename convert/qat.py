@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from edge._tf import keras, tf
-from edge.bundle import Bundle, load_bundle, save_bundle
-from edge.data import Dataset, discover, load_canvases
-from edge.errors import DataError, EdgeError
-from edge.metrics import compute_metrics
-from edge.preprocess import normalize
-from edge.progress import bar
+from edge.core._tf import keras, tf
+from edge.core.bundle import Bundle, load_bundle, save_bundle
+from edge.core.data import Dataset, discover, load_canvases
+from edge.core.errors import DataError, EdgeError
+from edge.core.metrics import compute_metrics
+from edge.core.preprocess import normalize
+from edge.core.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _probabilities(model, bundle: Bundle, canv: np.ndarray) -> np.ndarray:
 
 
 def agreement(bundle: Bundle, p_source: np.ndarray, p_new: np.ndarray) -> dict[str, float]:
-    """How often the compressed model makes the source model's decision (the one edge.inference
+    """How often the compressed model makes the source model's decision (the one edge.core.inference
     makes: the bundle's threshold for binary models, argmax otherwise), and how far apart they are."""
     if bundle.task == "binary":
         pi, t = bundle.positive_index(), bundle.threshold

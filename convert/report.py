@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.report import fmt, table
+from edge.core.report import fmt, table
 
 # ops that only move between the model's quantised interior and its interface
 _BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
@@ -94,7 +94,7 @@ def precision_leftovers(op_list: list[dict[str, Any]], precision: str) -> list[d
 
 def gpu_compatibility(model_bytes: bytes) -> dict[str, Any]:
     """tf.lite.experimental.Analyzer's GPU-delegate check, reduced to a verdict and its warnings."""
-    from edge._tf import tf
+    from edge.core._tf import tf
 
     buf = io.StringIO()
     try:
@@ -113,7 +113,7 @@ def layer_errors(converter, dataset: Callable[[], Iterable[list[np.ndarray]]]) -
 
     Returns rows sorted worst first (``rmse_over_scale``: ~0.289 is ideal rounding noise) and the
     debugger, whose calibrated model can be re-quantised with layers kept in float."""
-    from edge._tf import tf
+    from edge.core._tf import tf
 
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
     with contextlib.redirect_stdout(io.StringIO()):

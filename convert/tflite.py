@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Bundle, load_bundle
-from edge.data import list_images, load_canvases
-from edge.errors import BundleError, DataError, EdgeError
-from edge.fsutil import atomic_path, write_json
-from edge.preprocess import normalize
-from edge.report import write_report
-from edge.runtime import EdgeModel, sidecar_path
+from edge.core.bundle import Bundle, load_bundle
+from edge.core.data import list_images, load_canvases
+from edge.core.errors import BundleError, DataError, EdgeError
+from edge.core.fsutil import atomic_path, write_json
+from edge.core.preprocess import normalize
+from edge.core.report import write_report
+from edge.core.runtime import EdgeModel, sidecar_path
 
 from . import metadata
 from . import report as creport
@@ -108,7 +108,7 @@ def _representative(canvases: np.ndarray, spec) -> Callable[[], Iterator[list[np
 
 def _converter(model, spec, precision: str, rep=None, io_type: str = "uint8", qat: bool = False):
     """A TFLiteConverter set up for one format, on a batch-1 concrete function of the Keras model."""
-    from edge._tf import tf
+    from edge.core._tf import tf
 
     fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(
         tf.TensorSpec([1, *spec.input_shape], tf.float32, name="image"))
@@ -142,7 +142,7 @@ def _run_converter(conv, bundle: Bundle, precision: str) -> bytes:
 
 def _quantize_keeping_float(debugger, io_type: str, nodes: list[str]) -> bytes:
     """Re-quantise the debugger's calibrated model with ``nodes`` (output tensor names) left in float."""
-    from edge._tf import tf
+    from edge.core._tf import tf
     from tensorflow.lite.python import convert as _tfl_convert  # the selective quantiser behind QuantizationDebugger
 
     dt = {"uint8": tf.uint8, "int8": tf.int8}[io_type]

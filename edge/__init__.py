@@ -2,16 +2,16 @@
 
 The shared core lives here (preprocessing spec, model bundle, data, metrics, runtime);
 ``train`` and ``convert`` build on it, the ``edge`` command sits on top of all three.
-TensorFlow is imported lazily (through ``edge._tf``) so that light commands start fast.
+TensorFlow is imported lazily (through ``edge.core._tf``) so that light commands start fast.
 """
 
 __version__ = "0.1.0"
 
 
 def validate(*args, **kwargs):
-    """The accuracy-drift gate as a Python API: see :func:`edge.validation.validate`.
+    """The accuracy-drift gate as a Python API: see :func:`edge.app.validation.validate`.
 
     Imported on first use so that ``import edge`` stays light (no TensorFlow)."""
-    from .validation import validate as _validate
+    from edge.app.validation import validate as _validate
 
     return _validate(*args, **kwargs)

@@ -1,5 +1,5 @@
 """`python -m edge` = the `edge` command."""
 
-from .cli import main
+from edge.app.cli import main
 
 main()

@@ -35,8 +35,8 @@ def bone_types(data_root: Path) -> Path:
 
 
 def _good_images(folder: Path, n: int) -> list[Path]:
-    from edge.errors import ImageReadError
-    from edge.imageio import read_image
+    from edge.core.errors import ImageReadError
+    from edge.core.imageio import read_image
 
     out = []
     for p in sorted(folder.glob("*.jpg")):

@@ -19,7 +19,7 @@ SIZE = 48
 
 def real_canvases(root: Path, spec, n_per_class: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """Readable real FracAtlas radiographs letterboxed to ``spec``; labels 1 = fractured."""
-    from edge.data import load_canvases
+    from edge.core.data import load_canvases
 
     paths, labels = [], []
     for lbl, cls in ((1, "fractured"), (0, "not_fractured")):
@@ -34,9 +34,9 @@ def real_canvases(root: Path, spec, n_per_class: int, split: str = "test") -> tu
 
 def make_bundle(dest: Path, fracatlas: Path, arch: str = "tiny", size: int = SIZE, seed: int = 0, spread: bool = True):
     """A bundle built directly (no training) whose sigmoid output varies across real images."""
-    from edge._tf import keras
-    from edge.bundle import save_bundle
-    from edge.preprocess import PreprocessSpec, normalize
+    from edge.core._tf import keras
+    from edge.core.bundle import save_bundle
+    from edge.core.preprocess import PreprocessSpec, normalize
     from train.models import create_model, get_arch
 
     keras.utils.set_random_seed(seed)
@@ -57,8 +57,8 @@ def make_bundle(dest: Path, fracatlas: Path, arch: str = "tiny", size: int = SIZ
 
 def copy_class_folder(fracatlas: Path, dest: Path, n_per_class: int, split: str = "test") -> Path:
     """dest/<class>/ with readable real radiographs (the validator's usual input)."""
-    from edge.errors import ImageReadError
-    from edge.imageio import read_image
+    from edge.core.errors import ImageReadError
+    from edge.core.imageio import read_image
 
     for cls in ("fractured", "not_fractured"):
         (dest / cls).mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ import shutil
 
 from PIL import Image
 
-from edge.audit import audit
+from edge.core.audit import audit
 
 
 def test_audit_finds_truncated_files_and_leakage(tmp_path, small_data, fracatlas):
@@ -40,7 +40,7 @@ def test_cli_strict_exit_and_json(tmp_path, small_data):
 
     from click.testing import CliRunner
 
-    from edge.cli import main
+    from edge.app.cli import main
 
     root = tmp_path / "d"
     shutil.copytree(small_data, root)

@@ -8,7 +8,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import main
+from edge.app.cli import main
 
 
 def run(*args):

@@ -9,11 +9,11 @@ from conv_helpers import make_bundle, real_canvases
 
 from convert.qat import CompressConfig, compress
 from convert.tflite import convert_bundle
-from edge.bundle import load_bundle
-from edge.cli import main
-from edge.errors import EdgeError
-from edge.preprocess import normalize
-from edge.runtime import EdgeModel
+from edge.core.bundle import load_bundle
+from edge.app.cli import main
+from edge.core.errors import EdgeError
+from edge.core.preprocess import normalize
+from edge.core.runtime import EdgeModel
 
 
 @pytest.mark.slow

@@ -12,10 +12,10 @@ from conv_helpers import conv_bundle, conv_int8, make_bundle, real_canvases  # n
 
 from convert import metadata
 from convert import tflite as ct
-from edge.cli import main
-from edge.errors import EdgeError
-from edge.preprocess import normalize
-from edge.runtime import EdgeModel, sidecar_path
+from edge.app.cli import main
+from edge.core.errors import EdgeError
+from edge.core.preprocess import normalize
+from edge.core.runtime import EdgeModel, sidecar_path
 
 
 def test_int8_is_full_integer_with_report(conv_int8, conv_bundle):
@@ -87,7 +87,7 @@ def test_keep_float_auto(conv_bundle, tmp_path):
 
 
 def test_op_that_cannot_be_integer_quantised(conv_bundle):
-    from edge._tf import keras, tf
+    from edge.core._tf import keras, tf
 
     inp = keras.Input((8, 8, 1))
     out = keras.layers.Lambda(tf.math.erf)(inp)  # no int8 kernel for ERF in TFLite

@@ -5,8 +5,8 @@ import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from edge.errors import ImageReadError
-from edge.imageio import read_image
+from edge.core.errors import ImageReadError
+from edge.core.imageio import read_image
 
 
 def write_dicom(path, pixels: np.ndarray, photometric="MONOCHROME2", frames=1, slope=1.0, intercept=0.0,

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from edge._tf import tf  # noqa: F401  (tf-keras first; tf_keras_vis imports tensorflow)
-from edge.cli import main
-from edge.errors import DataError, EdgeError
+from edge.core._tf import tf  # noqa: F401  (tf-keras first; tf_keras_vis imports tensorflow)
+from edge.app.cli import main
+from edge.core.errors import DataError, EdgeError
 from edge.explain import Explainer, localize
 from edge.explain.mapping import grid_shape, to_grid, to_image
-from edge.imageio import read_image
-from edge.preprocess import PreprocessSpec, preprocess
+from edge.core.imageio import read_image
+from edge.core.preprocess import PreprocessSpec, preprocess
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def xp_custom(custom_bundle_small):
 
 @pytest.fixture(scope="session")
 def xp_truncated(fracatlas):
-    from edge.errors import ImageReadError
+    from edge.core.errors import ImageReadError
 
     for p in sorted(fracatlas.glob("*/not_fractured/IMG00041*.jpg")):
         try:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edge.metrics import auroc, binary_metrics, calibration, choose_threshold, multiclass_metrics, roc_curve
+from edge.core.metrics import auroc, binary_metrics, calibration, choose_threshold, multiclass_metrics, roc_curve
 
 
 def test_auroc_matches_pair_counting_by_hand():

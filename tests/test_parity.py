@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 
-from edge.bundle import SAMPLES_DIR
-from edge.imageio import read_image
-from edge.parity import argb_to_rgb, to_argb, write_vectors
-from edge.preprocess import letterbox_u8
-from edge.runtime import EdgeModel
+from edge.core.bundle import SAMPLES_DIR
+from edge.core.imageio import read_image
+from edge.core.parity import argb_to_rgb, to_argb, write_vectors
+from edge.core.preprocess import letterbox_u8
+from edge.core.runtime import EdgeModel
 
 
 def test_argb_round_trip_keeps_pixels():

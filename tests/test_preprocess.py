@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edge.preprocess import PreprocessSpec, letterbox_geometry, letterbox_u8, normalize, quantize, resize_bilinear, to_grey
+from edge.core.preprocess import PreprocessSpec, letterbox_geometry, letterbox_u8, normalize, quantize, resize_bilinear, to_grey
 
 
 def test_grey_uses_bt601_weights():

@@ -1,4 +1,4 @@
-"""edge.runtime: a converted model runs in LiteRT from its own embedded spec."""
+"""edge.core.runtime: a converted model runs in LiteRT from its own embedded spec."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conv_helpers import conv_bundle, conv_int8, real_canvases  # noqa: F401  (fixtures)
 
-from edge.errors import EdgeError
-from edge.metrics import auroc
-from edge.preprocess import normalize
-from edge.runtime import EdgeModel, read_embedded_spec, sidecar_path
+from edge.core.errors import EdgeError
+from edge.core.metrics import auroc
+from edge.core.preprocess import normalize
+from edge.core.runtime import EdgeModel, read_embedded_spec, sidecar_path
 
 
 def test_spec_comes_from_the_file(conv_bundle, conv_int8):

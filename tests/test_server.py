@@ -16,13 +16,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from edge.cli import main
-from edge.errors import EdgeError, ImageReadError
+from edge.app.cli import main
+from edge.core.errors import EdgeError, ImageReadError
 from edge.explain.mapping import grid_shape
-from edge.imageio import read_image
-from edge.preprocess import preprocess
-from edge.server import ServerSettings, create_app
-from edge.server.live import LiveServer, free_port as _free_port
+from edge.core.imageio import read_image
+from edge.core.preprocess import preprocess
+from edge.app.server import ServerSettings, create_app
+from edge.app.bench.live_server import LiveServer, free_port as _free_port
 
 TOKEN = "test-token-0123456789"
 
@@ -248,7 +248,7 @@ def test_no_auth_refused_off_loopback():
 def test_edge_serve_cli_subprocess_keeps_patient_data_out_of_logs(tiny_bundle, srv_images):
     port = _free_port()
     env = {**os.environ, "EDGE_API_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-c", "from edge.cli import main; main()", "serve", str(tiny_bundle.path), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-c", "from edge.app.cli import main; main()", "serve", str(tiny_bundle.path), "--port", str(port),
                              "--workers", "1", "--log-level", "info"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:

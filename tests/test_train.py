@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from edge._tf import keras
-from edge.bundle import load_bundle
-from edge.errors import EdgeError
+from edge.core._tf import keras
+from edge.core.bundle import load_bundle
+from edge.core.errors import EdgeError
 from train.models import IMAGENET_FILES, create_model
 from train.trainer import TrainConfig, train
 

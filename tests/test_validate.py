@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from conv_helpers import conv_bundle, conv_int8, conv_valdata, make_bundle  # noqa: F401  (fixtures)
 
 import edge
-from edge.bundle import DEFAULT_BUNDLE
-from edge.cli import main
-from edge.runtime import EdgeModel
+from edge.core.bundle import DEFAULT_BUNDLE
+from edge.app.cli import main
+from edge.core.runtime import EdgeModel
 
 # loose enough for a 48 px test model on 24 images, tight enough that damage fails
 GATE = ["--max-accuracy-drop", "0.1", "--max-auroc-drop", "0.05", "--min-agreement", "0.9",
@@ -89,7 +89,7 @@ def test_another_model_fails_with_exit_1(conv_bundle, conv_valdata, tmp_path, fr
 
 
 def _device_report(edge_model, data, bundle_sha):
-    from edge.data import discover, load_canvases
+    from edge.core.data import discover, load_canvases
 
     ds = discover(data)
     canv, kept, _ = load_canvases([s.path for s in ds.samples], edge_model.preprocess_spec)

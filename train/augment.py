@@ -18,7 +18,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.core.errors import EdgeError
 
 PRESETS = ("none", "light", "radiograph", "strong")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge._tf import keras
-from edge.errors import EdgeError
+from edge.core._tf import keras
+from edge.core.errors import EdgeError
 
 MODES = ("none", "class_weight", "oversample", "focal")
 

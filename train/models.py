@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge._tf import keras
-from edge.errors import EdgeError
+from edge.core._tf import keras
+from edge.core.errors import EdgeError
 
 log = logging.getLogger(__name__)
 

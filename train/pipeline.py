@@ -1,6 +1,6 @@
 """tf.data input pipelines over decoded, letterboxed uint8 canvases held in memory.
 
-Decoding and letterboxing happen once (edge.data.load_canvases); each epoch then only
+Decoding and letterboxing happen once (edge.core.data.load_canvases); each epoch then only
 augments and normalises, in parallel batches, so the pipeline outruns the training step
 (`edge bench train` measures both).
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge._tf import tf
-from edge.preprocess import PreprocessSpec, normalize
+from edge.core._tf import tf
+from edge.core.preprocess import PreprocessSpec, normalize
 
 from .augment import Augmenter
 from .imbalance import balanced_indices

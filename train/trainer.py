@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from edge import plots
-from edge._tf import keras, tf
-from edge.bundle import Bundle, save_bundle, to_probabilities
-from edge.data import Dataset, discover, load_canvases, positive_label
-from edge.errors import DataError, EdgeError
-from edge.fsutil import write_json
-from edge.metrics import choose_threshold, compute_metrics
-from edge.preprocess import PreprocessSpec
-from edge.progress import bar
+from edge.core import plots
+from edge.core._tf import keras, tf
+from edge.core.bundle import Bundle, save_bundle, to_probabilities
+from edge.core.data import Dataset, discover, load_canvases, positive_label
+from edge.core.errors import DataError, EdgeError
+from edge.core.fsutil import write_json
+from edge.core.metrics import choose_threshold, compute_metrics
+from edge.core.preprocess import PreprocessSpec
+from edge.core.progress import bar
 
 from .augment import Augmenter, describe, load_augmentation
 from .imbalance import check_mode, class_weights, loss_for

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from edge._tf import keras, tf  # noqa: I001  (tf-keras must be set up before tf_keras_vis imports tensorflow)
+from edge.core._tf import keras, tf  # noqa: I001  (tf-keras must be set up before tf_keras_vis imports tensorflow)
 from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayerForGradcam, ReplaceToLinear
 
-from edge.bundle import Bundle
-from edge.errors import EdgeError
-from edge.preprocess import PreprocessSpec, preprocess
+from edge.core.bundle import Bundle
+from edge.core.errors import EdgeError
+from edge.core.preprocess import PreprocessSpec, preprocess
 
 from .mapping import minmax, to_grid, to_image
 from .methods import CamMethod, get_method
@@ -243,7 +243,7 @@ class Explainer:
         return probs, {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3}
 
     def explain(self, pixels: np.ndarray, method: str = "gradcam", target: str | int | None = None) -> Explanation:
-        """One decoded image (as from edge.imageio) -> its Explanation."""
+        """One decoded image (as from edge.core.imageio) -> its Explanation."""
         m = get_method(method)
         t0 = time.perf_counter()
         x = preprocess(pixels, self.spec)[None]

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import DataError
-from edge.report import fmt, table
+from edge.core.errors import DataError
+from edge.core.report import fmt, table
 
 REGIONS = ("hand", "leg", "hip", "shoulder")
 

@@ -1,8 +1,8 @@
 """From a CAM over the letterboxed model input back to the original image.
 
-The model saw the image letterboxed into its input canvas (edge.preprocess). A CAM grid of
+The model saw the image letterboxed into its input canvas (edge.core.preprocess). A CAM grid of
 h x w cells covers that whole canvas, padding included; here it is upsampled to the canvas,
-the padding is cut away (edge.preprocess.letterbox_geometry), and what remains is resampled
+the padding is cut away (edge.core.preprocess.letterbox_geometry), and what remains is resampled
 onto the original image (full-resolution heatmap) or onto a low-resolution grid covering the
 original image's full extent (what the phone draws).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.preprocess import PreprocessSpec, letterbox_geometry, resize_bilinear
+from edge.core.preprocess import PreprocessSpec, letterbox_geometry, resize_bilinear
 
 
 def minmax(a: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge._tf import tf
+from edge.core._tf import tf
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ METHODS: dict[str, CamMethod] = {
 
 
 def get_method(name: str) -> CamMethod:
-    from edge.errors import EdgeError
+    from edge.core.errors import EdgeError
 
     key = name.lower().replace("_", "").replace("-", "")
     key = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++"}.get(key, key)

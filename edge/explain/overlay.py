@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from edge.preprocess import to_grey
+from edge.core.preprocess import to_grey
 
 from .png import encode_png
 
@@ -37,7 +37,7 @@ def _grey_u8(pixels: np.ndarray) -> np.ndarray:
     a = np.asarray(pixels)
     if a.dtype == np.uint8 and a.ndim == 2:
         return a
-    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4):  # BT.601, as edge.preprocess
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4):  # BT.601, as edge.core.preprocess
         return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY if a.shape[2] == 3 else cv2.COLOR_RGBA2GRAY)
     return np.clip(to_grey(a) + 0.5, 0, 255).astype(np.uint8)
 
@@ -45,7 +45,7 @@ def _grey_u8(pixels: np.ndarray) -> np.ndarray:
 def overlay_rgb(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.55, max_side: int | None = None) -> np.ndarray:
     """H x W x 3 uint8: grey image blended with the colour-mapped heatmap (weighted by the heat
     itself, so cold regions keep the plain radiograph). Display only, on every server request:
-    resizing here is OpenCV's (model inputs never come through here; they use edge.preprocess)."""
+    resizing here is OpenCV's (model inputs never come through here; they use edge.core.preprocess)."""
     grey = _grey_u8(pixels)
     h, w = grey.shape
     if max_side and max(h, w) > max_side:  # overlays are for eyes: no need for 3000 px

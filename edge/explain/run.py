@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Bundle
-from edge.data import read_metadata
-from edge.errors import DataError, ImageReadError
-from edge.fsutil import write_bytes, write_json
-from edge.imageio import read_image
-from edge.inference import decide
-from edge.progress import bar
-from edge.report import clean, write_report
+from edge.core.bundle import Bundle
+from edge.core.data import read_metadata
+from edge.core.errors import DataError, ImageReadError
+from edge.core.fsutil import write_bytes, write_json
+from edge.core.imageio import read_image
+from edge.core.inference import decide
+from edge.core.progress import bar
+from edge.core.report import clean, write_report
 
 from . import localize
 from .explainer import Explainer, Explanation

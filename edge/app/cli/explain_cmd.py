@@ -43,11 +43,11 @@ def explain(args, method, layer, target, out, boxes, metadata, data, split, limi
       edge explain --data ../shared/data/fracatlas --split test \\
           --boxes ../shared/data/fracatlas/boxes.csv -o loc/      # pointing game vs centre baseline
     """
-    from edge.bundle import load_bundle
-    from edge.data import discover, list_images
-    from edge.errors import EdgeError
+    from edge.core.bundle import load_bundle
+    from edge.core.data import discover, list_images
+    from edge.core.errors import EdgeError
     from edge.explain import explain_files, localisation_check
-    from edge.report import fmt
+    from edge.core.report import fmt
 
     bundle_path, inputs = split_bundle_arg(args)
     if data:

@@ -28,11 +28,11 @@ def predict(args: tuple[str, ...], csv_out: str | None, skip_bad: bool, batch_si
       edge predict edge/assets/samples
       edge predict runs/default/bundle scan.dcm xray.png --csv out.csv
     """
-    from ..data import list_images
-    from ..fsutil import write_text
-    from ..inference import predict_files
-    from ..progress import bar
-    from ..report import table
+    from edge.core.data import list_images
+    from edge.core.fsutil import write_text
+    from edge.core.inference import predict_files
+    from edge.core.progress import bar
+    from edge.core.report import table
 
     bundle, paths = split_bundle_arg(args)
     files = list_images(paths)

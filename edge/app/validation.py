@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import Bundle, load_bundle
-from .data import Dataset, discover, load_canvases, read_metadata
-from .errors import DataError, EdgeError
-from .metrics import compute_metrics, subgroup_metrics
-from .preprocess import normalize
+from edge.core.bundle import Bundle, load_bundle
+from edge.core.data import Dataset, discover, load_canvases, read_metadata
+from edge.core.errors import DataError, EdgeError
+from edge.core.metrics import compute_metrics, subgroup_metrics
+from edge.core.preprocess import normalize
 
 REPORT_FORMAT = "fracture-edge/validation"
 DEVICE_FORMAT = "fracture-edge/device-report"
@@ -142,7 +142,7 @@ def time_edge(edge, x_in: np.ndarray, runs: int, warmup: int) -> np.ndarray:
 
 def time_full(model, x: np.ndarray, runs: int, warmup: int) -> np.ndarray:
     """One image at a time through the Keras model (a traced call, not model.predict's batching)."""
-    from ._tf import tf
+    from edge.core._tf import tf
 
     fn = tf.function(lambda t: model(t, training=False))
     xt = tf.constant(x[None])
@@ -239,7 +239,7 @@ def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = 
 
         edge = cached_int8(bundle)
     if edge is not None:
-        from .runtime import EdgeModel
+        from edge.core.runtime import EdgeModel
 
         mem0 = _rss_mb()[0]
         edge_model = EdgeModel.load(edge, threads=threads)
@@ -439,8 +439,8 @@ def _checks(th, m_full, m_edge, agree, p50, size_edge, edge_model, bundle, devic
 # ---- report files ------------------------------------------------------------------------
 def write_validation_report(out_dir: str | Path, report: dict[str, Any], m_full, m_edge, diff, lat_full, lat_edge) -> dict[str, str]:
     """report.json, report.md and the PNG plots into ``out_dir``; returns the plot file names."""
-    from . import plots
-    from .report import write_report
+    from edge.core import plots
+    from edge.core.report import write_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -460,7 +460,7 @@ def write_validation_report(out_dir: str | Path, report: dict[str, Any], m_full,
 
 def markdown(r: dict[str, Any]) -> str:
     """report.md: ready for a CI job summary or a pull-request comment."""
-    from .report import fmt, table
+    from edge.core.report import fmt, table
 
     verdict = "PASSED" if r["passed"] else "FAILED"
     lines = [f"## Edge model validation: {verdict}", "",

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from . import plots
-from .bundle import Bundle
-from .data import Dataset, discover, load_canvases, read_metadata
-from .errors import DataError
-from .metrics import compute_metrics, roc_curve, subgroup_metrics
-from .preprocess import normalize
-from .report import fmt, metrics_table, table, write_report
+from edge.core import plots
+from edge.core.bundle import Bundle
+from edge.core.data import Dataset, discover, load_canvases, read_metadata
+from edge.core.errors import DataError
+from edge.core.metrics import compute_metrics, roc_curve, subgroup_metrics
+from edge.core.preprocess import normalize
+from edge.core.report import fmt, metrics_table, table, write_report
 
 EXCLUDED_COLUMNS = {"image_id", "path", "name", "file", "split", "label", "fracture_count"}
 

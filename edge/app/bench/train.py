@@ -21,14 +21,14 @@ def bench(data: str | None, size: int, batch_size: int, steps: int, archs: tuple
     The pipeline must outrun the step it feeds: the ratio pipeline/training should be > 1
     for every architecture. Measured in one run on the same machine and images.
     """
-    from ..bundle import SAMPLES_DIR
-    from ..data import discover, load_canvases
-    from ..preprocess import PreprocessSpec
-    from ..report import table
+    from edge.core.bundle import SAMPLES_DIR
+    from edge.core.data import discover, load_canvases
+    from edge.core.preprocess import PreprocessSpec
+    from edge.core.report import table
     from train.augment import Augmenter, load_augmentation
     from train.models import create_model, get_arch
     from train.pipeline import BatchPlan, train_dataset
-    from edge._tf import keras
+    from edge.core._tf import keras
 
     ds = discover(data or SAMPLES_DIR)
     rows = []

@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter, Request
 
-from edge.errors import EdgeError
+from edge.core.errors import EdgeError
 from edge.explain import METHODS, get_method
 
 from ..deps import Authorized, EngineDep, SettingsDep

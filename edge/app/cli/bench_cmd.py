@@ -8,10 +8,10 @@ import click
 
 # sub-command -> module with a click command named `bench`; each stage owns its benchmark
 BENCHES = {
-    "train": "edge.cli.bench_train",
-    "convert": "edge.cli.bench_convert",
-    "validate": "edge.cli.bench_validate",
-    "explain": "edge.cli.bench_explain",
+    "train": "edge.app.bench.train",
+    "convert": "edge.app.bench.convert",
+    "validate": "edge.app.bench.validate",
+    "explain": "edge.app.bench.explain",
 }
 
 

@@ -23,13 +23,13 @@ def demo(out: str) -> None:
 
     from convert.tflite import convert_bundle
 
-    from ..bundle import SAMPLES_DIR, load_bundle
-    from ..data import list_images
+    from edge.core.bundle import SAMPLES_DIR, load_bundle
+    from edge.core.data import list_images
     from ..evaluate import evaluate
-    from ..explain.run import explain_files
-    from ..fsutil import write_text
-    from ..inference import predict_files
-    from ..report import fmt
+    from edge.explain.run import explain_files
+    from edge.core.fsutil import write_text
+    from edge.core.inference import predict_files
+    from edge.core.report import fmt
     from ..validation import validate
 
     o = Path(out)

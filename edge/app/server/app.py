@@ -14,7 +14,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
-from edge.bundle import Bundle
+from edge.core.bundle import Bundle
 from edge.explain import Explainer
 
 from . import errors
@@ -22,7 +22,7 @@ from .engine import Engine
 from .routes import explain, health, model, predict
 from .settings import ServerSettings
 
-log = logging.getLogger("edge.server")
+log = logging.getLogger("edge.app.server")
 
 
 def _quiet_dicom() -> None:

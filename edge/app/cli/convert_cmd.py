@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..report import fmt
+from edge.core.report import fmt
 
 PRECISIONS = ("int8", "fp16", "dynamic", "float32")
 
@@ -79,7 +79,7 @@ def convert(bundle, precision, calib, calib_max, io_type, keep_float, keep_float
       edge convert runs/default/bundle --fp16 -o fracture_fp16.tflite
       edge convert BUNDLE --int8 --calib ../shared/data/fracatlas/train --keep-float auto
     """
-    from ..errors import EdgeError
+    from edge.core.errors import EdgeError
 
     if precision is None:
         raise EdgeError("choose a precision", hint="--int8, --fp16, --dynamic or --float32")

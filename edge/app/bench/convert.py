@@ -20,8 +20,8 @@ def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, xnn
     """Median invoke time per file, measured round-robin (a few invokes of each file in turn,
     ROUNDS times): this VM's speed drifts by tens of percent over minutes, and interleaving
     makes the drift hit every format alike instead of whichever ran during a slow spell."""
-    from edge.runtime import EdgeModel
-    from edge.validation import time_edge
+    from edge.core.runtime import EdgeModel
+    from edge.app.validation import time_edge
 
     models = {k: EdgeModel.load(p, threads=threads, xnnpack=xnnpack) for k, p in paths.items()}
     inputs = {k: m.quantize_input(np.zeros(m.preprocess_spec.input_shape, np.float32) + 0.5) for k, m in models.items()}
@@ -35,8 +35,8 @@ def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, xnn
 
 def _arch_bundle(arch: str, size: int, canvases: np.ndarray, dest: Path):
     """A weights=None bundle of a backbone (sizes and speed do not depend on the weights' values)."""
-    from edge.bundle import save_bundle
-    from edge.preprocess import PreprocessSpec
+    from edge.core.bundle import save_bundle
+    from edge.core.preprocess import PreprocessSpec
     from train.models import create_model, get_arch
 
     spec = PreprocessSpec.for_arch(arch, size)
@@ -48,9 +48,9 @@ def _arch_bundle(arch: str, size: int, canvases: np.ndarray, dest: Path):
 
 
 def _accuracy(bundle, tflite: Path, canv: np.ndarray, y: np.ndarray) -> dict:
-    from edge.metrics import auroc
-    from edge.preprocess import normalize
-    from edge.runtime import EdgeModel
+    from edge.core.metrics import auroc
+    from edge.core.preprocess import normalize
+    from edge.core.runtime import EdgeModel
 
     pi = bundle.positive_index()
     pf = bundle.probabilities(bundle.load_model().predict(normalize(canv, bundle.spec), batch_size=32, verbose=0))[:, pi]
@@ -82,16 +82,16 @@ def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_
           workdir) -> None:
     """Size and latency of float32/fp16/dynamic/int8, and PTQ vs QAT int8 accuracy."""
     from convert.tflite import convert_bundle
-    from edge.bundle import load_bundle
-    from edge.report import table
+    from edge.core.bundle import load_bundle
+    from edge.core.report import table
 
     work = Path(workdir or tempfile.mkdtemp(prefix="edge-bench-convert-"))
     work.mkdir(parents=True, exist_ok=True)
     main = load_bundle(bundle)
     canv = main.calibration_canvases()
     if canv is None or tuple(canv.shape[1:3]) != (size, size):
-        from edge.data import discover, load_canvases
-        from edge.preprocess import PreprocessSpec
+        from edge.core.data import discover, load_canvases
+        from edge.core.preprocess import PreprocessSpec
 
         if data is None:
             raise click.UsageError(f"bundle calibration samples are not {size}px: pass --data for calibration images")
@@ -126,7 +126,7 @@ def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_
 
     if data:
         from convert.qat import CompressConfig, compress
-        from edge.data import discover, load_canvases
+        from edge.core.data import discover, load_canvases
 
         test = discover(data).split("test")
         if max_test and len(test) > max_test:

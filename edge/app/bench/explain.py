@@ -20,12 +20,12 @@ def _pct(ms: list[float]) -> dict[str, float]:
 
 
 def _data_root(data: str | None) -> Path:
-    from edge.errors import EdgeError
+    from edge.core.errors import EdgeError
 
     cands = [Path(data)] if data else []
     if os.environ.get("EDGE_DATA_DIR"):
         cands.append(Path(os.environ["EDGE_DATA_DIR"]) / "fracatlas")
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     cands += [repo.parent / "shared" / "data" / "fracatlas"]
     for c in cands:
         if (c / "test").is_dir():
@@ -34,8 +34,8 @@ def _data_root(data: str | None) -> Path:
 
 
 def _resnet_bundle(tmp: Path, size: int):
-    from edge.bundle import save_bundle
-    from edge.preprocess import PreprocessSpec
+    from edge.core.bundle import save_bundle
+    from edge.core.preprocess import PreprocessSpec
     from train.models import create_model, get_arch
 
     spec = PreprocessSpec.for_arch("resnet50", size)
@@ -49,10 +49,10 @@ def _resnet_bundle(tmp: Path, size: int):
 def _plain_gradcam(bundle, pixels: np.ndarray, n: int) -> list[float]:
     """The baseline: tf-keras-vis Gradcam built once, called per image (it rebuilds its model
     inside every call), with preprocessing, as a script would use it."""
-    from edge._tf import tf  # noqa: F401
+    from edge.core._tf import tf  # noqa: F401
     from tf_keras_vis.gradcam import Gradcam
 
-    from edge.preprocess import preprocess
+    from edge.core.preprocess import preprocess
 
     gc = Gradcam(bundle.load_model())
     layer = bundle.card["gradcam_layer"]
@@ -68,8 +68,8 @@ def _plain_gradcam(bundle, pixels: np.ndarray, n: int) -> list[float]:
 def _server_latency(bundle, data: bytes, n: int, clients: int, per_client: int, workers: int) -> tuple[list[float], list[float], float]:
     import httpx
 
-    from edge.server import ServerSettings, create_app
-    from edge.server.live import LiveServer
+    from edge.app.server import ServerSettings, create_app
+    from edge.app.bench.live_server import LiveServer
 
     settings = ServerSettings(no_auth=True, workers=workers, queue_size=64)
     t0 = time.perf_counter()
@@ -116,11 +116,11 @@ def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_
     image (preprocessing included) in-process. Floor: server p50 <= 0.3x the plain call.
     Then the pointing-game hit rate on FracAtlas test fractured images vs the centre baseline.
     """
-    from edge.bundle import load_bundle
+    from edge.core.bundle import load_bundle
     from edge.explain import localisation_check
-    from edge.fsutil import write_json
-    from edge.imageio import read_image
-    from edge.report import clean
+    from edge.core.fsutil import write_json
+    from edge.core.imageio import read_image
+    from edge.core.report import clean
 
     root = _data_root(data)
     sample = sorted((root / "test" / "fractured").glob("*.jpg"))[0]

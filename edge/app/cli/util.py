@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..bundle import CARD, Bundle, load_bundle
+from edge.core.bundle import CARD, Bundle, load_bundle
 
 
 def is_bundle_dir(p: str | Path) -> bool:

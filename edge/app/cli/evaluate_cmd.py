@@ -24,10 +24,10 @@ def evaluate(bundle: str | None, data: str, split: str | None, metadata: str | N
       edge evaluate --data ../shared/data/fracatlas --metadata ../shared/data/fracatlas/metadata.csv \\
                     --skip-bad --report out/eval
     """
-    from ..bundle import load_bundle
+    from edge.core.bundle import load_bundle
     from ..evaluate import evaluate as run
     from ..evaluate import markdown
-    from ..progress import bar
+    from edge.core.progress import bar
 
     b = load_bundle(bundle)
     rep = run(b, data, split=split, metadata=metadata, report_dir=report_dir, skip_bad=skip_bad,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from edge.errors import EdgeError
+from edge.core.errors import EdgeError
 
 TOKEN_ENV = "EDGE_API_TOKEN"
 

@@ -39,18 +39,18 @@ def serve(bundle, host, port, token, no_auth, max_upload_mb, max_pixels, workers
     """
     import logging
 
-    from edge.server.settings import ServerSettings
+    from edge.app.server.settings import ServerSettings
 
     settings = ServerSettings(host=host, port=port, token=None if no_auth else token, no_auth=no_auth,
                               max_upload_mb=max_upload_mb, max_pixels=max_pixels, workers=workers, queue_size=queue_size,
                               cors_origins=tuple(cors_origins), layer=layer).check()  # before loading anything heavy
     import uvicorn
 
-    from edge.bundle import load_bundle
-    from edge.server import create_app
+    from edge.core.bundle import load_bundle
+    from edge.app.server import create_app
 
     b = load_bundle(bundle)
-    logging.getLogger("edge.server").setLevel(log_level.upper())
+    logging.getLogger("edge.app.server").setLevel(log_level.upper())
     click.echo(f"serving {b.summary()} on http://{host}:{port} (docs at /docs, auth {'off' if no_auth else 'on'})", err=True)
     uvicorn.run(create_app(b, settings), host=host, port=port, log_level=log_level, access_log=False,
                 server_header=False, timeout_graceful_shutdown=5)

@@ -30,9 +30,9 @@ def check(root: str, as_json: bool, strict: bool, near_corr: float, out: str | N
     Example:
       edge data check ../shared/data/fracatlas --strict
     """
-    from ..audit import audit, markdown
-    from ..progress import bar
-    from ..report import clean, write_report
+    from edge.core.audit import audit, markdown
+    from edge.core.progress import bar
+    from edge.core.report import clean, write_report
 
     rep = audit(root, near_corr=near_corr, progress=lambda it: bar(it, "check"))
     md = markdown(rep)

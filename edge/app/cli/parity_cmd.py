@@ -19,9 +19,9 @@ def parity_vectors(out: str, model_path: str | None, images: tuple[str, ...]) ->
     """
     from pathlib import Path
 
-    from ..bundle import SAMPLES_DIR
-    from ..parity import write_vectors
-    from ..runtime import EdgeModel
+    from edge.core.bundle import SAMPLES_DIR
+    from edge.core.parity import write_vectors
+    from edge.core.runtime import EdgeModel
 
     if model_path is None:
         from convert.tflite import cached_int8

@@ -34,8 +34,8 @@ MODEL_FILE = "model.h5"  # HDF5: the tf-keras format that can leave the optimize
 CALIB_FILE = "calibration.npz"
 FORMAT = "fracture-edge/bundle"
 VERSION = 1
-DEFAULT_BUNDLE = Path(__file__).parent / "assets" / "default_bundle"
-SAMPLES_DIR = Path(__file__).parent / "assets" / "samples"
+DEFAULT_BUNDLE = Path(__file__).parent.parent / "assets" / "default_bundle"
+SAMPLES_DIR = Path(__file__).parent.parent / "assets" / "samples"
 
 
 def _bundle_hash(files: dict[str, str]) -> str:

@@ -12,22 +12,22 @@ import sys
 
 import click
 
-from ..errors import EdgeError
+from edge.core.errors import EdgeError
 
 # command name -> (module, attribute); imported only when used so `edge --help` stays fast
 COMMANDS = {
-    "data": ("edge.cli.data_cmd", "data"),
-    "train": ("edge.cli.train_cmd", "train"),
-    "predict": ("edge.cli.predict_cmd", "predict"),
-    "evaluate": ("edge.cli.evaluate_cmd", "evaluate"),
-    "compress": ("edge.cli.convert_cmd", "compress"),
-    "convert": ("edge.cli.convert_cmd", "convert"),
-    "validate": ("edge.cli.validate_cmd", "validate"),
-    "explain": ("edge.cli.explain_cmd", "explain"),
-    "serve": ("edge.cli.serve_cmd", "serve"),
-    "bench": ("edge.cli.bench_cmd", "bench"),
-    "parity-vectors": ("edge.cli.parity_cmd", "parity_vectors"),
-    "demo": ("edge.cli.demo_cmd", "demo"),
+    "data": ("edge.app.cli.data_cmd", "data"),
+    "train": ("edge.app.cli.train_cmd", "train"),
+    "predict": ("edge.app.cli.predict_cmd", "predict"),
+    "evaluate": ("edge.app.cli.evaluate_cmd", "evaluate"),
+    "compress": ("edge.app.cli.convert_cmd", "compress"),
+    "convert": ("edge.app.cli.convert_cmd", "convert"),
+    "validate": ("edge.app.cli.validate_cmd", "validate"),
+    "explain": ("edge.app.cli.explain_cmd", "explain"),
+    "serve": ("edge.app.cli.serve_cmd", "serve"),
+    "bench": ("edge.app.cli.bench_cmd", "bench"),
+    "parity-vectors": ("edge.app.cli.parity_cmd", "parity_vectors"),
+    "demo": ("edge.app.cli.demo_cmd", "demo"),
 }
 
 
