@@ -81,3 +81,27 @@ def tiny_bundle(tmp_path_factory, small_data: Path):
 def custom_bundle_small(tmp_path_factory, small_data: Path):
     """The real custom architecture at 64 px, one epoch."""
     return _train(tmp_path_factory, small_data, "custom", 64, 1, "custom_run")
+
+
+# --- conversion/validation fixtures (built once per run; helpers in conv_helpers.py) ---
+
+@pytest.fixture(scope="session")
+def conv_bundle(tmp_path_factory, fracatlas):
+    from conv_helpers import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("conv_bundle") / "bundle", fracatlas)
+
+
+@pytest.fixture(scope="session")
+def conv_int8(tmp_path_factory, conv_bundle):
+    """The test bundle converted to int8 (with the per-layer table), shared by several test files."""
+    from convert.tflite import convert_bundle
+
+    return convert_bundle(conv_bundle, "int8", out=tmp_path_factory.mktemp("conv_int8") / "model_int8.tflite")
+
+
+@pytest.fixture(scope="session")
+def conv_valdata(tmp_path_factory, fracatlas) -> Path:
+    from conv_helpers import copy_class_folder
+
+    return copy_class_folder(fracatlas, tmp_path_factory.mktemp("conv_valdata") / "data", 12)

@@ -1,5 +1,5 @@
-"""Fixtures and helpers shared by the conversion/validation tests (test_runtime, test_convert,
-test_compress, test_validate). Imported into those modules, so session fixtures are built once.
+"""Helpers shared by the conversion/validation tests (test_runtime, test_convert, test_compress,
+test_validate). Their session fixtures live in conftest.py, so each is built once per run.
 
 The test bundle is the 'tiny' architecture with its output layer set so that its probabilities
 spread over 0..1 on real radiographs: a freshly trained tiny model is near-constant, and a
@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 SIZE = 48
 
@@ -73,21 +72,3 @@ def copy_class_folder(fracatlas: Path, dest: Path, n_per_class: int, split: str 
             if n == n_per_class:
                 break
     return dest
-
-
-@pytest.fixture(scope="session")
-def conv_bundle(tmp_path_factory, fracatlas):
-    return make_bundle(tmp_path_factory.mktemp("conv_bundle") / "bundle", fracatlas)
-
-
-@pytest.fixture(scope="session")
-def conv_int8(tmp_path_factory, conv_bundle):
-    """The test bundle converted to int8 (with the per-layer table), shared by several test files."""
-    from convert.tflite import convert_bundle
-
-    return convert_bundle(conv_bundle, "int8", out=tmp_path_factory.mktemp("conv_int8") / "model_int8.tflite")
-
-
-@pytest.fixture(scope="session")
-def conv_valdata(tmp_path_factory, fracatlas) -> Path:
-    return copy_class_folder(fracatlas, tmp_path_factory.mktemp("conv_valdata") / "data", 12)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conv_helpers import conv_bundle, conv_int8, make_bundle, real_canvases  # noqa: F401  (fixtures)
+from conv_helpers import make_bundle, real_canvases
 
 from convert import metadata
 from convert import tflite as ct

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conv_helpers import conv_bundle, conv_int8, real_canvases  # noqa: F401  (fixtures)
+from conv_helpers import real_canvases
 
 from edge.core.errors import EdgeError
 from edge.core.metrics import auroc

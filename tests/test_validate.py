@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conv_helpers import conv_bundle, conv_int8, conv_valdata, make_bundle  # noqa: F401  (fixtures)
+from conv_helpers import make_bundle
 
 import edge
 from edge.core.bundle import DEFAULT_BUNDLE
