@@ -1,8 +1,11 @@
-"""Decoding radiographs: PNG and JPEG (grey or RGB) and DICOM (X-ray, CT and MRI slices).
+"""Decoding radiographs: JPEG, PNG, WebP, BMP, TIFF (grey or RGB) and DICOM (edge.core.dicom).
 
 Everything returns a 2D float64 grey image in 0..255 or an 8-bit array, ready for
-:mod:`edge.preprocess`. Truncated and corrupt files raise :class:`ImageReadError` with the
-file named; nothing here ever fills missing rows with grey silently.
+:mod:`edge.core.preprocess`. The cost of every image is checked from its header before any
+pixel is decoded (edge.core.limits). Truncation is detected by the decoders themselves:
+JPEG through libjpeg-turbo in strict mode (simplejpeg: "premature end of data" is an error,
+so a cut file with its end marker re-appended fails), PNG through libpng (cv2), which refuses
+a stream with fewer rows than the header declares. EXIF orientation is applied, as the phone does.
 """
 
 from __future__ import annotations
@@ -15,13 +18,22 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from .errors import ImageReadError
+from .limits import DEFAULT_LIMITS, Limits, check_budget
 
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG must fail, not be padded with grey
-Image.MAX_IMAGE_PIXELS = 64_000_000  # decompression-bomb guard; callers may lower it
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated image must fail, not be padded with grey
+Image.MAX_IMAGE_PIXELS = None  # our own budget (limits.py) is checked first, in bytes
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | DICOM_SUFFIXES
+
+# bytes per decoded pixel for each Pillow mode (before our own conversion to grey or RGB)
+_MODE_BYTES = {"1": 1, "L": 1, "P": 3, "LA": 4, "PA": 4, "RGB": 3, "RGBA": 4, "CMYK": 4, "YCbCr": 3,
+               "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+_ORIENT = {  # EXIF orientation -> the numpy form of PIL.ImageOps.exif_transpose's operation
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1)}
 
 
 @dataclass
@@ -42,6 +54,8 @@ def sniff(data: bytes) -> str | None:
         return "png"
     if len(data) >= 132 and data[128:132] == b"DICM":
         return "dicom"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
     if data[:2] == b"BM":
         return "bmp"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
@@ -53,56 +67,121 @@ def is_supported_path(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def read_image(path: str | Path, frame: int | None = None) -> Decoded:
+def read_image(path: str | Path, frame: int | None = None, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > limits.max_decoded_bytes + (64 << 20):  # no format we read is this much larger than its pixels
+            raise ImageReadError(f"file too large ({size >> 20} MB)", path)
         data = path.read_bytes()
     except FileNotFoundError:
         raise ImageReadError("file not found", path) from None
+    except IsADirectoryError:
+        raise ImageReadError("is a directory, not an image", path) from None
     except OSError as e:
         raise ImageReadError(f"cannot read file ({e.strerror})", path) from None
-    return decode_bytes(data, name=str(path), frame=frame)
+    return decode_bytes(data, name=str(path), frame=frame, limits=limits)
 
 
-def decode_bytes(data: bytes, name: str = "<upload>", frame: int | None = None, max_pixels: int | None = None) -> Decoded:
+def decode_bytes(data: bytes, name: str = "<upload>", frame: int | None = None, max_pixels: int | None = None,
+                 limits: Limits = DEFAULT_LIMITS) -> Decoded:
+    """Any supported image -> Decoded, or ImageReadError. Nothing else escapes (see tests/test_fuzz.py)."""
     if not data:
         raise ImageReadError("empty file", name)
     kind = sniff(data)
     if kind is None:
-        raise ImageReadError("not a PNG, JPEG or DICOM image (unknown format)", name)
-    if kind == "dicom":
-        return _decode_dicom(data, name, frame, max_pixels)
-    return _decode_pil(data, name, kind, max_pixels)
-
-
-def _decode_pil(data: bytes, name: str, kind: str, max_pixels: int | None) -> Decoded:
-    if kind == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise ImageReadError("truncated JPEG (end-of-image marker missing)", name, "re-export or exclude the file")
+        raise ImageReadError("not a PNG, JPEG, WebP or DICOM image (unknown format)", name)
+    limits = limits.with_pixels(max_pixels)
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        if kind == "dicom":
+            from .dicom import decode_dicom
+
+            pixels, mode, frames = decode_dicom(data, name, frame, limits)
+            return Decoded(pixels, "dicom", mode, frames)
+        if frame not in (None, 0):
+            raise ImageReadError(f"frame {frame} out of range (the file has 1)", name)
+        return _decode_raster(data, name, kind, limits)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError("image too large (out of memory while decoding)", name) from None
+    except Exception as e:  # a decoder bug on hostile bytes: one line, the type only (no values)
+        raise ImageReadError(f"corrupt image ({type(e).__name__})", name) from None
+
+
+def _decode_raster(data: bytes, name: str, kind: str, limits: Limits) -> Decoded:
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # reads the header only
             w, h = im.size
-            limit = max_pixels or Image.MAX_IMAGE_PIXELS
-            if w * h > limit:
-                raise ImageReadError(f"image too large ({w}x{h} pixels, limit {limit})", name)
             mode = im.mode
-            im.load()
-            if mode in ("L", "RGB"):
-                arr = np.asarray(im)
-            elif mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = _window_minmax(np.asarray(im, dtype=np.float64))
+            check_budget(name, w, h, 1, _MODE_BYTES.get(mode, 4), 1, limits)
+            orientation = _orientation(im)
+            if kind == "jpeg":
+                arr = _decode_jpeg(data, name, im)
+            elif kind == "png":
+                arr = _decode_png(data, name, (h, w))
             else:
-                arr = np.asarray(im.convert("RGB"))
+                im.load()
+                arr = _pil_array(im)
     except ImageReadError:
         raise
     except Image.DecompressionBombError:
         raise ImageReadError("image too large (decompression bomb guard)", name) from None
-    except (OSError, ValueError, SyntaxError) as e:
-        msg = str(e)
-        why = "truncated image" if "truncated" in msg else f"corrupt image ({msg})"
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        why = "truncated image" if "truncated" in str(e) else f"corrupt image ({type(e).__name__})"
         raise ImageReadError(why, name) from None
+    if orientation in _ORIENT:
+        arr = np.ascontiguousarray(_ORIENT[orientation](arr))
     if arr.ndim == 3 and arr.shape[2] == 3 and _is_grey_rgb(arr):
         arr = arr[:, :, 0]  # grey content stored as RGB: keep the exact values
     return Decoded(arr, kind, mode)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block is not a broken image: keep the stored orientation
+        return 1
+
+
+def _decode_jpeg(data: bytes, name: str, im: Image.Image) -> np.ndarray:
+    import simplejpeg
+
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ImageReadError("truncated JPEG (end-of-image marker missing)", name, "re-export or exclude the file")
+    cmyk = im.mode not in ("L", "RGB", "YCbCr")
+    try:  # strict: libjpeg's recoverable errors ("premature end of data segment") are errors
+        arr = simplejpeg.decode_jpeg(data, colorspace="CMYK" if cmyk else ("GRAY" if im.mode == "L" else "RGB"), strict=True)
+    except ValueError as e:
+        why = "truncated JPEG (data ends early)" if "premature" in str(e).lower() else "corrupt JPEG"
+        raise ImageReadError(why, name, "re-export or exclude the file") from None
+    if cmyk:  # rare in radiology: checked above by libjpeg, converted by Pillow
+        im.load()
+        return np.asarray(im.convert("RGB"))
+    return arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+
+
+def _decode_png(data: bytes, name: str, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.shape[:2] != shape:  # libpng: "Not enough image data", CRC, bad zlib
+        raise ImageReadError("truncated or corrupt PNG (image data ends early or is damaged)", name)
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        if arr.dtype == np.uint16:  # as Pillow opens 16-bit colour: the high byte
+            arr = (arr >> 8).astype(np.uint8)
+    elif arr.dtype == np.uint16:  # 16-bit grey: min-max windowed to 0..255 (as on the phone)
+        arr = _window_minmax(arr.astype(np.float64))
+    return arr
+
+
+def _pil_array(im: Image.Image) -> np.ndarray:
+    if im.mode in ("L", "RGB"):
+        return np.asarray(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _window_minmax(np.asarray(im, dtype=np.float64))
+    return np.asarray(im.convert("RGB"))
 
 
 def _is_grey_rgb(arr: np.ndarray) -> bool:
@@ -111,60 +190,6 @@ def _is_grey_rgb(arr: np.ndarray) -> bool:
 
 def _window_minmax(a: np.ndarray) -> np.ndarray:
     lo, hi = float(np.min(a)), float(np.max(a))
-    if hi <= lo:
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
         return np.zeros_like(a, dtype=np.float64)
     return (a - lo) * (255.0 / (hi - lo))
-
-
-def _decode_dicom(data: bytes, name: str, frame: int | None, max_pixels: int | None) -> Decoded:
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-    except Exception as e:  # pydicom raises many types on bad input; all mean "unreadable"
-        raise ImageReadError(f"unreadable DICOM ({type(e).__name__})", name) from None
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
-        raise ImageReadError("DICOM has no pixel data (not an image object)", name)
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    limit = max_pixels or Image.MAX_IMAGE_PIXELS
-    # all frames are decoded at once, so the limit covers the whole series (decompression bombs)
-    if rows * cols == 0 or rows * cols * n_frames > limit:
-        raise ImageReadError(f"DICOM image size {rows}x{cols}x{n_frames} frames not accepted (limit {limit} pixels)", name)
-    try:
-        arr = ds.pixel_array
-    except Exception as e:
-        raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__}: {e})", name) from None
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if n_frames > 1:
-        idx = n_frames // 2 if frame is None else frame
-        if not 0 <= idx < n_frames:
-            raise ImageReadError(f"frame {idx} out of range (the file has {n_frames})", name)
-        arr = arr[idx]
-    elif frame not in (None, 0):
-        raise ImageReadError(f"frame {frame} out of range (the file has 1)", name)
-    if photometric in ("RGB", "YBR_FULL", "YBR_FULL_422") or arr.ndim == 3:
-        if photometric.startswith("YBR"):
-            from pydicom.pixels import convert_color_space
-
-            arr = convert_color_space(arr, photometric, "RGB")
-        return Decoded(np.asarray(arr, dtype=np.uint8), "dicom", "RGB", n_frames)
-    values = apply_modality_lut(arr, ds).astype(np.float64)
-    if "VOILUTSequence" in ds:
-        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-        grey = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64) * (255.0 / (2**bits - 1))
-    elif "WindowCenter" in ds and "WindowWidth" in ds:
-        grey = _apply_window(values, float(np.atleast_1d(ds.WindowCenter)[0]), float(np.atleast_1d(ds.WindowWidth)[0]))
-    else:
-        grey = _window_minmax(values)
-    if photometric == "MONOCHROME1":  # high values are dark: invert so bone is bright
-        grey = 255.0 - grey
-    return Decoded(grey, "dicom", photometric, n_frames)
-
-
-def _apply_window(x: np.ndarray, center: float, width: float) -> np.ndarray:
-    """DICOM linear windowing (PS3.3 C.11.2.1.2.1) straight onto 0..255."""
-    width = max(width, 1.0)
-    y = ((x - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
-    return np.clip(y, 0.0, 255.0)

@@ -1,0 +1,230 @@
+"""DICOM decoding that no field value can crash and no field value can leak.
+
+Every element is read defensively (a text NumberOfFrames, an empty WindowCenter, a VOI LUT
+sequence with no item...): one bad file is one ImageReadError naming the file and the field,
+never a traceback. Messages and logs name fields and exception types, never values (patient
+data). Deflated transfer syntax is inflated here, streamed and capped, before pydicom sees it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+import zlib
+from typing import Any
+
+import numpy as np
+
+from .errors import ImageReadError
+from .limits import DEFAULT_LIMITS, Limits, check_budget
+
+DEFLATED = "1.2.840.10008.1.2.1.99"
+DICOM_EXTRA = "pip install 'fracture-edge[dicom]'"
+
+
+def _import_pydicom():
+    """Import pydicom and silence it, here and only here: pydicom resets its logger when first
+    imported, so silencing it earlier does not hold. Its warnings quote element values."""
+    import pydicom
+
+    logger = logging.getLogger("pydicom")
+    logger.setLevel(logging.CRITICAL + 10)
+    logger.handlers.clear()
+    logger.propagate = False
+    # pydicom warns with stacklevel pointing at its caller: cover pydicom and this module
+    warnings.filterwarnings("ignore", module=r"(pydicom|edge\.core\.dicom)(\..*)?$")
+    return pydicom
+
+
+pydicom = _import_pydicom()
+
+
+# --- defensive field reads -----------------------------------------------------------------
+def _field(ds: Any, keyword: str) -> Any:
+    """The value of an element, or None when absent, empty or unreadable (bad VR, bad bytes)."""
+    try:
+        if keyword not in ds:
+            return None
+        value = ds[keyword].value
+    except Exception:  # pydicom converts raw elements lazily: any failure means "unreadable"
+        return None
+    if value is None or value == "" or (hasattr(value, "__len__") and not isinstance(value, (str, bytes)) and len(value) == 0):
+        return None
+    return value
+
+
+def _number(ds: Any, keyword: str, name: str, default: float | None = None, kind: type = float) -> Any:
+    """A numeric field (first value if multi-valued); a present but non-numeric one is an error."""
+    raw = _field(ds, keyword)
+    if raw is None:
+        return default
+    if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
+        raw = raw[0] if len(raw) else None
+        if raw is None:
+            return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ImageReadError(f"DICOM field {keyword} is not a number", name) from None
+    if not np.isfinite(value):
+        raise ImageReadError(f"DICOM field {keyword} is not a finite number", name)
+    if kind is int:
+        if value != int(value):
+            raise ImageReadError(f"DICOM field {keyword} is not a whole number", name)
+        return int(value)
+    return value
+
+
+def _text(ds: Any, keyword: str, default: str) -> str:
+    raw = _field(ds, keyword)
+    return str(raw).strip().upper() if isinstance(raw, str) else default
+
+
+# --- reading the dataset ---------------------------------------------------------------------
+def _inflate_capped(body: bytes, name: str, cap: int) -> bytes:
+    """Raw-deflate ``body`` in chunks, refusing as soon as the output passes ``cap``."""
+    d = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    buf = body
+    try:
+        while buf:
+            out += d.decompress(buf, 1 << 20)
+            if len(out) > cap:
+                raise ImageReadError(f"deflated DICOM inflates past {cap // (1 << 20)} MB (decompression bomb)", name)
+            buf = d.unconsumed_tail
+        out += d.flush()
+    except zlib.error:
+        raise ImageReadError("deflated DICOM data is corrupt", name) from None
+    if len(out) > cap:
+        raise ImageReadError(f"deflated DICOM inflates past {cap // (1 << 20)} MB (decompression bomb)", name)
+    return bytes(out)
+
+
+def _read_dataset(data: bytes, name: str, limits: Limits) -> Any:
+    # the fp-taking meta reader is private in pydicom 3 (the public one opens a path); pinned <4
+    from pydicom.filereader import _read_file_meta_info as read_file_meta_info
+    from pydicom.filereader import read_dataset, read_preamble
+
+    try:
+        fp = io.BytesIO(data)
+        preamble = read_preamble(fp, False)
+        meta = read_file_meta_info(fp) if preamble is not None else None
+        tsyntax = str(_field(meta, "TransferSyntaxUID") or "") if meta is not None else ""
+        if tsyntax == DEFLATED:
+            body = _inflate_capped(data[fp.tell():], name, limits.max_decoded_bytes + (1 << 20))
+            ds = read_dataset(io.BytesIO(body), is_implicit_VR=False, is_little_endian=True)
+            ds = pydicom.dataset.FileDataset(name, ds, preamble=preamble, file_meta=meta,
+                                             is_implicit_VR=False, is_little_endian=True)
+        else:
+            ds = pydicom.dcmread(io.BytesIO(data))
+    except ImageReadError:
+        raise
+    except Exception as e:  # pydicom raises many types on bad input; all mean "unreadable"
+        raise ImageReadError(f"unreadable DICOM ({type(e).__name__})", name) from None
+    return ds
+
+
+def _check_size(ds: Any, name: str, limits: Limits) -> tuple[int, int]:
+    """Rows, Columns, frames and sample size from the header; refused before any pixel is decoded."""
+    rows = _number(ds, "Rows", name, 0, int)
+    cols = _number(ds, "Columns", name, 0, int)
+    frames = _number(ds, "NumberOfFrames", name, 1, int)
+    samples = _number(ds, "SamplesPerPixel", name, 1, int)
+    bits = _number(ds, "BitsAllocated", name, 8, int)
+    if not rows or not cols:
+        raise ImageReadError("DICOM Rows/Columns missing or unreadable", name)
+    if not 1 <= samples <= 4 or bits not in (1, 8, 16, 32, 64):
+        raise ImageReadError("DICOM SamplesPerPixel/BitsAllocated not supported", name)
+    check_budget(name, cols, rows, samples, max(bits // 8, 1), max(frames, 1), limits)
+    return max(frames, 1), samples
+
+
+def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEFAULT_LIMITS):
+    """DICOM bytes -> (2D grey float64 0..255 or HxWx3 uint8, photometric, frames)."""
+    ds = _read_dataset(data, name, limits)
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise ImageReadError("DICOM has no pixel data (not an image object)", name)
+    n_frames, _ = _check_size(ds, name, limits)
+    idx = n_frames // 2 if frame is None else frame
+    if not 0 <= idx < n_frames:
+        raise ImageReadError(f"frame {idx} out of range (the file has {n_frames})", name)
+    arr = _pixels(ds, name)
+    if n_frames > 1:
+        if arr.shape[0] != n_frames:
+            raise ImageReadError("DICOM NumberOfFrames does not match the pixel data", name)
+        arr = arr[idx]
+    photometric = _text(ds, "PhotometricInterpretation", "MONOCHROME2")
+    try:
+        return _to_display(ds, arr, photometric, name), photometric, n_frames
+    except ImageReadError:
+        raise
+    except Exception as e:  # a field combination pydicom's LUT code rejects: name the type only
+        raise ImageReadError(f"DICOM display fields cannot be applied ({type(e).__name__})", name) from None
+
+
+def _pixels(ds: Any, name: str) -> np.ndarray:
+    try:
+        return ds.pixel_array
+    except Exception as e:
+        msg = str(e)
+        meta = getattr(ds, "file_meta", None)
+        tsyntax = str(_field(meta, "TransferSyntaxUID") or "?") if meta is not None else "?"
+        if "missing dependencies" in msg or "no pixel data handlers" in msg.lower() or "plugin" in msg.lower():
+            raise ImageReadError(f"no decoder installed for DICOM transfer syntax {tsyntax}", name,
+                                 f"install the DICOM decoders: {DICOM_EXTRA}") from None
+        raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__})", name) from None
+
+
+def _to_display(ds: Any, arr: np.ndarray, photometric: str, name: str) -> np.ndarray:
+    from pydicom.pixels import apply_voi_lut
+
+    if photometric in ("RGB", "YBR_FULL", "YBR_FULL_422") or arr.ndim == 3:
+        # pydicom 3's pixel_array already converts YBR to RGB (as_rgb=True)
+        if arr.dtype != np.uint8:
+            arr = _minmax(arr.astype(np.float64)).astype(np.uint8)
+        return np.asarray(arr, dtype=np.uint8)
+    slope = _number(ds, "RescaleSlope", name, 1.0)
+    intercept = _number(ds, "RescaleIntercept", name, 0.0)
+    values = arr.astype(np.float64) * slope + intercept
+    voi = _field(ds, "VOILUTSequence")
+    center, width = _number(ds, "WindowCenter", name), _number(ds, "WindowWidth", name)
+    if voi is not None:
+        bits = _voi_bits(voi[0], name)
+        grey = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64) * (255.0 / (2**bits - 1))
+        grey = np.clip(grey, 0.0, 255.0)
+    elif center is not None and width is not None:
+        grey = apply_window(values, center, width)
+    else:
+        grey = _minmax(values)
+    if photometric == "MONOCHROME1":  # high values are dark: invert so bone is bright
+        grey = 255.0 - grey
+    return grey
+
+
+def _voi_bits(item: Any, name: str) -> int:
+    desc = _field(item, "LUTDescriptor")
+    lut = _field(item, "LUTData")
+    if desc is None or lut is None or len(desc) != 3:
+        raise ImageReadError("DICOM VOI LUT sequence item is empty or incomplete", name)
+    try:
+        bits = int(desc[2])
+    except (TypeError, ValueError):
+        raise ImageReadError("DICOM VOI LUT descriptor is not numeric", name) from None
+    if not 1 <= bits <= 16:
+        raise ImageReadError("DICOM VOI LUT descriptor has an invalid bit depth", name)
+    return bits
+
+
+def _minmax(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(a)), float(np.max(a))
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return np.zeros_like(a, dtype=np.float64)
+    return (a - lo) * (255.0 / (hi - lo))
+
+
+def apply_window(x: np.ndarray, center: float, width: float) -> np.ndarray:
+    """DICOM linear windowing (PS3.3 C.11.2.1.2.1) straight onto 0..255."""
+    width = max(width, 1.0)
+    y = ((x - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
+    return np.clip(y, 0.0, 255.0)
