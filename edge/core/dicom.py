@@ -20,6 +20,7 @@ from .errors import ImageReadError
 from .limits import DEFAULT_LIMITS, Limits, check_budget
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 DICOM_EXTRA = "pip install 'fracture-edge[dicom]'"
 
 
@@ -164,16 +165,36 @@ def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEF
 
 
 def _pixels(ds: Any, name: str) -> np.ndarray:
+    meta = getattr(ds, "file_meta", None)
+    tsyntax = str(_field(meta, "TransferSyntaxUID") or "?") if meta is not None else "?"
     try:
         return ds.pixel_array
     except Exception as e:
         msg = str(e)
-        meta = getattr(ds, "file_meta", None)
-        tsyntax = str(_field(meta, "TransferSyntaxUID") or "?") if meta is not None else "?"
+        if tsyntax == JPEG_EXTENDED and "12-bit" in msg:  # no permissive pydicom plugin decodes these
+            return _jpeg12_frames(ds, name)
         if "missing dependencies" in msg or "no pixel data handlers" in msg.lower() or "plugin" in msg.lower():
             raise ImageReadError(f"no decoder installed for DICOM transfer syntax {tsyntax}", name,
                                  f"install the DICOM decoders: {DICOM_EXTRA}") from None
         raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__})", name) from None
+
+
+def _jpeg12_frames(ds: Any, name: str) -> np.ndarray:
+    """JPEG Extended 12-bit through imagecodecs (BSD, libjpeg-turbo 3): pydicom's gdcm plugin refuses
+    12-bit and the plugin that takes it (pylibjpeg-libjpeg) is GPL-3."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise ImageReadError(f"no decoder installed for DICOM transfer syntax {JPEG_EXTENDED} (12-bit JPEG)", name,
+                             f"install the DICOM decoders: {DICOM_EXTRA}") from None
+    from pydicom.encaps import generate_frames
+
+    n = _number(ds, "NumberOfFrames", name, 1, int)
+    try:
+        frames = [imagecodecs.jpeg8_decode(f) for f in generate_frames(ds.PixelData, number_of_frames=n)]
+    except Exception as e:
+        raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__})", name) from None
+    return frames[0] if n == 1 else np.stack(frames)
 
 
 def _to_display(ds: Any, arr: np.ndarray, photometric: str, name: str) -> np.ndarray:
