@@ -33,3 +33,7 @@ class DataError(EdgeError):
 
 class BundleError(EdgeError):
     """A model bundle that is missing, malformed, or whose files do not match their hashes."""
+
+
+class OutputError(EdgeError):
+    """An output that cannot be written (directory not writable, a directory where a file goes...)."""

@@ -11,19 +11,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import OutputError
+
+
+def _cannot_write(dest: Path, e: OSError) -> OutputError:
+    return OutputError(f"cannot write here ({e.strerror or type(e).__name__})", dest)
+
 
 @contextlib.contextmanager
 def atomic_path(dest: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only if the block succeeds."""
+    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only if the block succeeds.
+    An output that cannot be written is an OutputError (one line), never a traceback."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    if dest.is_dir():
+        raise OutputError("is a directory; give a file name", dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    except OSError as e:
+        raise _cannot_write(dest, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; outputs are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        raise _cannot_write(dest, e) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -59,8 +74,11 @@ def _json_default(o: Any) -> Any:
 def atomic_dir(dest: str | Path) -> Iterator[Path]:
     """Build a directory under a temporary name and swap it into place when complete."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    except OSError as e:
+        raise _cannot_write(dest, e) from None
     os.chmod(tmp, 0o755)
     try:
         yield tmp

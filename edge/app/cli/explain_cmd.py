@@ -30,7 +30,7 @@ def split_bundle_arg(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
               help="Per-image CSV with body-region flags (default: metadata.csv next to --boxes).")
 @click.option("--data", type=click.Path(), default=None, help="Take the images from this dataset's --split instead of listing them.")
 @click.option("--split", default="test", show_default=True, help="Split used with --data.")
-@click.option("--limit", type=int, default=None, help="At most N images (quick looks).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images (quick looks).")
 @click.option("--overlays", is_flag=True, help="With --boxes: also write the overlay PNGs (OUT/overlays).")
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable/truncated images out (listed in the output) instead of stopping.")
 def explain(args, method, layer, target, out, boxes, metadata, data, split, limit, overlays, skip_bad) -> None:

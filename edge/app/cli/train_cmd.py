@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .util import COUNT, NON_NEGATIVE, RATE
+
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(), help="Class-folder tree (root/<class>/* or root/<split>/<class>/*) or CSV manifest.")
@@ -13,21 +15,21 @@ import click
               help="Run directory: checkpoints, logs, curves, and the bundle in OUT/bundle. Rerun to resume.")
 @click.option("--task", type=click.Choice(["binary", "multiclass"]), default=None, help="Default: binary for 2 classes.")
 @click.option("--positive", default=None, help="Binary task: the positive class (default: guessed, e.g. 'fractured').")
-@click.option("--size", default=224, show_default=True, help="Input height and width in pixels.")
+@click.option("--size", default=224, type=click.IntRange(min=8), show_default=True, help="Input height and width in pixels.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Default: 1 for custom, 3 (grey replicated) for ImageNet backbones.")
 @click.option("--weights", default="none", show_default=True, help="none | imagenet (Keras cache ~/.keras/models) | PATH to a weights file.")
-@click.option("--epochs", default=20, show_default=True, help="Epochs (the fine-tune phase for pretrained backbones).")
-@click.option("--warmup-epochs", default=3, show_default=True, help="Head-only epochs on a frozen pretrained backbone.")
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True, help="Learning rate (cosine schedule).")
-@click.option("--finetune-lr", default=1e-4, show_default=True)
+@click.option("--epochs", default=20, type=COUNT, show_default=True, help="Epochs (the fine-tune phase for pretrained backbones).")
+@click.option("--warmup-epochs", default=3, type=NON_NEGATIVE, show_default=True, help="Head-only epochs on a frozen pretrained backbone.")
+@click.option("--batch-size", default=32, type=COUNT, show_default=True)
+@click.option("--lr", default=1e-3, type=RATE, show_default=True, help="Learning rate (cosine schedule).")
+@click.option("--finetune-lr", default=1e-4, type=RATE, show_default=True)
 @click.option("--imbalance", type=click.Choice(["class_weight", "oversample", "focal", "none"]), default="class_weight", show_default=True)
 @click.option("--augment", default="radiograph", show_default=True, help="none | light | radiograph | strong | FILE.json (albumentations).")
-@click.option("--patience", default=6, show_default=True, help="Early-stopping patience on validation AUROC.")
-@click.option("--target-sensitivity", default=0.90, show_default=True, help="Operating threshold chosen on validation data for this sensitivity.")
+@click.option("--patience", default=6, type=COUNT, show_default=True, help="Early-stopping patience on validation AUROC.")
+@click.option("--target-sensitivity", default=0.90, type=click.FloatRange(0.0, 1.0, min_open=True), show_default=True, help="Operating threshold chosen on validation data for this sensitivity.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable/truncated images out and list them in OUT/skipped_files.json.")
-@click.option("--max-per-class", type=int, default=None, help="Use at most N images per class and split (quick runs).")
+@click.option("--max-per-class", type=COUNT, default=None, help="Use at most N images per class and split (quick runs).")
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]), default="auto", show_default=True,
               help="tf.distribute strategy: auto uses all GPUs, or TF_CONFIG for multi-worker.")
 @click.option("--model-id", default=None, help="Name recorded in the model card.")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
+
 from edge.core.bundle import CARD, Bundle, load_bundle
+
+# option types that refuse 0 and negatives in click's own one-line usage error
+COUNT = click.IntRange(min=1)
+NON_NEGATIVE = click.IntRange(min=0)
+RATE = click.FloatRange(min=0.0, min_open=True)
+PORT = click.IntRange(1, 65535)
 
 
 def is_bundle_dir(p: str | Path) -> bool:

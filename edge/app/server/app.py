@@ -7,7 +7,6 @@ import logging
 import re
 import time
 import uuid
-import warnings
 from contextlib import asynccontextmanager
 
 import anyio
@@ -25,18 +24,12 @@ from .settings import ServerSettings
 log = logging.getLogger("edge.app.server")
 
 
-def _quiet_dicom() -> None:
-    """pydicom's warnings and log records can quote element values (patient data): drop them."""
-    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?$")
-
-
 def create_app(bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None) -> FastAPI:
     settings.check()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        _quiet_dicom()
+        import edge.core.dicom  # noqa: F401  imports pydicom and silences it (its one place), before any upload
         t = time.perf_counter()
         engine = await anyio.to_thread.run_sync(lambda: Engine(bundle, settings, explainer))
         app.state.engine = engine

@@ -27,7 +27,20 @@ from edge.core.imageio import decode_bytes, sniff
 from .errors import ApiError, from_image_error
 from .settings import ServerSettings
 
-ACCEPTED = {"png", "jpeg", "dicom"}
+ACCEPTED = {"png", "jpeg", "webp", "dicom"}
+
+
+class Slot:
+    """One place among workers + queue_size; released exactly once."""
+
+    def __init__(self, sem: threading.BoundedSemaphore):
+        self._sem, self._lock, self.released, self.handed_off = sem, threading.Lock(), False, False
+
+    def release(self) -> None:
+        with self._lock:
+            if not self.released:
+                self.released = True
+                self._sem.release()
 
 
 class Engine:
@@ -49,17 +62,27 @@ class Engine:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, fn, *args) -> Any:
+    def reserve(self) -> Slot:
+        """A place in the queue, taken before the upload is read: a full queue answers 503 at once."""
         if not self._slots.acquire(blocking=False):
             raise ApiError(503, "overloaded", "too many requests in the queue; retry shortly", {"Retry-After": "1"})
+        return Slot(self._slots)
+
+    async def run(self, slot: Slot, fn, *args) -> Any:
+        """Run a job on the pool in a reserved slot; the slot is freed when the job ends (also when
+        the client went away)."""
         queued = time.perf_counter()
         try:
             fut = self.pool.submit(fn, queued, *args)
         except RuntimeError:  # pool shut down
-            self._slots.release()
+            slot.release()
             raise ApiError(503, "unavailable", "server is shutting down") from None
-        fut.add_done_callback(lambda _: self._slots.release())  # also when the client went away
+        slot.handed_off = True
+        fut.add_done_callback(lambda _: slot.release())
         return await asyncio.wrap_future(fut)
+
+    async def submit(self, fn, *args) -> Any:
+        return await self.run(self.reserve(), fn, *args)
 
     # --- jobs (run on the worker threads) --------------------------------------------------
     def _decode(self, data: bytes) -> tuple[np.ndarray, float]:
@@ -68,9 +91,9 @@ class Engine:
             raise ApiError(422, "empty_upload", "the uploaded file is empty")
         kind = sniff(data)  # the content decides, never the file name or the declared type
         if kind not in ACCEPTED:
-            raise ApiError(415, "unsupported_media_type", "not a PNG, JPEG or DICOM image")
+            raise ApiError(415, "unsupported_media_type", "not a PNG, JPEG, WebP or DICOM image")
         try:
-            pixels = decode_bytes(data, name="upload", max_pixels=self.settings.max_pixels).pixels
+            pixels = decode_bytes(data, name="upload", limits=self.settings.limits).pixels
         except ImageReadError as e:
             raise from_image_error(e) from None
         return pixels, (time.perf_counter() - t) * 1e3

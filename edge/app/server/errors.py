@@ -4,6 +4,7 @@ bad input. Messages name the problem, never the request's content."""
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +15,7 @@ from edge.core.errors import ImageReadError
 
 log = logging.getLogger("edge.app.server")
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+HTTP_CODES = {400: "bad_request", 408: "request_timeout", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
 
 
@@ -24,8 +25,12 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+_ADDRESS = re.compile(r" ?(object )?at 0x[0-9a-fA-F]+")
+
+
 def error_body(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}}
+    # repr()s of Python objects carry memory addresses (ASLR hints): never send them
+    return {"error": {"code": code, "message": _ADDRESS.sub("", message)}}
 
 
 def from_image_error(e: ImageReadError) -> ApiError:

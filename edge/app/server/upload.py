@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import anyio
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -26,7 +27,11 @@ class Upload:
     fields: dict[str, str]
 
 
-async def read_upload(request: Request, max_bytes: int) -> Upload:
+MAX_FIELD_BYTES = 1024  # method and target are short words: longer is an error, not silently dropped
+MAX_PARTS = 8
+
+
+async def read_upload(request: Request, max_bytes: int, timeout: float = 60.0) -> Upload:
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise ApiError(415, "unsupported_media_type", "send the image as multipart/form-data in the field 'file'")
@@ -40,6 +45,8 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
     headers: dict[bytes, bytes] = {}
 
     def on_part_begin():
+        if len(parts) >= MAX_PARTS:
+            raise ApiError(422, "invalid_request", f"too many form fields (at most {MAX_PARTS})")
         parts.append(Part())
         headers.clear()
 
@@ -60,21 +67,27 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
         parts[-1].filename = fn.decode("utf-8", "replace") if fn is not None else None
 
     def on_part_data(data, start, end):
-        parts[-1].data += data[start:end]
+        part = parts[-1]
+        part.data += data[start:end]
+        if part.name != "file" and len(part.data) > MAX_FIELD_BYTES:
+            raise ApiError(422, "invalid_request", f"form field '{part.name[:40]}' longer than {MAX_FIELD_BYTES} bytes")
 
     parser = MultipartParser(params[b"boundary"], {
         "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
         "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data})
     received = 0
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise too_big
-            parser.write(chunk)
+        with anyio.fail_after(timeout):  # a stalled or trickling upload gives its memory back
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise too_big
+                parser.write(chunk)
         parser.finalize()
     except ApiError:
         raise
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", f"upload not received within {timeout:g} s") from None
     except Exception:  # python-multipart's parse errors: the body is not valid multipart
         raise ApiError(422, "invalid_request", "malformed multipart body") from None
     files = [p for p in parts if p.name == "file"]
@@ -82,5 +95,5 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
         raise ApiError(422, "missing_file", "no 'file' field in the form")
     if len(files[0].data) > max_bytes:
         raise too_big
-    fields = {p.name: p.data.decode("utf-8", "replace")[:200] for p in parts if p.name != "file" and len(p.data) <= 1024}
+    fields = {p.name: p.data.decode("utf-8", "replace") for p in parts if p.name != "file"}
     return Upload(bytes(files[0].data), fields)

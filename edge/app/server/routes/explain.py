@@ -22,14 +22,19 @@ router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Authorized])
              summary="Classify one radiograph and show where the model looked")
 async def explain(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     t0 = time.perf_counter()
-    upload = await read_upload(request, settings.max_upload_bytes)
-    # form fields win over the query string; both are optional
-    raw = upload.fields.get("method") or request.query_params.get("method") or "gradcam"
-    target = (upload.fields.get("target") or request.query_params.get("target") or "").strip() or None
-    try:  # an unescaped '+' in a query string arrives as a space: 'gradcam  ' means gradcam++
-        method = get_method(raw.strip("\t\r\n").replace(" ", "+")).name
-    except EdgeError:
-        raise ApiError(422, "invalid_request", f"method must be one of {', '.join(METHODS)}") from None
-    out = await engine.submit(engine.explain_job, upload.file, method, target)
+    slot = engine.reserve()  # before the body is read: a full queue costs the server nothing
+    try:
+        upload = await read_upload(request, settings.max_upload_bytes, settings.body_timeout)
+        # form fields win over the query string; both are optional
+        raw = upload.fields.get("method") or request.query_params.get("method") or "gradcam"
+        target = (upload.fields.get("target") or request.query_params.get("target") or "").strip() or None
+        try:  # an unescaped '+' in a query string arrives as a space: 'gradcam  ' means gradcam++
+            method = get_method(raw.strip("\t\r\n").replace(" ", "+")).name
+        except EdgeError:
+            raise ApiError(422, "invalid_request", f"method must be one of {', '.join(METHODS)}") from None
+        out = await engine.run(slot, engine.explain_job, upload.file, method, target)
+    finally:
+        if not slot.handed_off:
+            slot.release()
     out["timings_ms"]["total"] = (time.perf_counter() - t0) * 1e3
     return out

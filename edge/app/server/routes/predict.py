@@ -18,7 +18,12 @@ router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Authorized])
              summary="Classify one radiograph")
 async def predict(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     t0 = time.perf_counter()
-    upload = await read_upload(request, settings.max_upload_bytes)
-    out = await engine.submit(engine.predict_job, upload.file)
+    slot = engine.reserve()  # before the body is read: a full queue costs the server nothing
+    try:
+        upload = await read_upload(request, settings.max_upload_bytes, settings.body_timeout)
+        out = await engine.run(slot, engine.predict_job, upload.file)
+    finally:
+        if not slot.handed_off:
+            slot.release()
     out["timings_ms"]["total"] = (time.perf_counter() - t0) * 1e3
     return out
