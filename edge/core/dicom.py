@@ -92,13 +92,13 @@ def _inflate_capped(body: bytes, name: str, cap: int) -> bytes:
         while buf:
             out += d.decompress(buf, 1 << 20)
             if len(out) > cap:
-                raise ImageReadError(f"deflated DICOM inflates past {cap // (1 << 20)} MB (decompression bomb)", name)
+                raise ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
             buf = d.unconsumed_tail
         out += d.flush()
     except zlib.error:
         raise ImageReadError("deflated DICOM data is corrupt", name) from None
     if len(out) > cap:
-        raise ImageReadError(f"deflated DICOM inflates past {cap // (1 << 20)} MB (decompression bomb)", name)
+        raise ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
     return bytes(out)
 
 

@@ -68,4 +68,4 @@ def serve(bundle, host, port, token, no_auth, max_upload_mb, max_pixels, max_dec
     b = load_bundle(bundle)
     logging.getLogger("edge.app.server").setLevel(log_level.upper())
     click.echo(f"serving {b.summary()} on http://{host}:{port} (docs at /docs, auth {'off' if no_auth else 'on'})", err=True)
-    uvicorn.run(create_app(b, settings), log_level=log_level, **settings.uvicorn_kwargs())
+    uvicorn.run(create_app(b, settings, scratch_dir=tempfile.tempdir), log_level=log_level, **settings.uvicorn_kwargs())

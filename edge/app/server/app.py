@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -24,7 +25,10 @@ from .settings import ServerSettings
 log = logging.getLogger("edge.app.server")
 
 
-def create_app(bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None) -> FastAPI:
+def create_app(bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None,
+               scratch_dir: str | None = None) -> FastAPI:
+    """``scratch_dir``: the process's private temp dir (autograph's generated modules), removed at
+    shutdown here because uvicorn re-raises SIGTERM after shutdown and atexit never runs."""
     settings.check()
 
     @asynccontextmanager
@@ -41,6 +45,8 @@ def create_app(bundle: Bundle, settings: ServerSettings, explainer: Explainer | 
         finally:
             app.state.engine = None
             engine.close()
+            if scratch_dir:
+                shutil.rmtree(scratch_dir, ignore_errors=True)
 
     app = FastAPI(title="fracture-edge", version="1",
                   description="Fracture classification and Grad-CAM explanations for the fracture-edge phone app. "
