@@ -5,8 +5,15 @@ enum class Accelerator(val wire: String) {
     CPU("cpu")
 }
 
-/** What the user asked for in Settings. */
-enum class AcceleratorPreference { AUTO, CPU_ONLY }
+/** What the user asked for in Settings: Automatic (GPU where LiteRT says it works), CPU or GPU. */
+enum class AcceleratorPreference { AUTO, CPU_ONLY, GPU_ONLY }
+
+/** CPU thread count for the interpreter: the user's choice, kept within 1..the cores there are. */
+object CpuThreads {
+    const val DEFAULT = 4
+
+    fun resolve(requested: Int?, cores: Int): Int = (requested ?: minOf(DEFAULT, cores)).coerceIn(1, cores.coerceAtLeast(1))
+}
 
 /** Answers whether the GPU delegate can run on this device (on Android: LiteRT's CompatibilityList). */
 fun interface AcceleratorProbe {
@@ -53,6 +60,9 @@ object AcceleratorChooser {
                 } catch (e: Throwable) {
                     false
                 }
+        if (preference == AcceleratorPreference.GPU_ONLY && hasFp16) {
+            return fp16(Accelerator.GPU, "GPU chosen in Settings: fp16 model on GPU")
+        }
         return when {
             gpu && hasFp16 -> fp16(Accelerator.GPU, "GPU delegate supported: fp16 model on GPU")
             hasInt8 -> int8(cpuReason(preference, gpu, hasFp16))
@@ -74,6 +84,7 @@ object AcceleratorChooser {
 
     private fun cpuReason(preference: AcceleratorPreference, gpu: Boolean, hasFp16: Boolean): String = when {
         preference == AcceleratorPreference.CPU_ONLY -> "CPU chosen in Settings: int8 model on CPU (XNNPACK)"
+        preference == AcceleratorPreference.GPU_ONLY -> "GPU chosen in Settings but the fp16 model is missing: int8 model on CPU (XNNPACK)"
         gpu && !hasFp16 -> "fp16 model missing: int8 model on CPU (XNNPACK)"
         else -> "GPU delegate not supported on this device: int8 model on CPU (XNNPACK)"
     }
