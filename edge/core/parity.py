@@ -2,17 +2,25 @@
 
 For real radiographs this writes what the Android core receives (ARGB pixels, the
 Bitmap.getPixels layout) and what it must produce at each step (letterboxed uint8 canvas,
-float input, quantised input) plus, for the shipped model, the raw output tensor LiteRT
+float input, quantised input) plus, for each real model, the raw output tensor LiteRT
 returned here and the probabilities/decision expected from it. android_demo/core's tests
 read the directory (format "fracture-edge/parity-vectors", documented in android_demo/README.md).
+
+``manifest.json`` is a list with one entry per spec: every model given (the int8 model, the fp16
+GPU model, ...), then preprocessing-only specs the phone can also get (VGG16/ResNet50-style
+3-channel caffe mean, its 1-channel variant, a non-square input), which have no model to run.
+Besides the radiographs, each set has a large (6x) and a small (smaller than the input) version
+of the first one, so both the downscaling and the upscaling paths are held to Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .fsutil import atomic_dir, write_json
 from .imageio import read_image
@@ -20,6 +28,8 @@ from .preprocess import PreprocessSpec, letterbox_u8, normalize
 from .runtime import EdgeModel
 
 TOLERANCE = {"input_f32_abs": 1e-5, "u8_max_diff": 1, "u8_mismatch_fraction": 0.001, "quantized_max_diff": 1, "prob_abs": 1e-6}
+LARGE_FACTOR = 6  # 373x454 radiograph -> 2238x2724, a phone photo's order of size
+SMALL_LONG_SIDE = 150  # below the 224 px input: the letterbox upscales
 
 
 def to_argb(pixels: np.ndarray) -> np.ndarray:
@@ -37,40 +47,86 @@ def argb_to_rgb(argb: np.ndarray) -> np.ndarray:
     return np.stack([(u >> 16) & 0xFF, (u >> 8) & 0xFF, u & 0xFF], axis=-1).astype(np.uint8)
 
 
-def write_vectors(model: EdgeModel, images: list[Path], out: str | Path) -> dict[str, Any]:
-    """Write manifest.json and binary files for each image; returns the manifest."""
-    spec: PreprocessSpec = model.preprocess_spec
+def source_images(images: Sequence[Path], size_variants: bool = True) -> list[tuple[str, np.ndarray]]:
+    """(name, ARGB) for each radiograph, plus a large and a small version of the first one."""
+    out = [(p.stem, to_argb(read_image(p).pixels)) for p in images]
+    if size_variants and out:
+        name, argb = out[0]
+        rgb = Image.fromarray(argb_to_rgb(argb))
+        w, h = rgb.size
+        big = rgb.resize((w * LARGE_FACTOR, h * LARGE_FACTOR), Image.Resampling.BICUBIC)
+        s = SMALL_LONG_SIDE / max(w, h)
+        small = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC)
+        out += [(f"{name}_large", to_argb(np.asarray(big))), (f"{name}_small", to_argb(np.asarray(small)))]
+    return out
+
+
+def variant_specs(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Model specs the phone can get without a model here: ImageNet-backbone normalisations."""
+    out = []
+    for key, pre in (("caffe3", PreprocessSpec.for_arch("vgg16", 224)),
+                     ("caffe1", PreprocessSpec.for_arch("resnet50", 224, channels=1)),
+                     ("caffe3_256x192", PreprocessSpec.for_arch("resnet50", (256, 192)))):
+        spec = {k: v for k, v in base.items() if k not in ("tflite_file", "tflite_sha256")}
+        spec.update({"model_id": f"preprocess-only-{key}", "precision": "fp32", "preprocess": pre.to_dict(),
+                     "input": {"shape": [1, *pre.input_shape], "dtype": "float32"},
+                     "output": {"shape": list(base["output"]["shape"]), "dtype": "float32",
+                                "activation": base["output"].get("activation")}})
+        out.append((key, spec))
+    return out
+
+
+def _expected(model: EdgeModel, u8: np.ndarray) -> dict[str, Any]:
+    probs = model.predict_canvases(u8[None])[0]
+    label_probs = {lbl: float(p) for lbl, p in zip(model.labels, probs)}
+    if model.task == "binary":
+        decision = label_probs[model.positive_label] >= model.threshold
+        label = model.positive_label if decision else next(lbl for lbl in model.labels if lbl != model.positive_label)
+    else:
+        decision, label = None, model.labels[int(np.argmax(probs))]
+    return {"probabilities": label_probs, "label": label, "decision": decision}
+
+
+def _write_set(tmp: Path, key: str, spec: dict[str, Any], sources: list[tuple[str, np.ndarray]],
+               model: EdgeModel | None) -> dict[str, Any]:
+    """One manifest entry: a case per source image for ``spec`` (and ``model``, when there is one)."""
+    pre = PreprocessSpec.from_dict(spec["preprocess"])
     cases = []
-    with atomic_dir(out) as tmp:
-        for path in images:
-            argb = to_argb(read_image(path).pixels)
-            rgb = argb_to_rgb(argb)  # exactly the pixels the phone gets, not a re-decode
-            u8 = letterbox_u8(rgb, spec)
-            x = normalize(u8, spec)
-            name = path.stem
-            case: dict[str, Any] = {"name": name, "width": int(argb.shape[1]), "height": int(argb.shape[0]),
-                                    "argb": f"{name}.argb.bin", "letterbox_u8": f"{name}.u8.bin", "input_f32": f"{name}.f32.bin",
-                                    "output_raw": f"{name}.out.bin"}
-            (tmp / case["argb"]).write_bytes(argb.astype("<i4").tobytes())
-            (tmp / case["letterbox_u8"]).write_bytes(u8.tobytes())
-            (tmp / case["input_f32"]).write_bytes(x.astype("<f4").tobytes())
+    for name, argb in sources:
+        u8 = letterbox_u8(argb_to_rgb(argb), pre)  # exactly the pixels the phone gets, not a re-decode
+        x = normalize(u8, pre)
+        case: dict[str, Any] = {"name": name, "width": int(argb.shape[1]), "height": int(argb.shape[0]),
+                                "argb": f"{name}.argb.bin", "letterbox_u8": f"{key}-{name}.u8.bin", "input_f32": f"{key}-{name}.f32.bin"}
+        (tmp / case["letterbox_u8"]).write_bytes(u8.tobytes())
+        (tmp / case["input_f32"]).write_bytes(x.astype("<f4").tobytes())
+        if model is not None:
             x_in = model.quantize_input(x)
-            if model.spec["input"]["dtype"] in ("uint8", "int8"):
-                case["input_q"] = f"{name}.q.bin"
+            if spec["input"]["dtype"] in ("uint8", "int8"):
+                case["input_q"] = f"{key}-{name}.q.bin"
                 (tmp / case["input_q"]).write_bytes(x_in.tobytes())
             raw = model.invoke_raw(x_in)
+            case["output_raw"] = f"{key}-{name}.out.bin"
             (tmp / case["output_raw"]).write_bytes(raw.astype(raw.dtype.newbyteorder("<")).tobytes())
-            probs = model.predict_canvases(u8[None])[0]
-            label_probs = {lbl: float(p) for lbl, p in zip(model.labels, probs)}
-            if model.task == "binary":
-                p_pos = label_probs[model.positive_label]
-                decision = p_pos >= model.threshold
-                label = model.positive_label if decision else next(lbl for lbl in model.labels if lbl != model.positive_label)
-            else:
-                decision, label = None, model.labels[int(np.argmax(probs))]
-            case["expected"] = {"probabilities": label_probs, "label": label, "decision": decision}
-            cases.append(case)
-        manifest = {"format": "fracture-edge/parity-vectors", "version": 1, "spec": model.spec, "tolerance": TOLERANCE,
-                    "model_file": model.path.name, "model_sha256": model.sha256, "cases": cases}
-        write_json(tmp / "manifest.json", manifest)
-    return manifest
+            case["expected"] = _expected(model, u8)
+        cases.append(case)
+    entry: dict[str, Any] = {"format": "fracture-edge/parity-vectors", "version": 1, "spec": spec, "tolerance": TOLERANCE, "cases": cases}
+    if model is not None:
+        entry.update({"model_file": model.path.name, "model_sha256": model.sha256})
+    return entry
+
+
+def write_vectors(models: EdgeModel | Sequence[EdgeModel], images: Sequence[Path], out: str | Path,
+                  spec_variants: bool = True, size_variants: bool = True) -> list[dict[str, Any]]:
+    """Write manifest.json (a list, first model first) and the binary files; returns the manifest entries."""
+    models = [models] if isinstance(models, EdgeModel) else list(models)
+    sources = source_images(images, size_variants)
+    entries = []
+    with atomic_dir(out) as tmp:
+        for name, argb in sources:
+            (tmp / f"{name}.argb.bin").write_bytes(argb.astype("<i4").tobytes())
+        for i, model in enumerate(models):
+            entries.append(_write_set(tmp, f"m{i}-{model.precision}", model.spec, sources, model))
+        if spec_variants and models:
+            entries += [_write_set(tmp, key, spec, sources, None) for key, spec in variant_specs(models[0].spec)]
+        write_json(tmp / "manifest.json", entries)
+    return entries
