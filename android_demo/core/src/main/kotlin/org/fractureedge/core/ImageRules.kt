@@ -77,12 +77,24 @@ object ExifOrientation {
             for (x in 0 until ow) {
                 val (sx, sy) =
                     when (orientation) {
-                        2 -> (w - 1 - x) to y // mirror horizontal
-                        3 -> (w - 1 - x) to (h - 1 - y) // rotate 180
-                        4 -> x to (h - 1 - y) // mirror vertical
-                        5 -> y to x // transpose
-                        6 -> y to (h - 1 - x) // rotate 90 clockwise
-                        7 -> (w - 1 - y) to (h - 1 - x) // transverse
+                        2 -> (w - 1 - x) to y
+
+                        // mirror horizontal
+                        3 -> (w - 1 - x) to (h - 1 - y)
+
+                        // rotate 180
+                        4 -> x to (h - 1 - y)
+
+                        // mirror vertical
+                        5 -> y to x
+
+                        // transpose
+                        6 -> y to (h - 1 - x)
+
+                        // rotate 90 clockwise
+                        7 -> (w - 1 - y) to (h - 1 - x)
+
+                        // transverse
                         else -> (w - 1 - y) to x // 8: rotate 90 counter-clockwise
                     }
                 out[y * ow + x] = p.argb[sy * w + sx]

@@ -25,7 +25,10 @@ class ImageRulesTest {
     /** 3 wide x 2 high, pixel value = its index: 0 1 2 / 3 4 5. */
     private val src = Pixels(IntArray(6) { it }, 3, 2)
 
-    private fun oriented(o: Int): Pair<List<Int>, Pair<Int, Int>> = ExifOrientation.apply(src, o).let { it.argb.toList() to (it.width to it.height) }
+    private fun oriented(o: Int): Pair<List<Int>, Pair<Int, Int>> = ExifOrientation.apply(src, o).let {
+        it.argb.toList() to
+            (it.width to it.height)
+    }
 
     @Test
     fun exifOrientationsMatchPillowExifTranspose() {

@@ -41,7 +41,11 @@ class ModelSourceTest {
         val otherSidecar = asset(ModelFiles.FP16_SPEC).readText()
         assertTrue(refused { ModelSource.resolve(ModelFiles.INT8_MODEL, model, otherSidecar) }.contains("does not match its spec"))
         val changed = model.copyOf().also { it[it.size - 1] = (it[it.size - 1] + 1).toByte() }
-        assertTrue(refused { ModelSource.resolve(ModelFiles.INT8_MODEL, changed, asset(ModelFiles.INT8_SPEC).readText()) }.contains("sha256"))
+        assertTrue(
+            refused {
+                ModelSource.resolve(ModelFiles.INT8_MODEL, changed, asset(ModelFiles.INT8_SPEC).readText())
+            }.contains("sha256")
+        )
         assertTrue(refused { ModelSource.resolve(ModelFiles.INT8_MODEL, model, "{ nope") }.contains("not valid JSON"))
     }
 
