@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Android core checks against the real Python side, from the repository root:
-#  - parity vectors written by `edge parity-vectors` (the shipped int8 model's spec on real radiographs);
+#  - parity vectors written by `edge parity-vectors`: the int8 and the fp16 (GPU) model, caffe-mean
+#    3-channel specs, large and small images, and DICOM files decoded by pydicom;
 #  - the device-report round trip: the Kotlin core runs validation mode over a labelled folder
 #    (with a TIFF the phone must record as a failure) and `edge validate --device-report` accepts
 #    the report; the same report with one image removed is refused with a clear message;

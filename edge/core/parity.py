@@ -11,6 +11,9 @@ GPU model, ...), then preprocessing-only specs the phone can also get (VGG16/Res
 3-channel caffe mean, its 1-channel variant, a non-square input), which have no model to run.
 Besides the radiographs, each set has a large (6x) and a small (smaller than the input) version
 of the first one, so both the downscaling and the upscaling paths are held to Python.
+``dicom/`` holds DICOM files made with pydicom (explicit and implicit little endian, 8 and 16 bit,
+signed, MONOCHROME1/2, rescale, window, several frames, and an RLE-compressed file the phone must
+refuse) with pydicom's decoded grey image and canvas for each (format "fracture-edge/dicom-vectors").
 """
 
 from __future__ import annotations
@@ -129,4 +132,86 @@ def write_vectors(models: EdgeModel | Sequence[EdgeModel], images: Sequence[Path
         if spec_variants and models:
             entries += [_write_set(tmp, key, spec, sources, None) for key, spec in variant_specs(models[0].spec)]
         write_json(tmp / "manifest.json", entries)
+        if models:
+            (tmp / "dicom").mkdir()
+            write_dicom_vectors(tmp / "dicom", PreprocessSpec.from_dict(models[0].spec["preprocess"]))
     return entries
+
+
+# ---- DICOM: files made here, decoded by pydicom (edge.core.imageio), read by the phone's own reader ----
+DICOM_FORMAT = "fracture-edge/dicom-vectors"
+# (name, transfer syntax, bits, signed, photometric, slope, intercept, window (centre, width) or None, frames)
+DICOM_CASES = [
+    ("explicit_u8_mono2", "explicit", 8, False, "MONOCHROME2", None, None, None, 1),
+    ("implicit_u16_mono2_window", "implicit", 16, False, "MONOCHROME2", None, None, (2100.0, 1800.0), 1),
+    ("explicit_s16_ct_rescale_window", "explicit", 16, True, "MONOCHROME2", 1.0, -1024.0, (40.0, 400.0), 1),
+    ("implicit_u16_mono1_minmax", "implicit", 16, False, "MONOCHROME1", 0.5, 10.0, None, 1),
+    ("explicit_u16_multiframe", "explicit", 16, False, "MONOCHROME2", None, None, (2000.0, 3000.0), 3),
+    ("explicit_u8_rle_compressed", "rle", 8, False, "MONOCHROME2", None, None, None, 1),
+]
+
+
+def _dicom_pixels(rows: int, cols: int, bits: int, signed: bool, frames: int) -> np.ndarray:
+    """A smooth ramp with a ring and a fine texture, filling most of the stored range."""
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    ring = 0.3 * np.cos(np.hypot(x - cols / 2, y - rows / 2) / 3.0)
+    base = (x / cols + y / rows) / 2.0 * 0.6 + 0.2 + ring * 0.5 + ((x * 7 + y * 3) % 5) / 40.0
+    lo, hi = (-1000, 1500) if signed else (0, 4095 if bits == 16 else 255)  # CT-like; 12 bits stored in 16 (X-ray)
+    stack = [np.clip(lo + (base + 0.05 * f) * (hi - lo), lo, hi) for f in range(frames)]
+    dtype = {(8, False): np.uint8, (16, False): np.uint16, (16, True): np.int16}[(bits, signed)]
+    return np.round(np.stack(stack) if frames > 1 else stack[0]).astype(dtype)
+
+
+def make_dicom(path: Path, syntax: str, bits: int, signed: bool, photometric: str, slope, intercept, window, frames: int) -> None:
+    """A minimal but valid secondary-capture DICOM file written by pydicom."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage, generate_uid
+
+    arr = _dicom_pixels(37, 29, bits, signed, frames)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[path.name])
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian if syntax == "implicit" else ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName = "OT", "Parity^Vector"  # a tag the phone must never log
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 37, 29, 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, 12 if bits == 16 and not signed else bits, (12 if bits == 16 and not signed else bits) - 1
+    ds.PixelRepresentation = int(signed)
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelData = arr.tobytes()
+    if syntax == "rle":
+        ds.compress(RLELossless, arr, encoding_plugin="pydicom")  # gdcm's RLE encoder aborts on odd sizes
+    ds.save_as(path, enforce_file_format=True)
+
+
+def write_dicom_vectors(out: Path, spec: PreprocessSpec) -> dict[str, Any]:
+    """The DICOM files and, for each, pydicom's grey image (float64) and the letterboxed canvas."""
+    from .errors import ImageReadError
+
+    cases = []
+    for name, syntax, bits, signed, photometric, slope, intercept, window, frames in DICOM_CASES:
+        path = out / f"{name}.dcm"
+        make_dicom(path, syntax, bits, signed, photometric, slope, intercept, window, frames)
+        case: dict[str, Any] = {"name": name, "file": path.name, "transfer_syntax": syntax}
+        if syntax == "rle":  # decodable by pydicom here, refused on the phone ("send to server")
+            case["phone_error"] = "compressed"
+        try:
+            grey = np.asarray(read_image(path).pixels, dtype=np.float64)
+        except ImageReadError as e:
+            case["python_error"] = e.message
+        else:
+            case.update({"width": int(grey.shape[1]), "height": int(grey.shape[0]), "grey_f64": f"{name}.grey.bin",
+                         "letterbox_u8": f"{name}.u8.bin"})
+            (out / case["grey_f64"]).write_bytes(grey.astype("<f8").tobytes())
+            (out / case["letterbox_u8"]).write_bytes(letterbox_u8(grey, spec).tobytes())
+        cases.append(case)
+    manifest = {"format": DICOM_FORMAT, "version": 1, "preprocess": spec.to_dict(), "grey_abs": 1e-9, "cases": cases}
+    write_json(out / "manifest.json", manifest)
+    return manifest

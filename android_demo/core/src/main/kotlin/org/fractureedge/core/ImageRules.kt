@@ -3,10 +3,14 @@ package org.fractureedge.core
 /** An image the phone does not decode itself; [message] says what to do instead. */
 class UnsupportedImageException(message: String) : Exception(message)
 
-/** Decoded pixels in Bitmap.getPixels layout (row-major 0xAARRGGBB). */
-class Pixels(val argb: IntArray, val width: Int, val height: Int) {
+/**
+ * Decoded pixels in Bitmap.getPixels layout (row-major 0xAARRGGBB), and for DICOM the grey values
+ * themselves (0..255 doubles, unrounded) that the classifier uses instead, as Python does.
+ */
+class Pixels(val argb: IntArray, val width: Int, val height: Int, val grey: DoubleArray? = null) {
     init {
         require(width > 0 && height > 0 && argb.size == width * height) { "pixel array has ${argb.size} values for ${width}x$height" }
+        require(grey == null || grey.size == argb.size) { "grey has ${grey?.size} values for ${width}x$height" }
     }
 }
 

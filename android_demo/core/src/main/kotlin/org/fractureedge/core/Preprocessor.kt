@@ -28,8 +28,12 @@ class PreparedInput(
 class Preprocessor(private val spec: ModelSpec) {
     private val pre = spec.preprocess
 
-    fun prepare(argb: IntArray, width: Int, height: Int, order: ByteOrder = ByteOrder.nativeOrder()): PreparedInput {
-        val grey = toGrey(argb, width, height)
+    fun prepare(argb: IntArray, width: Int, height: Int, order: ByteOrder = ByteOrder.nativeOrder()): PreparedInput =
+        prepareGrey(toGrey(argb, width, height), width, height, order)
+
+    /** From grey values 0..255 (a DICOM frame), skipping step 1. */
+    fun prepareGrey(grey: DoubleArray, width: Int, height: Int, order: ByteOrder = ByteOrder.nativeOrder()): PreparedInput {
+        require(width > 0 && height > 0 && grey.size == width * height) { "grey array has ${grey.size} values for ${width}x$height" }
         val box = letterboxFor(height, width, pre.height, pre.width)
         val u8 = letterboxU8(grey, width, height, box)
         val floats = normalize(u8)
