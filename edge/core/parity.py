@@ -13,7 +13,8 @@ Besides the radiographs, each set has a large (6x) and a small (smaller than the
 of the first one, so both the downscaling and the upscaling paths are held to Python.
 ``dicom/`` holds DICOM files made with pydicom (explicit and implicit little endian, 8 and 16 bit,
 signed, MONOCHROME1/2, rescale, window, several frames, and an RLE-compressed file the phone must
-refuse) with pydicom's decoded grey image and canvas for each (format "fracture-edge/dicom-vectors").
+refuse) with pydicom's decoded grey image and canvas for each (format "fracture-edge/dicom-vectors");
+``png16/`` 16-bit greyscale PNGs (every row filter) with the min-max-windowed grey image Python decodes.
 """
 
 from __future__ import annotations
@@ -133,8 +134,10 @@ def write_vectors(models: EdgeModel | Sequence[EdgeModel], images: Sequence[Path
             entries += [_write_set(tmp, key, spec, sources, None) for key, spec in variant_specs(models[0].spec)]
         write_json(tmp / "manifest.json", entries)
         if models:
-            (tmp / "dicom").mkdir()
-            write_dicom_vectors(tmp / "dicom", PreprocessSpec.from_dict(models[0].spec["preprocess"]))
+            pre = PreprocessSpec.from_dict(models[0].spec["preprocess"])
+            for sub, writer in (("dicom", write_dicom_vectors), ("png16", write_png16_vectors)):
+                (tmp / sub).mkdir()
+                writer(tmp / sub, pre)
     return entries
 
 
@@ -213,5 +216,63 @@ def write_dicom_vectors(out: Path, spec: PreprocessSpec) -> dict[str, Any]:
             (out / case["letterbox_u8"]).write_bytes(letterbox_u8(grey, spec).tobytes())
         cases.append(case)
     manifest = {"format": DICOM_FORMAT, "version": 1, "preprocess": spec.to_dict(), "grey_abs": 1e-9, "cases": cases}
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+# ---- 16-bit PNG: written here with each PNG row filter, windowed by edge.core.imageio --------
+def _filter_row(kind: int, row: bytes, prev: bytes, bpp: int = 2) -> bytes:
+    """PNG row filter ``kind`` (0 none, 1 sub, 2 up, 3 average, 4 Paeth) applied to one row."""
+    out = bytearray(len(row))
+    for i, x in enumerate(row):
+        a = row[i - bpp] if i >= bpp else 0
+        b = prev[i]
+        c = prev[i - bpp] if i >= bpp else 0
+        if kind == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+        else:
+            pred = (0, a, b, (a + b) // 2)[kind]
+        out[i] = (x - pred) & 0xFF
+    return bytes(out)
+
+
+def png16_bytes(values: np.ndarray) -> bytes:
+    """A 16-bit greyscale PNG whose rows cycle through the five filter types (Pillow picks one)."""
+    import struct
+    import zlib
+
+    h, w = values.shape
+    rows = values.astype(">u2").tobytes()
+    stride, prev, raw = 2 * w, bytes(2 * w), bytearray()
+    for y in range(h):
+        row = rows[y * stride:(y + 1) * stride]
+        raw += bytes([y % 5]) + _filter_row(y % 5, row, prev)
+        prev = row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + chunk(b"IEND", b"")
+
+
+def write_png16_vectors(out: Path, spec: PreprocessSpec) -> dict[str, Any]:
+    """16-bit PNGs (a detector-like 12-bit ramp, and a real radiograph scaled to 16 bits) with
+    Python's decoded grey image and canvas for each (format "fracture-edge/png16-vectors")."""
+    y, x = np.mgrid[0:41, 0:53]
+    ramp = (300 + 13 * x + 57 * y + 200 * np.cos(x / 3.0) * np.sin(y / 5.0)).astype(np.uint16)
+    radiograph = read_image(sorted((Path(__file__).parent.parent / "assets" / "samples" / "fractured").glob("*.jpg"))[0]).pixels
+    scaled = (np.asarray(radiograph, dtype=np.float64) if np.asarray(radiograph).ndim == 2 else np.asarray(radiograph)[..., 0] * 1.0)
+    cases = []
+    for name, values in (("ramp_12bit", ramp), ("radiograph_16bit", (scaled * 257 + 5).astype(np.uint16))):
+        (out / f"{name}.png").write_bytes(png16_bytes(values))
+        grey = np.asarray(read_image(out / f"{name}.png").pixels, dtype=np.float64)
+        (out / f"{name}.grey.bin").write_bytes(grey.astype("<f8").tobytes())
+        (out / f"{name}.u8.bin").write_bytes(letterbox_u8(grey, spec).tobytes())
+        cases.append({"name": name, "file": f"{name}.png", "width": int(grey.shape[1]), "height": int(grey.shape[0]),
+                      "grey_f64": f"{name}.grey.bin", "letterbox_u8": f"{name}.u8.bin"})
+    manifest = {"format": "fracture-edge/png16-vectors", "version": 1, "preprocess": spec.to_dict(), "grey_abs": 1e-9, "cases": cases}
     write_json(out / "manifest.json", manifest)
     return manifest
