@@ -169,9 +169,13 @@ else
         -e '/<uses-native-library/,/\/>/d' \
         "$DEMO/app/src/main/AndroidManifest.xml" >"$A/AndroidManifest.xml"
     diff "$DEMO/app/src/main/AndroidManifest.xml" "$A/AndroidManifest.xml" | sed 's/^/  manifest copy: /' || true
+    # The debug build's resources (network_security_config allowing loopback HTTP) overlay main's.
     if aapt2 compile --dir "$DEMO/app/src/main/res" -o "$A/res.zip" &&
+        aapt2 compile --dir "$DEMO/app/src/debug/res" -o "$A/debug-res.zip" &&
         aapt2 link -I "$FRAMEWORK_RES" --manifest "$A/AndroidManifest.xml" --min-sdk-version "$MIN_SDK" \
-            --target-sdk-version 29 --java "$A/gen" --auto-add-overlay -o "$A/app-res.apk" "$A/res.zip"; then
+            --target-sdk-version 29 --java "$A/gen" --auto-add-overlay -o "$A/app-res.apk" "$A/res.zip" &&
+        aapt2 link -I "$FRAMEWORK_RES" --manifest "$A/AndroidManifest.xml" --min-sdk-version "$MIN_SDK" \
+            --target-sdk-version 29 --auto-add-overlay -o "$A/app-debug-res.apk" "$A/res.zip" -R "$A/debug-res.zip"; then
         echo "linked: $(unzip -l "$A/app-res.apk" | tail -1 | awk '{print $2}') files in app-res.apk"
         RJAVA="$A/gen/${NAMESPACE//.//}/R.java"
         missing=0

@@ -3,7 +3,7 @@ package org.fractureedge.core
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
-/** One decoded DICOM frame: grey values 0..255 as doubles, exactly as edge.core.imageio computes them. */
+/** A decoded grey image (a DICOM frame, a 16-bit PNG): values 0..255 as doubles, exactly as edge.core.imageio computes them. */
 class DicomImage(val grey: DoubleArray, val width: Int, val height: Int, val photometric: String, val frames: Int) {
     /** Opaque grey ARGB for display (the classifier uses [grey] itself, unrounded, as Python does). */
     fun toPixels(): Pixels = Pixels(

@@ -36,15 +36,11 @@ object ImageFormats {
 
     /**
      * Refuses what only the server decodes, with the message the report and the screen show.
-     * 16-bit PNG: Python windows it min-max to 0..255; Android's decoder would truncate it to
-     * 8 bits, so the phone refuses it rather than classify a different image.
+     * (16-bit PNG is read by [Png16Reader], not by Android's decoder, which would cut it to 8 bits.)
      */
     fun requirePhoneDecodable(head: ByteArray): ImageKind {
         val kind = kind(head) ?: throw UnsupportedImageException("not a JPEG, PNG, WebP, BMP or DICOM image (unknown format)")
         if (kind == ImageKind.TIFF) throw UnsupportedImageException("TIFF is decoded by the server only: send it to edge serve")
-        if (kind == ImageKind.PNG && head.size > 24 && head[24].toInt() == 16) {
-            throw UnsupportedImageException("16-bit PNG is windowed by the server only: send it to edge serve")
-        }
         return kind
     }
 }

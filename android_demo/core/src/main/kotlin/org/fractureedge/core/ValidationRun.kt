@@ -51,17 +51,13 @@ class ValidationRun(private val backend: ValidationBackend, private val clockMil
             try {
                 val r = backend.classify(backend.decode(item))
                 images += ReportImage(item.path, item.label, r.prediction.probabilities, r.inferenceMs)
-            } catch (e: Exception) {
-                failures += ReportFailure(item.path, item.label, describe(e))
+            } catch (e: Throwable) {
+                if (!Failures.recoverable(e)) throw e
+                failures += ReportFailure(item.path, item.label, Failures.describe(e))
             }
             if (backend.current() != model) return null // GPU-to-CPU fallback: start again with one model
         }
         progress(plan.size, plan.size)
         return Pass(model, images, failures)
-    }
-
-    companion object {
-        /** One line for the report and the screen: the message, or the type when there is none. */
-        fun describe(e: Throwable): String = e.message?.lineSequence()?.firstOrNull()?.takeIf { it.isNotBlank() } ?: e.javaClass.simpleName
     }
 }
