@@ -8,7 +8,12 @@ import numpy as np
 from edge.core.bundle import SAMPLES_DIR
 from edge.core.imageio import read_image
 from edge.core.parity import argb_to_rgb, to_argb, write_vectors
-from edge.core.preprocess import PreprocessSpec, letterbox_geometry, letterbox_u8, normalize
+from edge.core.preprocess import (
+    PreprocessSpec,
+    letterbox_geometry,
+    letterbox_u8,
+    normalize,
+)
 from edge.core.runtime import EdgeModel
 
 
@@ -79,14 +84,14 @@ def test_size_and_spec_variants_cover_what_the_phone_can_get(tmp_path):
     sources = dict(source_images(src))
     big, small = sources[f"{src[0].stem}_large"], sources[f"{src[0].stem}_small"]
     h, w = sources[src[0].stem].shape
-    assert big.shape == (6 * h, 6 * w) and max(small.shape) == 150 < 224
+    assert big.shape == (6 * h, 6 * w) and max(small.shape) == 150  # below the 224 input
     base = {"preprocess": {}, "output": {"shape": [1, 1], "activation": "sigmoid"}, "threshold": 0.3, "labels": ["a", "b"]}
     specs = dict(variant_specs(base))
     caffe3 = PreprocessSpec.from_dict(specs["caffe3"]["preprocess"])
     assert caffe3.channels == 3 and caffe3.mean == (103.939, 116.779, 123.68) and specs["caffe3"]["input"]["shape"] == [1, 224, 224, 3]
     assert specs["caffe3_256x192"]["input"]["shape"] == [1, 256, 192, 3] and specs["caffe1"]["input"]["shape"] == [1, 224, 224, 1]
     u8 = letterbox_u8(argb_to_rgb(small), caffe3)
-    top, left, nh, nw = letterbox_geometry(*small.shape, caffe3.size)
+    _, left, nh, _ = letterbox_geometry(*small.shape, caffe3.size)
     assert nh == 224 and (u8[:, :left] == 0).all()  # upscaled to the full height, padded at the sides
     x = normalize(u8, caffe3)
     assert x.dtype == np.float32 and x.shape == (224, 224, 3)

@@ -34,7 +34,6 @@ may be added)::
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path

@@ -83,9 +83,10 @@ def variant_specs(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _expected(model: EdgeModel, u8: np.ndarray) -> dict[str, Any]:
     probs = model.predict_canvases(u8[None])[0]
     label_probs = {lbl: float(p) for lbl, p in zip(model.labels, probs)}
-    if model.task == "binary":
-        decision = label_probs[model.positive_label] >= model.threshold
-        label = model.positive_label if decision else next(lbl for lbl in model.labels if lbl != model.positive_label)
+    pos = model.positive_label
+    if model.task == "binary" and pos is not None:
+        decision = label_probs[pos] >= model.threshold
+        label = pos if decision else next(lbl for lbl in model.labels if lbl != pos)
     else:
         decision, label = None, model.labels[int(np.argmax(probs))]
     return {"probabilities": label_probs, "label": label, "decision": decision}
@@ -168,7 +169,13 @@ def _dicom_pixels(rows: int, cols: int, bits: int, signed: bool, frames: int) ->
 def make_dicom(path: Path, syntax: str, bits: int, signed: bool, photometric: str, slope, intercept, window, frames: int) -> None:
     """A minimal but valid secondary-capture DICOM file written by pydicom."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        RLELossless,
+        SecondaryCaptureImageStorage,
+        generate_uid,
+    )
 
     arr = _dicom_pixels(37, 29, bits, signed, frames)
     meta = FileMetaDataset()
@@ -263,7 +270,7 @@ def write_png16_vectors(out: Path, spec: PreprocessSpec) -> dict[str, Any]:
     Python's decoded grey image and canvas for each (format "fracture-edge/png16-vectors")."""
     y, x = np.mgrid[0:41, 0:53]
     ramp = (300 + 13 * x + 57 * y + 200 * np.cos(x / 3.0) * np.sin(y / 5.0)).astype(np.uint16)
-    radiograph = read_image(sorted((Path(__file__).parent.parent / "assets" / "samples" / "fractured").glob("*.jpg"))[0]).pixels
+    radiograph = read_image(min((Path(__file__).parent.parent / "assets" / "samples" / "fractured").glob("*.jpg"))).pixels
     scaled = (np.asarray(radiograph, dtype=np.float64) if np.asarray(radiograph).ndim == 2 else np.asarray(radiograph)[..., 0] * 1.0)
     cases = []
     for name, values in (("ramp_12bit", ramp), ("radiograph_16bit", (scaled * 257 + 5).astype(np.uint16))):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -22,8 +24,6 @@ def parity_vectors(out: str, model_path: str | None, also: tuple[str, ...], imag
     one set of cases per model, then preprocessing-only specs the phone can get (see edge.core.parity).
     android_demo/ci/check.sh reads them (EDGE_VECTORS_DIR).
     """
-    from pathlib import Path
-
     from edge.core.bundle import SAMPLES_DIR
     from edge.core.parity import write_vectors
     from edge.core.runtime import EdgeModel
@@ -40,7 +40,7 @@ def parity_vectors(out: str, model_path: str | None, also: tuple[str, ...], imag
     click.echo(f"-> {out}")
 
 
-def _default_images(samples: "Path") -> list:
+def _default_images(samples: Path) -> list[Path]:
     """Two per class, including a greyscale and an RGB JPEG when the samples have both."""
     from PIL import Image
 
