@@ -98,11 +98,12 @@ object AcceleratorChooser {
 
 /**
  * Which failures the app turns into a message or a CPU fallback: everything except the JVM
- * running out of resources. A missing GPU library surfaces as UnsatisfiedLinkError or
- * NoClassDefFoundError (Errors, not Exceptions) and must fall back, not crash.
+ * running out of resources and a cancellation (kotlinx's CancellationException is this class on
+ * the JVM: a coroutine being cancelled must stay cancelled). A missing GPU library surfaces as
+ * UnsatisfiedLinkError or NoClassDefFoundError (Errors, not Exceptions) and must fall back.
  */
 object Failures {
-    fun recoverable(t: Throwable): Boolean = t !is VirtualMachineError
+    fun recoverable(t: Throwable): Boolean = t !is VirtualMachineError && t !is java.util.concurrent.CancellationException
 
     /** One line for the screen: the message, or the type when there is none. */
     fun describe(t: Throwable): String = t.message?.lineSequence()?.firstOrNull()?.takeIf { it.isNotBlank() } ?: t.javaClass.simpleName

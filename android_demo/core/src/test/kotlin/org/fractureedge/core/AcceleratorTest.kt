@@ -52,6 +52,7 @@ class AcceleratorTest {
         assertTrue(Failures.recoverable(NoClassDefFoundError("org/tensorflow/lite/gpu/GpuDelegate")))
         assertTrue(Failures.recoverable(IllegalArgumentException("Internal error: Failed to apply delegate")))
         assertTrue(!Failures.recoverable(OutOfMemoryError()))
+        assertTrue(!Failures.recoverable(java.util.concurrent.CancellationException("view model cleared")))
         assertEquals("NoClassDefFoundError", Failures.describe(NoClassDefFoundError()))
     }
 
