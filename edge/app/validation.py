@@ -50,7 +50,7 @@ from edge.core.metrics import compute_metrics, subgroup_metrics
 from edge.core.preprocess import normalize
 
 REPORT_FORMAT = "fracture-edge/validation"
-DEVICE_FORMAT = "fracture-edge/device-report"
+DEVICE_FORMAT = dr.FORMAT  # defined in edge/app/device_report.py
 THRESHOLD_KEYS = ("max_accuracy_drop", "max_auroc_drop", "min_agreement", "max_latency_ms", "max_size_mb")
 METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "auroc", "sensitivity", "specificity")
 MAX_LISTED = 200
