@@ -9,6 +9,9 @@
 #   5. core/ imports nothing from android.*
 # Environment (see README.md):
 #   EDGE_VECTORS_DIR   parity vectors from `edge parity-vectors --out DIR` (required unless EDGE_SKIP_VECTORS=1)
+#   EDGE_ROUNDTRIP_DATA, EDGE_DEVICE_REPORT_OUT
+#                      labelled folder of the vectors' images; where the Kotlin device report goes
+#                      (required unless EDGE_SKIP_ROUNDTRIP=1; .ci/android.sh then runs edge validate on it)
 #   EDGE_SERVER_URL, EDGE_SERVER_TOKEN, EDGE_SAMPLE_IMAGE
 #                      a running `edge serve` (required unless EDGE_SKIP_SERVER=1)
 # Idempotent; exits non-zero on any failure.
@@ -46,6 +49,16 @@ elif [[ "${EDGE_SKIP_VECTORS:-}" == "1" ]]; then
     echo "parity vectors: skipped on purpose (EDGE_SKIP_VECTORS=1)"
 else
     fail "EDGE_VECTORS_DIR is not set (set EDGE_SKIP_VECTORS=1 to skip the parity tests on purpose)"
+fi
+if [[ -n "${EDGE_ROUNDTRIP_DATA:-}" ]]; then
+    echo "device-report round trip: $EDGE_ROUNDTRIP_DATA -> ${EDGE_DEVICE_REPORT_OUT:-<unset>}"
+    [[ -d "$EDGE_ROUNDTRIP_DATA" ]] || fail "EDGE_ROUNDTRIP_DATA=$EDGE_ROUNDTRIP_DATA is not a directory"
+    [[ -n "${EDGE_DEVICE_REPORT_OUT:-}" && -n "${EDGE_VECTORS_DIR:-}" ]] ||
+        fail "EDGE_ROUNDTRIP_DATA needs EDGE_DEVICE_REPORT_OUT and EDGE_VECTORS_DIR"
+elif [[ "${EDGE_SKIP_ROUNDTRIP:-}" == "1" ]]; then
+    echo "device-report round trip: skipped on purpose (EDGE_SKIP_ROUNDTRIP=1)"
+else
+    fail "EDGE_ROUNDTRIP_DATA is not set (set EDGE_SKIP_ROUNDTRIP=1 to skip the device-report round trip on purpose)"
 fi
 if [[ -n "${EDGE_SERVER_URL:-}" ]]; then
     echo "server: $EDGE_SERVER_URL (sample ${EDGE_SAMPLE_IMAGE:-<unset>})"
@@ -156,9 +169,13 @@ else
         -e '/<uses-native-library/,/\/>/d' \
         "$DEMO/app/src/main/AndroidManifest.xml" >"$A/AndroidManifest.xml"
     diff "$DEMO/app/src/main/AndroidManifest.xml" "$A/AndroidManifest.xml" | sed 's/^/  manifest copy: /' || true
+    # The debug build's resources (network_security_config allowing loopback HTTP) overlay main's.
     if aapt2 compile --dir "$DEMO/app/src/main/res" -o "$A/res.zip" &&
+        aapt2 compile --dir "$DEMO/app/src/debug/res" -o "$A/debug-res.zip" &&
         aapt2 link -I "$FRAMEWORK_RES" --manifest "$A/AndroidManifest.xml" --min-sdk-version "$MIN_SDK" \
-            --target-sdk-version 29 --java "$A/gen" --auto-add-overlay -o "$A/app-res.apk" "$A/res.zip"; then
+            --target-sdk-version 29 --java "$A/gen" --auto-add-overlay -o "$A/app-res.apk" "$A/res.zip" &&
+        aapt2 link -I "$FRAMEWORK_RES" --manifest "$A/AndroidManifest.xml" --min-sdk-version "$MIN_SDK" \
+            --target-sdk-version 29 --auto-add-overlay -o "$A/app-debug-res.apk" "$A/res.zip" -R "$A/debug-res.zip"; then
         echo "linked: $(unzip -l "$A/app-res.apk" | tail -1 | awk '{print $2}') files in app-res.apk"
         RJAVA="$A/gen/${NAMESPACE//.//}/R.java"
         missing=0

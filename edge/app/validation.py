@@ -34,7 +34,6 @@ may be added)::
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.app import device_report as dr
+from edge.app.device_report import read_device_report
 from edge.core.bundle import Bundle, load_bundle
 from edge.core.data import Dataset, discover, load_canvases, read_metadata
 from edge.core.errors import DataError, EdgeError
@@ -49,7 +50,7 @@ from edge.core.metrics import compute_metrics, subgroup_metrics
 from edge.core.preprocess import normalize
 
 REPORT_FORMAT = "fracture-edge/validation"
-DEVICE_FORMAT = "fracture-edge/device-report"
+DEVICE_FORMAT = dr.FORMAT  # defined in edge/app/device_report.py
 THRESHOLD_KEYS = ("max_accuracy_drop", "max_auroc_drop", "min_agreement", "max_latency_ms", "max_size_mb")
 METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "auroc", "sensitivity", "specificity")
 MAX_LISTED = 200
@@ -176,31 +177,6 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-def read_device_report(path: str | Path, labels: list[str]) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ValidationError("device report not found", path)
-    try:
-        rep = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValidationError(f"device report is not valid JSON ({e})", path) from None
-    if not isinstance(rep, dict) or rep.get("format") != DEVICE_FORMAT:
-        raise ValidationError(f"not a fracture-edge device report (format={rep.get('format') if isinstance(rep, dict) else None!r})", path)
-    if int(rep.get("version", 0)) > 1:
-        raise ValidationError(f"device report version {rep['version']} is newer than this toolkit understands", path)
-    images = rep.get("images")
-    if not isinstance(images, list) or not images:
-        raise ValidationError("device report lists no images", path)
-    for i, im in enumerate(images):
-        probs = im.get("probabilities") if isinstance(im, dict) else None
-        if not isinstance(probs, dict) or "path" not in im:
-            raise ValidationError(f"image entry {i} lacks 'path' or 'probabilities'", path)
-        if set(probs) != set(labels):
-            raise ValidationError(f"image entry {i} ({im['path']}) has probabilities for {sorted(probs)}, "
-                                  f"the bundle's labels are {labels}", path)
-    return rep
-
-
 # ---- the validator ----------------------------------------------------------------------
 def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = None, data: str | Path | None = None,
              metadata: str | Path | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
@@ -261,6 +237,11 @@ def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = 
         raise DataError(f"no readable image among {len(paths)} files", data)
     y = y_all[kept]
     rel = [_rel(paths[i], ds.root) for i in kept]
+    if device is not None:  # images the phone failed on are compared nowhere and listed as skipped
+        on_phone = dr.match(device, rel, [_rel(Path(p), ds.root) for p, _ in bad], device_report)
+        canv, y = canv[on_phone], y[on_phone]
+        kept, rel = [k for k, m in zip(kept, on_phone) if m], [r for r, m in zip(rel, on_phone) if m]
+        bad = bad + [(f["path"], f["problem"]) for f in dr.failures(device)]
     x = normalize(canv, bundle.spec)
     t_decode = time.perf_counter() - t0
 
@@ -274,18 +255,7 @@ def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = 
     t0 = time.perf_counter()
     dev_latency = None
     if device is not None:
-        by_path = {im["path"]: im for im in device["images"]}
-        missing_dev = [r for r in rel if r not in by_path]
-        missing_here = sorted(set(by_path) - set(rel))
-        if missing_dev or missing_here:
-            parts = []
-            if missing_dev:
-                parts.append(f"{len(missing_dev)} image(s) of the data are not in the device report (e.g. {missing_dev[0]})")
-            if missing_here:
-                parts.append(f"{len(missing_here)} image(s) of the device report are not readable in the data (e.g. {missing_here[0]})")
-            raise ValidationError("; ".join(parts), device_report, "run the phone's validation mode on the same folder")
-        p_edge = np.array([[float(by_path[r]["probabilities"][lbl]) for lbl in labels] for r in rel])
-        dev_latency = np.array([float(by_path[r]["latency_ms"]) for r in rel if by_path[r].get("latency_ms") is not None])
+        p_edge, dev_latency = dr.probabilities(device, rel, labels)
     else:
         p_edge = edge_model.predict_canvases(canv)
     t_edge = time.perf_counter() - t0
@@ -344,7 +314,7 @@ def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = 
                      "total": time.perf_counter() - t_start},
     }
     if device is not None:
-        report["device"] = {k: device.get(k) for k in ("model", "device", "accelerator", "threads", "created")}
+        report["device"] = {k: device.get(k) for k in ("model", "device", "accelerator", "threads", "fallback", "created")}
     if report_dir is not None:
         report["plots"] = write_validation_report(report_dir, report, m_full, m_edge, diff, lat_full, lat_edge)
     return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -9,16 +11,19 @@ import click
 @click.option("-o", "--out", required=True, type=click.Path(), help="Directory to write (replaced atomically).")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help=".tflite from `edge convert` (default: the embedded bundle's int8 model, converted once and cached).")
+@click.option("--also-model", "also", multiple=True, type=click.Path(),
+              help="Further .tflite files (e.g. the fp16 GPU model), each its own set of cases.")
 @click.option("--image", "images", multiple=True, type=click.Path(), help="Radiographs to use (default: 4 bundled samples).")
-def parity_vectors(out: str, model_path: str | None, images: tuple[str, ...]) -> None:
+@click.option("--variants/--no-variants", default=True, show_default=True,
+              help="Add preprocessing-only specs (3- and 1-channel caffe mean, non-square) and a large and a small image.")
+def parity_vectors(out: str, model_path: str | None, also: tuple[str, ...], images: tuple[str, ...], variants: bool) -> None:
     """Write test vectors that prove the Android core preprocesses as training did.
 
     For each radiograph: the ARGB pixels the phone sees, the expected letterboxed canvas, float
-    input, quantised input, LiteRT's raw output here, and the expected probabilities and decision.
+    input, quantised input, LiteRT's raw output here, and the expected probabilities and decision;
+    one set of cases per model, then preprocessing-only specs the phone can get (see edge.core.parity).
     android_demo/ci/check.sh reads them (EDGE_VECTORS_DIR).
     """
-    from pathlib import Path
-
     from edge.core.bundle import SAMPLES_DIR
     from edge.core.parity import write_vectors
     from edge.core.runtime import EdgeModel
@@ -27,13 +32,15 @@ def parity_vectors(out: str, model_path: str | None, images: tuple[str, ...]) ->
         from convert.tflite import cached_int8
 
         model_path = str(cached_int8(None))
-    model = EdgeModel.load(model_path)
+    models = [EdgeModel.load(p) for p in (model_path, *also)]
     paths = [Path(p) for p in images] or _default_images(SAMPLES_DIR)
-    manifest = write_vectors(model, paths, out)
-    click.echo(f"{len(manifest['cases'])} cases for {model.summary()} -> {out}")
+    entries = write_vectors(models, paths, out, spec_variants=variants, size_variants=variants)
+    for e in entries:
+        click.echo(f"{len(e['cases'])} cases for {e.get('model_file') or e['spec']['model_id']}")
+    click.echo(f"-> {out}")
 
 
-def _default_images(samples: "Path") -> list:
+def _default_images(samples: Path) -> list[Path]:
     """Two per class, including a greyscale and an RGB JPEG when the samples have both."""
     from PIL import Image
 

@@ -49,6 +49,12 @@ class MainActivity : ComponentActivity() {
             if (saved) vm.onImage(captureUri())
         }
 
+    /** Any file from storage, e.g. a DICOM (.dcm) that the photo picker does not offer. */
+    private val openFile =
+        registerForActivityResult(ActivityResultContracts.OpenDocument()) { uri: Uri? ->
+            if (uri != null) vm.onImage(uri)
+        }
+
     private val pickFolder =
         registerForActivityResult(ActivityResultContracts.OpenDocumentTree()) { tree: Uri? ->
             if (tree != null) vm.validate(tree)
@@ -57,6 +63,7 @@ class MainActivity : ComponentActivity() {
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         setContentView(R.layout.activity_main)
+        EdgeToEdge.apply(this, findViewById(R.id.main_root))
         modelStatus = findViewById(R.id.model_status)
         image = findViewById(R.id.image)
         showOriginal = findViewById(R.id.show_original)
@@ -71,6 +78,9 @@ class MainActivity : ComponentActivity() {
             pickImage.launch(PickVisualMediaRequest(ActivityResultContracts.PickVisualMedia.ImageOnly))
         }
         findViewById<Button>(R.id.camera_button).setOnClickListener { launchCamera() }
+        findViewById<Button>(R.id.file_button).setOnClickListener {
+            openFile.launch(arrayOf("application/dicom", "image/*", "application/octet-stream"))
+        }
         findViewById<Button>(R.id.explain_button).setOnClickListener { vm.explain() }
         findViewById<Button>(R.id.validate_button).setOnClickListener { pickFolder.launch(null) }
         showOriginal.setOnCheckedChangeListener { _, _ -> render(vm.state.value) }
@@ -84,7 +94,7 @@ class MainActivity : ComponentActivity() {
 
     override fun onStart() {
         super.onStart()
-        // Back from Settings: reload the model if the accelerator preference changed.
+        // Back from Settings: reload the model if the accelerator or thread setting changed.
         vm.reloadIfPreferenceChanged()
     }
 

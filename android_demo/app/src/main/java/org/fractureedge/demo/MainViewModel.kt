@@ -5,7 +5,6 @@ import android.graphics.Bitmap
 import android.net.Uri
 import androidx.lifecycle.AndroidViewModel
 import androidx.lifecycle.viewModelScope
-import java.io.IOException
 import java.util.Locale
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.MutableStateFlow
@@ -16,10 +15,13 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import org.fractureedge.core.AcceleratorPreference
 import org.fractureedge.core.Classification
+import org.fractureedge.core.Failures
 import org.fractureedge.core.Heatmap
 import org.fractureedge.core.ServerClient
 import org.fractureedge.core.ServerException
 import org.fractureedge.core.ServerPrediction
+import org.fractureedge.core.SpecException
+import org.fractureedge.core.UnsupportedImageException
 
 /** Everything the main screen shows. */
 data class UiState(
@@ -49,98 +51,114 @@ class MainViewModel(app: Application) : AndroidViewModel(app) {
         loadModel(reload = false)
     }
 
-    private var loadedPreference: AcceleratorPreference? = null
+    /** The settings the loaded model was made with: accelerator preference and CPU threads. */
+    private var loadedWith: Pair<AcceleratorPreference, Int>? = null
+
+    private fun wanted(): Pair<AcceleratorPreference, Int> = settings.accelerator to settings.resolvedThreads()
 
     fun reloadIfPreferenceChanged() {
-        if (loadedPreference != null && loadedPreference != settings.accelerator) loadModel(reload = true)
+        if (loadedWith != null && loadedWith != wanted()) loadModel(reload = true)
     }
 
-    /** (Re)loads the model, e.g. after the accelerator setting changed. */
+    /** (Re)loads the model, e.g. after the accelerator or thread setting changed. */
     fun loadModel(reload: Boolean = true) {
-        loadedPreference = settings.accelerator
+        val (preference, threads) = wanted().also { loadedWith = it }
         viewModelScope.launch {
             _state.update { it.copy(busy = app().getString(R.string.model_loading)) }
             try {
-                val m = host.load(settings.accelerator, reload)
+                val m = host.load(preference, threads, reload)
                 _state.update { it.copy(modelStatus = Texts.modelStatus(m), busy = null) }
-            } catch (e: ModelUnavailableException) {
-                _state.update { it.copy(modelStatus = e.message, busy = null, error = e.message) }
+            } catch (e: Throwable) {
+                if (!Failures.recoverable(e)) throw e
+                val msg = Texts.failure("The model could not be loaded", e)
+                _state.update { it.copy(modelStatus = msg, busy = null, error = msg) }
             }
         }
     }
 
     fun onImage(uri: Uri) {
+        val (preference, threads) = wanted()
         viewModelScope.launch {
             _state.update {
                 it.copy(busy = app().getString(R.string.classifying), error = null, message = null, overlay = null, server = null)
             }
-            val bitmap =
+            val size = host.current()?.spec?.preprocess
+            val decoded =
                 try {
-                    withContext(Dispatchers.IO) { Images.decode(app().contentResolver, uri) }
-                } catch (e: IOException) {
-                    _state.update { it.copy(busy = null, error = "Could not read the image: ${e.message}") }
-                    return@launch
-                } catch (e: SecurityException) {
-                    _state.update { it.copy(busy = null, error = "No permission to read the image: ${e.message}") }
+                    withContext(Dispatchers.IO) { Images.decode(app().contentResolver, uri, size?.width ?: 224, size?.height ?: 224) }
+                } catch (e: Throwable) {
+                    if (!Failures.recoverable(e)) throw e
+                    _state.update { it.copy(busy = null, error = Texts.failure("Could not read the image", e)) }
                     return@launch
                 }
-            _state.update { it.copy(image = bitmap, local = null) }
+            _state.update { it.copy(image = decoded.bitmap, local = null) }
             try {
-                val r = host.classify(bitmap, settings.accelerator)
-                _state.update { it.copy(local = r, busy = null) }
-            } catch (e: ModelUnavailableException) {
-                _state.update { it.copy(busy = null, error = e.message) }
-            } catch (e: Exception) {
-                _state.update { it.copy(busy = null, error = "Classification failed: ${e.message}") }
+                val r = host.classify(decoded.pixels, preference, threads)
+                val status = host.current()?.let { Texts.modelStatus(it) }
+                _state.update { it.copy(local = r, busy = null, modelStatus = status ?: it.modelStatus) }
+            } catch (e: Throwable) {
+                if (!Failures.recoverable(e)) throw e
+                _state.update { it.copy(busy = null, error = Texts.failure("Classification failed", e)) }
             }
         }
     }
 
+    /** Asks the server for a heatmap. Any failure becomes a message; the local result stays. */
     fun explain() {
         val bitmap = _state.value.image
         if (bitmap == null) {
             _state.update { it.copy(error = app().getString(R.string.pick_image_first)) }
             return
         }
+        val url = settings.serverUrl
+        val debug = settings.debugBuild
         viewModelScope.launch {
             _state.update { it.copy(busy = app().getString(R.string.explaining), error = null, message = null) }
             try {
                 val answer =
                     withContext(Dispatchers.IO) {
-                        val client = ServerClient(settings.serverUrl, settings.token)
+                        ServerClient.requireSecureTransport(url, debug)
+                        val client = ServerClient(url, settings.token)
                         client.explain(Images.jpeg(bitmap), "image.jpg", "image/jpeg")
                     }
-                val grid = checkNotNull(answer.heatmap) { "no heatmap" }
+                val grid = answer.heatmap ?: throw ServerException.MalformedResponse("no heatmap in the answer")
                 val overlay =
                     withContext(Dispatchers.Default) {
                         val w = bitmap.width
                         val h = bitmap.height
-                        Images.fromPixels(Heatmap.overlay(Images.pixels(bitmap), w, h, grid), w, h)
+                        Images.fromPixels(Heatmap.overlay(Images.pixels(bitmap).argb, w, h, grid), w, h)
                     }
                 _state.update { it.copy(busy = null, server = answer, overlay = overlay) }
-            } catch (e: ServerException) {
-                _state.update { it.copy(busy = null, error = e.message) }
+            } catch (e: Throwable) {
+                if (!Failures.recoverable(e)) throw e
+                val msg = if (e is ServerException) e.message else Texts.failure("Explain failed", e)
+                _state.update { it.copy(busy = null, error = msg) }
             }
         }
     }
 
     fun validate(treeUri: Uri) {
+        val (preference, threads) = wanted()
         viewModelScope.launch {
             _state.update { it.copy(busy = app().getString(R.string.listing_folder), error = null, message = null) }
             try {
                 val summary =
                     withContext(Dispatchers.IO) {
-                        validation.run(treeUri, settings.accelerator) { done, total ->
+                        validation.run(treeUri, preference, threads) { done, total ->
                             _state.update { it.copy(busy = app().getString(R.string.validating, done, total)) }
                         }
                     }
-                _state.update { it.copy(busy = null, message = Texts.validation(summary)) }
-            } catch (e: ModelUnavailableException) {
-                _state.update { it.copy(busy = null, error = e.message) }
-            } catch (e: IOException) {
-                _state.update { it.copy(busy = null, error = "Validation failed: ${e.message}") }
-            } catch (e: SecurityException) {
-                _state.update { it.copy(busy = null, error = "No permission for that folder: ${e.message}") }
+                val status = host.current()?.let { Texts.modelStatus(it) }
+                _state.update { it.copy(busy = null, message = Texts.validation(summary), modelStatus = status ?: it.modelStatus) }
+            } catch (e: Throwable) {
+                if (!Failures.recoverable(e)) throw e
+                val msg =
+                    when (e) {
+                        is ModelUnavailableException -> e.message
+                        is SecurityException -> "No permission for that folder: ${Failures.describe(e)}"
+                        else -> Texts.failure("Validation failed", e)
+                    }
+                _state.update { it.copy(busy = null, error = msg) }
             }
         }
     }
@@ -158,7 +176,16 @@ class MainViewModel(app: Application) : AndroidViewModel(app) {
 object Texts {
     fun modelStatus(m: LoadedModel): String {
         val acc = if (m.accelerator.wire == "gpu") "GPU delegate" else "CPU, XNNPACK, ${m.threads} threads"
-        return "${m.fallbackFrom ?: ""}${m.choice.modelFile} (${m.spec.precision}) on $acc — ${m.choice.reason}"
+        val fallback = m.fallbackFrom?.let { "$it; " } ?: ""
+        return "$fallback${m.choice.modelFile} (${m.spec.precision}) on $acc — ${m.choice.reason}; spec ${m.specOrigin}"
+    }
+
+    /** "What failed: why" in one line, whatever was thrown (the app never crashes on a failed action). */
+    fun failure(what: String, e: Throwable): String = when (e) {
+        is ModelUnavailableException -> e.message ?: what
+        is UnsupportedImageException -> "$what: ${e.message}"
+        is SpecException -> "$what: the model's spec does not fit: ${e.message}"
+        else -> "$what: ${Failures.describe(e)}"
     }
 
     fun local(r: Classification): String {
@@ -202,6 +229,11 @@ object Texts {
                 s.meanLatencyMs,
                 s.reportLocation
             )
-        return if (s.failed.isEmpty()) head else head + "\nSkipped ${s.failed.size}:\n" + s.failed.take(5).joinToString("\n")
+        val withFallback = s.fallback?.let { "$head\nThe CPU model produced every entry: $it." } ?: head
+        return if (s.failed.isEmpty()) {
+            withFallback
+        } else {
+            withFallback + "\nRecorded as failures in the report (${s.failed.size}):\n" + s.failed.take(5).joinToString("\n")
+        }
     }
 }

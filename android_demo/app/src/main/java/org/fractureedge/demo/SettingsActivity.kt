@@ -12,33 +12,42 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import org.fractureedge.core.AcceleratorPreference
+import org.fractureedge.core.Failures
 import org.fractureedge.core.ServerClient
 import org.fractureedge.core.ServerException
 
-/** Server address and token, accelerator preference; "Test connection" calls /healthz. */
+/** Server address and token, accelerator (Automatic, CPU, GPU) and CPU threads; "Test connection" calls /healthz. */
 class SettingsActivity : ComponentActivity() {
     private lateinit var settings: Settings
     private lateinit var url: EditText
     private lateinit var token: EditText
     private lateinit var accelerator: RadioGroup
+    private lateinit var threads: EditText
     private lateinit var status: TextView
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         setContentView(R.layout.activity_settings)
+        EdgeToEdge.apply(this, findViewById(R.id.settings_root))
         actionBar?.setDisplayHomeAsUpEnabled(true)
         settings = Settings(this)
         url = findViewById(R.id.server_url)
         token = findViewById(R.id.server_token)
         accelerator = findViewById(R.id.accelerator_group)
+        threads = findViewById(R.id.cpu_threads)
         status = findViewById(R.id.settings_status)
 
         if (savedInstanceState == null) {
             url.setText(settings.serverUrl)
             token.setText(settings.token)
             accelerator.check(
-                if (settings.accelerator == AcceleratorPreference.CPU_ONLY) R.id.accelerator_cpu else R.id.accelerator_auto
+                when (settings.accelerator) {
+                    AcceleratorPreference.CPU_ONLY -> R.id.accelerator_cpu
+                    AcceleratorPreference.GPU_ONLY -> R.id.accelerator_gpu
+                    AcceleratorPreference.AUTO -> R.id.accelerator_auto
+                }
             )
+            threads.setText(settings.cpuThreads?.toString() ?: "")
         }
         findViewById<Button>(R.id.save_button).setOnClickListener { save() }
         findViewById<Button>(R.id.test_button).setOnClickListener { testConnection() }
@@ -51,24 +60,33 @@ class SettingsActivity : ComponentActivity() {
 
     private fun save() {
         try {
-            settings.serverUrl = ServerClient.normalizeBaseUrl(url.text.toString())
+            val normalized = ServerClient.normalizeBaseUrl(url.text.toString())
+            ServerClient.requireSecureTransport(normalized, settings.debugBuild)
+            settings.serverUrl = normalized
         } catch (e: ServerException) {
             say(e.message, ok = false)
             return
         }
         settings.token = token.text.toString()
         settings.accelerator =
-            if (accelerator.checkedRadioButtonId == R.id.accelerator_cpu) AcceleratorPreference.CPU_ONLY else AcceleratorPreference.AUTO
+            when (accelerator.checkedRadioButtonId) {
+                R.id.accelerator_cpu -> AcceleratorPreference.CPU_ONLY
+                R.id.accelerator_gpu -> AcceleratorPreference.GPU_ONLY
+                else -> AcceleratorPreference.AUTO
+            }
+        settings.cpuThreads = threads.text.toString().trim().toIntOrNull()?.takeIf { it > 0 }
         say(getString(R.string.settings_saved), ok = true)
     }
 
     private fun testConnection() {
         val address = url.text.toString()
         val bearer = token.text.toString()
+        val debug = settings.debugBuild
         lifecycleScope.launch {
             val result =
                 withContext(Dispatchers.IO) {
                     try {
+                        ServerClient.requireSecureTransport(address, debug)
                         val client = ServerClient(address, bearer, connectTimeoutMs = 3_000, readTimeoutMs = 5_000)
                         if (client.healthy()) {
                             client.modelCard() // also checks the token
@@ -78,6 +96,8 @@ class SettingsActivity : ComponentActivity() {
                         }
                     } catch (e: ServerException) {
                         e.message
+                    } catch (e: Exception) {
+                        "Connection test failed: ${Failures.describe(e)}"
                     }
                 }
             if (result == null) say(getString(R.string.connection_ok), ok = true) else say(result, ok = false)

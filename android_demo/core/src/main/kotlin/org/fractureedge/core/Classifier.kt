@@ -31,9 +31,14 @@ class Classifier(val spec: ModelSpec, private val engine: InferenceEngine, priva
     val accelerator: Accelerator get() = engine.accelerator
     val threads: Int get() = engine.threads
 
-    fun classify(argb: IntArray, width: Int, height: Int): Classification {
+    fun classify(argb: IntArray, width: Int, height: Int): Classification = classify(Pixels(argb, width, height))
+
+    /** Uses [Pixels.grey] when present (DICOM), else the ARGB pixels. */
+    fun classify(pixels: Pixels): Classification {
         val t0 = clock()
-        val input = pre.prepare(argb, width, height, engine.byteOrder)
+        val input =
+            pixels.grey?.let { pre.prepareGrey(it, pixels.width, pixels.height, engine.byteOrder) }
+                ?: pre.prepare(pixels.argb, pixels.width, pixels.height, engine.byteOrder)
         val t1 = clock()
         val raw = engine.run(input.tensorBytes)
         val t2 = clock()

@@ -19,6 +19,9 @@ data class ReportImage(
     val latencyMs: Double
 )
 
+/** An image the phone could not decode or classify; [error] is the one-line reason. */
+data class ReportFailure(val path: String, val label: String, val error: String)
+
 /** The validation-mode result that `edge validate --device-report FILE` reads. */
 data class DeviceReport(
     val model: ReportModel,
@@ -26,7 +29,10 @@ data class DeviceReport(
     val accelerator: Accelerator,
     val threads: Int,
     val created: String,
-    val images: List<ReportImage>
+    val images: List<ReportImage>,
+    val failures: List<ReportFailure> = emptyList(),
+    /** Why the GPU path was left for the CPU model that produced every entry, or null. */
+    val fallback: String? = null
 ) {
     fun toJson(indent: Int = 2): String {
         val root = JSONObject()
@@ -64,6 +70,10 @@ data class DeviceReport(
             )
         }
         root.put("images", list)
+        val failed = org.json.JSONArray()
+        for (f in failures) failed.put(JSONObject().put("path", f.path).put("label", f.label).put("error", f.error))
+        root.put("failures", failed)
+        root.put("fallback", fallback ?: JSONObject.NULL)
         return if (indent > 0) root.toString(indent) else root.toString()
     }
 
@@ -91,7 +101,8 @@ data class DeviceReport(
 data class LabelledImage(val path: String, val label: String)
 
 object ValidationPlan {
-    private val imageExtensions = setOf("jpg", "jpeg", "png", "webp", "bmp")
+    /** Every format `edge validate` reads; TIFF and compressed DICOM become failures on the phone. */
+    private val imageExtensions = setOf("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "dcm", "dicom", "dic")
 
     /**
      * Keeps image files that sit in a label subfolder: "fractured/a.jpg" -> label "fractured".

@@ -96,7 +96,11 @@ data class ModelSpec(
             if (labels.isEmpty()) throw SpecException("labels must not be empty")
             if (labels.toSet().size != labels.size) throw SpecException("labels must be unique: $labels")
             val positive = if (root.has("positive_label") && !root.isNull("positive_label")) root.getString("positive_label") else null
-            val threshold = root.optDouble("threshold", 0.5)
+            // Required: a default of 0.5 would silently change every decision of a tuned model.
+            if (!root.has("threshold") || root.isNull("threshold")) {
+                throw SpecException("model spec has no threshold (re-export it with `edge convert`; the phone never assumes 0.5)")
+            }
+            val threshold = root.getDouble("threshold")
             if (threshold.isNaN() || threshold < 0.0 || threshold > 1.0) throw SpecException("threshold $threshold is outside [0, 1]")
 
             val pre = readPreprocess(root.getJSONObject("preprocess"))

@@ -23,13 +23,17 @@ class PreparedInput(
  * Turns ARGB pixels (IntArray in Bitmap.getPixels layout, row-major 0xAARRGGBB) into the
  * model input described by [ModelSpec.preprocess] and [ModelSpec.input]. Same algorithm
  * as the Python side (`edge`): grey, letterbox, bilinear with half-pixel centres, rounding
- * to uint8, (x - mean) / std, then quantisation. All arithmetic in Double until the uint8 step.
+ * to uint8, (x - mean) / std in float32, then quantisation. Double until the uint8 step, as in Python.
  */
 class Preprocessor(private val spec: ModelSpec) {
     private val pre = spec.preprocess
 
-    fun prepare(argb: IntArray, width: Int, height: Int, order: ByteOrder = ByteOrder.nativeOrder()): PreparedInput {
-        val grey = toGrey(argb, width, height)
+    fun prepare(argb: IntArray, width: Int, height: Int, order: ByteOrder = ByteOrder.nativeOrder()): PreparedInput =
+        prepareGrey(toGrey(argb, width, height), width, height, order)
+
+    /** From grey values 0..255 (a DICOM frame), skipping step 1. */
+    fun prepareGrey(grey: DoubleArray, width: Int, height: Int, order: ByteOrder = ByteOrder.nativeOrder()): PreparedInput {
+        require(width > 0 && height > 0 && grey.size == width * height) { "grey array has ${grey.size} values for ${width}x$height" }
         val box = letterboxFor(height, width, pre.height, pre.width)
         val u8 = letterboxU8(grey, width, height, box)
         val floats = normalize(u8)
@@ -67,13 +71,21 @@ class Preprocessor(private val spec: ModelSpec) {
         return canvas
     }
 
-    /** Step 5: NHWC floats, grey replicated into every channel. */
+    private val meanF = FloatArray(pre.channels) { pre.mean[it].toFloat() }
+    private val stdF = FloatArray(pre.channels) { pre.std[it].toFloat() }
+
+    /**
+     * Step 5: NHWC floats, grey replicated into every channel. In float32 like numpy's
+     * `(u8.astype(float32) - mean_f32) / std_f32`: in double a caffe mean such as 103.939
+     * lands one float32 step away.
+     */
     fun normalize(u8: IntArray): FloatArray {
         val c = pre.channels
         val out = FloatArray(u8.size * c)
         for (i in u8.indices) {
+            val v = u8[i].toFloat()
             for (ch in 0 until c) {
-                out[i * c + ch] = ((u8[i] - pre.mean[ch]) / pre.std[ch]).toFloat()
+                out[i * c + ch] = (v - meanF[ch]) / stdF[ch]
             }
         }
         return out

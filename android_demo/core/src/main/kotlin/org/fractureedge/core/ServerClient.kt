@@ -128,6 +128,23 @@ class ServerClient(
     private fun InputStream?.readText(): String? = this?.use { it.readBytes().toString(Charsets.UTF_8) }
 
     companion object {
+        /** Hosts that may be reached over plain HTTP in debug builds (network_security_config.xml says the same). */
+        val CLEARTEXT_HOSTS = setOf("localhost", "127.0.0.1", "10.0.2.2")
+
+        /**
+         * Plain HTTP only to this device or the emulator's host, and only in debug builds; HTTPS
+         * otherwise. Checked before connecting, so the user reads why instead of a platform error.
+         */
+        fun requireSecureTransport(baseUrl: String, debugBuild: Boolean) {
+            val url = java.net.URL(normalizeBaseUrl(baseUrl))
+            if (url.protocol == "https") return
+            if (!debugBuild || url.host.lowercase() !in CLEARTEXT_HOSTS) {
+                throw ServerException.InvalidAddress(
+                    "plain http:// is allowed only to this device or the emulator host (10.0.2.2) in debug builds; use https://"
+                )
+            }
+        }
+
         /** Accepts "host:port" or a full http(s) URL; strips trailing slashes. */
         fun normalizeBaseUrl(raw: String): String {
             val trimmed = raw.trim()

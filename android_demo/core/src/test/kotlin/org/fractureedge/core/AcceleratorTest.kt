@@ -34,6 +34,29 @@ class AcceleratorTest {
     }
 
     @Test
+    fun settingsCanForceGpuAndThreads() {
+        val c = AcceleratorChooser.choose(noGpu, all, AcceleratorPreference.GPU_ONLY)
+        assertEquals(Accelerator.GPU to ModelFiles.FP16_MODEL, c.accelerator to c.modelFile)
+        val noFp16 = AcceleratorChooser.choose(gpu, setOf(ModelFiles.INT8_MODEL), AcceleratorPreference.GPU_ONLY)
+        assertTrue(noFp16.accelerator == Accelerator.CPU && noFp16.reason.contains("fp16 model is missing"))
+        assertEquals(4, CpuThreads.resolve(null, 8))
+        assertEquals(2, CpuThreads.resolve(null, 2))
+        assertEquals(6, CpuThreads.resolve(6, 8))
+        assertEquals(8, CpuThreads.resolve(64, 8))
+        assertEquals(1, CpuThreads.resolve(0, 8))
+    }
+
+    @Test
+    fun linkageErrorsAreRecoverableButOutOfMemoryIsNot() {
+        assertTrue(Failures.recoverable(UnsatisfiedLinkError("dlopen failed: libOpenCL.so")))
+        assertTrue(Failures.recoverable(NoClassDefFoundError("org/tensorflow/lite/gpu/GpuDelegate")))
+        assertTrue(Failures.recoverable(IllegalArgumentException("Internal error: Failed to apply delegate")))
+        assertTrue(!Failures.recoverable(OutOfMemoryError()))
+        assertTrue(!Failures.recoverable(java.util.concurrent.CancellationException("view model cleared")))
+        assertEquals("NoClassDefFoundError", Failures.describe(NoClassDefFoundError()))
+    }
+
+    @Test
     fun probeThatThrowsMeansNoGpu() {
         val c = AcceleratorChooser.choose({ throw UnsatisfiedLinkError("no libtensorflowlite_gpu_jni") }, all)
         assertEquals(Accelerator.CPU, c.accelerator)
@@ -46,14 +69,14 @@ class AcceleratorTest {
         val onlyFp16 = setOf(ModelFiles.FP16_MODEL, ModelFiles.FP16_SPEC)
         val c = AcceleratorChooser.choose(noGpu, onlyFp16)
         assertEquals(Accelerator.CPU to ModelFiles.FP16_MODEL, c.accelerator to c.modelFile)
-        // A model without its spec does not count.
-        val noSpec = setOf(ModelFiles.FP16_MODEL, ModelFiles.INT8_MODEL, ModelFiles.INT8_SPEC)
-        assertEquals(ModelFiles.INT8_MODEL, AcceleratorChooser.choose(gpu, noSpec).modelFile)
+        // A model without its sidecar still counts: its spec is embedded (ModelSourceTest).
+        val noSidecar = setOf(ModelFiles.FP16_MODEL, ModelFiles.INT8_MODEL, ModelFiles.INT8_SPEC)
+        assertEquals(ModelFiles.FP16_MODEL, AcceleratorChooser.choose(gpu, noSidecar).modelFile)
     }
 
     @Test(expected = MissingModelException::class)
     fun noModelAtAllIsAClearError() {
-        AcceleratorChooser.choose(gpu, setOf("README.txt", ModelFiles.INT8_MODEL))
+        AcceleratorChooser.choose(gpu, setOf("README.txt", ModelFiles.INT8_SPEC))
     }
 
     @Test

@@ -87,6 +87,8 @@ class ModelSpecTest {
         o.getJSONObject("output").put("shape", JSONArray(listOf(1, 4)))
         rejects(o, "output.shape")
         rejects(Fixtures.binarySpecJson().put("threshold", 1.5), "threshold")
+        rejects(Fixtures.binarySpecJson().apply { remove("threshold") }, "no threshold")
+        rejects(Fixtures.binarySpecJson().put("threshold", org.json.JSONObject.NULL), "no threshold")
     }
 
     @Test

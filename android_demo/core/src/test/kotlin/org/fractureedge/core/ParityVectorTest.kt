@@ -19,7 +19,7 @@ class VectorCase(val dir: File, val spec: ModelSpec, val tolerance: JSONObject, 
 
     fun bytes(key: String): ByteArray = File(dir, case.getString(key)).readBytes()
 
-    override fun toString(): String = "${dir.name}/$name"
+    override fun toString(): String = "${spec.modelId}-${spec.precision}/$name"
 
     companion object {
         /**
@@ -69,30 +69,34 @@ class ParityVectorTest(private val vc: VectorCase?) {
     companion object {
         @JvmStatic
         @Parameterized.Parameters(name = "{0}")
-        fun cases(): Collection<Array<Any?>> {
-            val dir = TestEnv.get("EDGE_VECTORS_DIR")
-            if (dir == null) return listOf(arrayOf<Any?>(null))
-            return VectorCase.load(File(dir)).map { arrayOf<Any?>(it) }
+        fun cases(): Collection<Array<Any?>> = params { true }
+
+        /** The cases matching [keep], or one null case that skips or fails by [TestEnv] when no vectors are set. */
+        fun params(keep: (VectorCase) -> Boolean): Collection<Array<Any?>> {
+            val dir = TestEnv.get("EDGE_VECTORS_DIR") ?: return listOf(arrayOf<Any?>(null))
+            return VectorCase.load(File(dir)).filter(keep).map { arrayOf<Any?>(it) }
+        }
+
+        fun require(vc: VectorCase?): VectorCase {
+            if (vc == null) {
+                TestEnv.require("EDGE_VECTORS_DIR", "EDGE_SKIP_VECTORS")
+                Assume.assumeTrue("no vectors", false)
+            }
+            return vc!!
+        }
+
+        fun prepared(c: VectorCase): PreparedInput {
+            val w = c.case.getInt("width")
+            val h = c.case.getInt("height")
+            val raw = c.bytes("argb")
+            assertEquals("argb file size of ${c.name}", w * h * 4, raw.size)
+            val pixels = IntArray(w * h)
+            ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(pixels)
+            return Preprocessor(c.spec).prepare(pixels, w, h, ByteOrder.LITTLE_ENDIAN)
         }
     }
 
-    private fun case(): VectorCase {
-        if (vc == null) {
-            TestEnv.require("EDGE_VECTORS_DIR", "EDGE_SKIP_VECTORS")
-            Assume.assumeTrue("no vectors", false)
-        }
-        return vc!!
-    }
-
-    private fun prepared(c: VectorCase): PreparedInput {
-        val w = c.case.getInt("width")
-        val h = c.case.getInt("height")
-        val raw = c.bytes("argb")
-        assertEquals("argb file size of ${c.name}", w * h * 4, raw.size)
-        val pixels = IntArray(w * h)
-        ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(pixels)
-        return Preprocessor(c.spec).prepare(pixels, w, h, ByteOrder.LITTLE_ENDIAN)
-    }
+    private fun case(): VectorCase = require(vc)
 
     /** Indices where the u8 canvas matches the reference exactly. */
     private fun u8Matches(c: VectorCase, got: IntArray): BooleanArray {
@@ -138,12 +142,21 @@ class ParityVectorTest(private val vc: VectorCase?) {
         }
         assertTrue("${c.name}: no float value compared", checked > 0)
     }
+}
+
+/** The quantized input, for the cases of quantized models (int8/uint8 input). */
+@RunWith(Parameterized::class)
+class ParityQuantizedTest(private val vc: VectorCase?) {
+    companion object {
+        @JvmStatic
+        @Parameterized.Parameters(name = "{0}")
+        fun cases(): Collection<Array<Any?>> = ParityVectorTest.params { it.spec.input.dtype.isQuantized && it.case.has("input_q") }
+    }
 
     @Test
     fun quantizedInputMatchesPython() {
-        val c = case()
-        Assume.assumeTrue("${c.name}: float32 input, nothing to quantize", c.spec.input.dtype.isQuantized)
-        val got = prepared(c).tensorBytes
+        val c = ParityVectorTest.require(vc)
+        val got = ParityVectorTest.prepared(c).tensorBytes
         val want = c.bytes("input_q")
         assertEquals("quantized input length", want.size, got.size)
         val signed = c.spec.input.dtype == DType.INT8
@@ -154,10 +167,20 @@ class ParityVectorTest(private val vc: VectorCase?) {
             assertTrue("${c.name}: quantized [$i] $b vs $a", abs(a - b) <= tol)
         }
     }
+}
+
+/** Postprocessing of LiteRT's raw output, for the cases of real models (preprocessing-only specs have none). */
+@RunWith(Parameterized::class)
+class ParityOutputTest(private val vc: VectorCase?) {
+    companion object {
+        @JvmStatic
+        @Parameterized.Parameters(name = "{0}")
+        fun cases(): Collection<Array<Any?>> = ParityVectorTest.params { it.case.has("output_raw") }
+    }
 
     @Test
     fun postprocessingMatchesPython() {
-        val c = case()
+        val c = ParityVectorTest.require(vc)
         val pred = Postprocessor(c.spec).fromRaw(c.bytes("output_raw"), ByteOrder.LITTLE_ENDIAN)
         val expected = c.case.getJSONObject("expected")
         val probs = expected.getJSONObject("probabilities")

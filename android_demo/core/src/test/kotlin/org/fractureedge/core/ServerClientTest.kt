@@ -214,4 +214,19 @@ class ServerClientTest {
         assertFalse(ServerClient("http://127.0.0.1:1", "t", connectTimeoutMs = 300).healthy())
         assertNotNull(ServerResponse.parseError("""{"error": {"code": "c", "message": "m"}}"""))
     }
+
+    @Test
+    fun plainHttpOnlyToLoopbackAndTheEmulatorHostInDebug() {
+        fun refused(url: String, debug: Boolean): Boolean = try {
+            ServerClient.requireSecureTransport(url, debug)
+            false
+        } catch (e: ServerException.InvalidAddress) {
+            true
+        }
+        assertFalse(refused("http://10.0.2.2:8000", debug = true))
+        assertFalse(refused("127.0.0.1:8000", debug = true))
+        assertFalse(refused("https://edge.example.org", debug = false))
+        assertTrue(refused("http://10.0.2.2:8000", debug = false))
+        assertTrue(refused("http://192.168.1.20:8000", debug = true))
+    }
 }

@@ -1,5 +1,6 @@
 package org.fractureedge.core
 
+import java.io.File
 import org.junit.Assume
 
 /**
@@ -19,4 +20,24 @@ object TestEnv {
         Assume.assumeFalse("$name is not set and $skipFlag=1", skipping(skipFlag))
         throw AssertionError("$name is not set: set it, or set $skipFlag=1 to skip these tests on purpose")
     }
+
+    /**
+     * A file of the repository found by walking up from the working directory, so the same test
+     * runs from ci/check.sh (repo root), Gradle or Android Studio (module directory).
+     */
+    fun repoFile(relative: String): File? {
+        var dir: File? = File(System.getProperty("user.dir")).absoluteFile
+        while (dir != null) {
+            File(dir, relative).takeIf { it.exists() }?.let { return it }
+            dir = dir.parentFile
+        }
+        return null
+    }
+
+    /** [repoFile], or a skip that says which file is missing and why (a checkout without it). */
+    fun requireRepoFile(relative: String): File = repoFile(relative)
+        ?: run {
+            Assume.assumeTrue("$relative not found above ${System.getProperty("user.dir")} (run from a full checkout)", false)
+            throw IllegalStateException()
+        }
 }
