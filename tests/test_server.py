@@ -235,6 +235,18 @@ def test_auth_off_upload_limit_and_queue(srv_open, srv_images):
     assert _post(srv_open, "/v1/explain", data, headers={}).status_code == 200
 
 
+def test_bench_serve_load_counts_successes_and_refusals(srv_open, srv_images):
+    """The load generator of `edge bench serve`: one client gets 200s; with 4 clients on a server
+    with 1 worker and no queue, some requests are refused (503) and counted as failed."""
+    from edge.app.bench.serve import load
+
+    data = srv_images[0].read_bytes()
+    rps, failed = load(srv_open.port, data, clients=1, seconds=1.0)
+    assert rps > 0 and failed == 0
+    rps, failed = load(srv_open.port, data, clients=4, seconds=2.0)
+    assert rps > 0 and failed > 0
+
+
 def test_live_server_runs_the_hardened_protocol_of_edge_serve(srv_auth):
     """Tests and benchmarks exercise what production runs: oversized headers are refused before
     authentication (431) by the bounded protocol, and the same connection cap is configured."""
