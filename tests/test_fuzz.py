@@ -1,6 +1,7 @@
 """Mutation fuzzing of the decoders: every outcome is a decoded image or an ImageReadError.
-Bounded counts in the default run (EDGE_FUZZ_N mutations per format, default 200); the server
-side is fuzzed in tests/test_hostile_server.py."""
+Bounded counts in the default run (EDGE_FUZZ_N mutations per format, default 200), larger ones in
+the `heavy` run (EDGE_FUZZ_HEAVY_N, default 2,000, other seeds); the server side is fuzzed in
+tests/test_hostile_server.py."""
 
 from __future__ import annotations
 
@@ -45,6 +46,22 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(b)
 
 
+def fix_png_crcs(data: bytes) -> bytes:
+    """Recompute every chunk's CRC so a mutation reaches libpng's header, zlib and row checks
+    instead of stopping at the first CRC mismatch (a damaged length ends the walk)."""
+    import struct
+    import zlib
+
+    b, i = bytearray(data), 8
+    while i + 12 <= len(b):
+        n = struct.unpack(">I", b[i:i + 4])[0]
+        if i + 12 + n > len(b):
+            break
+        b[i + 8 + n:i + 12 + n] = struct.pack(">I", zlib.crc32(b[i + 4:i + 8 + n]))
+        i += 12 + n
+    return bytes(b)
+
+
 def seeds(fracatlas: Path) -> dict[str, bytes]:
     jpg = next(p for p in sorted((fracatlas / "test" / "fractured").glob("*.jpg"))).read_bytes()
     small = Image.open(io.BytesIO(jpg)).convert("L").resize((64, 80))
@@ -67,14 +84,32 @@ def check(data: bytes) -> str:
     return "decoded"
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "png16", "dicom"])
-def test_mutated_files_decode_or_fail_cleanly(fracatlas, fmt):
+def fuzz_format(fracatlas: Path, fmt: str, n: int, seed: int) -> dict[str, int]:
     data = seeds(fracatlas)[fmt]
-    rng = random.Random(f"{fmt}-0")
+    rng = random.Random(f"{fmt}-{seed}")
     outcomes = {"decoded": 0, "refused": 0}
-    for _ in range(N):
-        outcomes[check(mutate(data, rng))] += 1
+    for i in range(n):
+        m = mutate(data, rng)
+        outcomes[check(fix_png_crcs(m) if fmt.startswith("png") and i % 2 else m)] += 1
     assert outcomes["refused"] > 0  # the mutations do reach the error paths
+    return outcomes
+
+
+FORMATS = ["jpeg", "png", "png16", "dicom"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mutated_files_decode_or_fail_cleanly(fracatlas, fmt):
+    fuzz_format(fracatlas, fmt, N, seed=0)
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mutated_files_decode_or_fail_cleanly_heavy(fracatlas, fmt):
+    """The CI heavy stage: EDGE_FUZZ_HEAVY_N (default 2,000) other mutations per format."""
+    out = fuzz_format(fracatlas, fmt, int(os.environ.get("EDGE_FUZZ_HEAVY_N", "2000")), seed=1)
+    print(f"{fmt}: {out}")
+    assert out["decoded"] > 0  # some mutations get past the checksums into the decoders proper
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -235,6 +235,39 @@ def test_auth_off_upload_limit_and_queue(srv_open, srv_images):
     assert _post(srv_open, "/v1/explain", data, headers={}).status_code == 200
 
 
+def test_bench_serve_load_counts_successes_and_refusals(srv_open, srv_images):
+    """The load generator of `edge bench serve`: one client gets 200s; with 4 clients on a server
+    with 1 worker and no queue, some requests are refused (503) and counted as failed."""
+    from edge.app.bench.serve import load
+
+    data = srv_images[0].read_bytes()
+    rps, failed = load(srv_open.port, data, clients=1, seconds=1.0)
+    assert rps > 0 and failed == 0
+    rps, failed = load(srv_open.port, data, clients=4, seconds=2.0)
+    assert rps > 0 and failed > 0
+
+
+def test_live_server_runs_the_hardened_protocol_of_edge_serve(srv_auth):
+    """Tests and benchmarks exercise what production runs: oversized headers are refused before
+    authentication (431) by the bounded protocol, and the same connection cap is configured."""
+    import socket
+
+    cfg = srv_auth.server.config
+    want = ServerSettings(token=TOKEN).uvicorn_kwargs()
+    assert cfg.http is not None and cfg.http.__name__ == want["http"].__name__ == "BoundedHttpToolsProtocol"
+    assert cfg.limit_concurrency == want["limit_concurrency"] and cfg.timeout_keep_alive == want["timeout_keep_alive"]
+    floods = {"one long header": b"X-Flood: " + b"a" * 100_000 + b"\r\n",
+              "many headers": b"".join(b"X-%d: 1\r\n" % i for i in range(150)),
+              "long URL": b""}
+    for kind, extra in floods.items():  # each whole block in one write: it completes within one read
+        path = b"/healthz?" + b"q" * 60_000 if kind == "long URL" else b"/healthz"
+        with socket.create_connection(("127.0.0.1", srv_auth.port), timeout=30) as s:
+            s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+            reply = s.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 431"), (kind, reply[:80])
+    assert httpx.get(f"{srv_auth.url}/healthz", timeout=30).status_code == 200  # the server is still up
+
+
 def test_no_auth_refused_off_loopback():
     with pytest.raises(EdgeError, match="refused on 0.0.0.0"):
         ServerSettings(host="0.0.0.0", no_auth=True).check()

@@ -18,6 +18,37 @@ def _cannot_write(dest: Path, e: OSError) -> OutputError:
     return OutputError(f"cannot write here ({e.strerror or type(e).__name__})", dest)
 
 
+def _nearest_existing(p: Path) -> Path:
+    p = p.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output(dest: str | Path, is_dir: bool = False) -> Path:
+    """Fail now, with one line, if ``dest`` could not be written later (a run's results are not
+    thrown away at the end): a directory where a file goes or the reverse, or a parent that is a
+    file or not writable. A parent that exists gets a real probe (a temp file made and removed),
+    which also catches read-only mounts and /proc."""
+    dest = Path(dest)
+    if dest.exists() and dest.is_dir() != is_dir:
+        raise OutputError("is a directory; give a file name" if not is_dir else "is a file; give a directory", dest)
+    parent = dest if is_dir and dest.is_dir() else dest.absolute().parent
+    base = _nearest_existing(parent)
+    if not base.is_dir():
+        raise OutputError(f"cannot write here ({base} is not a directory)", dest)
+    if base == parent:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".edge-probe.", dir=parent)
+        except OSError as e:
+            raise _cannot_write(dest, e) from None
+        os.close(fd)
+        os.unlink(tmp)
+    elif not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write here ({base} is not writable)", dest)
+    return dest
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; rename it onto ``dest`` only if the block succeeds.

@@ -4,7 +4,8 @@ Everything returns a 2D float64 grey image in 0..255 or an 8-bit array, ready fo
 :mod:`edge.core.preprocess`. The cost of every image is checked from its header before any
 pixel is decoded (edge.core.limits). Truncation is detected by the decoders themselves:
 JPEG through libjpeg-turbo in strict mode (simplejpeg: "premature end of data" is an error,
-so a cut file with its end marker re-appended fails), PNG through libpng (cv2), which refuses
+so a cut file with its end marker re-appended fails), PNG through libpng (imagecodecs, whose
+error handler raises instead of printing "libpng error" on stderr as cv2's does), which refuses
 a stream with fewer rows than the header declares. EXIF orientation is applied, as the phone does.
 """
 
@@ -162,15 +163,18 @@ def _decode_jpeg(data: bytes, name: str, im: Image.Image) -> np.ndarray:
 
 
 def _decode_png(data: bytes, name: str, shape: tuple[int, int]) -> np.ndarray:
-    import cv2
+    import imagecodecs
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.shape[:2] != shape:  # libpng: "Not enough image data", CRC, bad zlib
+    try:
+        arr = imagecodecs.png_decode(data)  # RGB order, palette and low bit depths expanded
+    except imagecodecs.PngError:  # libpng: "Not enough image data", CRC, bad zlib
+        arr = None
+    if arr is None or arr.shape[:2] != shape:
         raise ImageReadError("truncated or corrupt PNG (image data ends early or is damaged)", name)
     if arr.ndim == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-        if arr.dtype == np.uint16:  # as Pillow opens 16-bit colour: the high byte
-            arr = (arr >> 8).astype(np.uint8)
+        arr = arr[:, :, 0] if arr.shape[2] == 2 else arr[:, :, :3]  # alpha dropped
+    if arr.ndim == 3 and arr.dtype == np.uint16:  # as Pillow opens 16-bit colour: the high byte
+        arr = (arr >> 8).astype(np.uint8)
     elif arr.dtype == np.uint16:  # 16-bit grey: min-max windowed to 0..255 (as on the phone)
         arr = _window_minmax(arr.astype(np.float64))
     return arr

@@ -1,8 +1,10 @@
 """uvicorn in a background thread on a free loopback port: for benchmarks and tests that need
-real sockets and real HTTP in the same process as the model."""
+real sockets and real HTTP in the same process as the model. It runs what `edge serve` runs:
+the app's own ServerSettings.uvicorn_kwargs() (bounded protocol, connection cap, timeouts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -16,12 +18,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class LiveServer:
     def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, timeout: float = 300.0):
+        """``app`` from edge.app.server.create_app (its settings are on app.state)."""
         import uvicorn
 
         self.app = app
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False))
+        settings = dataclasses.replace(app.state.settings, host=host, port=self.port)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **settings.uvicorn_kwargs()))
         self.thread = threading.Thread(target=self.server.run, name="edge-live-server", daemon=True)
         self.thread.start()
         deadline = time.time() + timeout

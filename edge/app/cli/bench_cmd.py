@@ -12,6 +12,7 @@ BENCHES = {
     "convert": "edge.app.bench.convert",
     "validate": "edge.app.bench.validate",
     "explain": "edge.app.bench.explain",
+    "serve": "edge.app.bench.serve",
 }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from .util import output_dir
+
 
 @click.command()
-@click.option("-o", "--out", default="edge-demo", show_default=True, type=click.Path(), help="Where the outputs go.")
+@click.option("-o", "--out", default="edge-demo", show_default=True, type=click.Path(), callback=output_dir, help="Where the outputs go.")
 def demo(out: str) -> None:
     """Run train -> convert -> validate -> explain on the embedded default, offline.
 

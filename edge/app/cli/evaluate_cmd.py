@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
+from .util import echo_skipped, output_dir
+
 
 @click.command()
 @click.argument("bundle", required=False, type=click.Path())
 @click.option("--data", required=True, type=click.Path(), help="Labelled data: class folders, split folders or CSV manifest.")
 @click.option("--split", default=None, help="Split to evaluate (default: test if present, else all images).")
 @click.option("--metadata", type=click.Path(), help="Per-image CSV (e.g. FracAtlas metadata.csv) for subgroup metrics.")
-@click.option("--report", "report_dir", type=click.Path(), help="Write DIR/report.json, DIR/report.md and PNG plots.")
+@click.option("--report", "report_dir", type=click.Path(), callback=output_dir, help="Write DIR/report.json, DIR/report.md and PNG plots.")
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable images out (listed in the report).")
 def evaluate(bundle: str | None, data: str, split: str | None, metadata: str | None, report_dir: str | None, skip_bad: bool) -> None:
     """Evaluate a bundle: accuracy, precision, recall, F1, AUROC with a bootstrap 95%
@@ -33,5 +35,6 @@ def evaluate(bundle: str | None, data: str, split: str | None, metadata: str | N
     rep = run(b, data, split=split, metadata=metadata, report_dir=report_dir, skip_bad=skip_bad,
               progress=lambda it: bar(it, "evaluate"))
     click.echo(markdown(rep))
+    echo_skipped(rep["skipped_files"])
     if report_dir:
         click.echo(f"report: {report_dir}/report.md, report.json and plots")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .util import output_dir
+
 METHOD_CHOICES = ["gradcam", "gradcam++", "scorecam"]
 
 
@@ -22,7 +24,7 @@ def split_bundle_arg(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
               help="Grad-CAM (fast), Grad-CAM++ (several regions), Score-CAM (gradient-free, ~30 forward passes).")
 @click.option("--layer", default=None, help="Target feature layer (default: the card's gradcam_layer for the architecture).")
 @click.option("--target", default=None, help="Class to explain (default: the positive class; multi-class: the predicted one).")
-@click.option("-o", "--out", default="explanations", show_default=True, type=click.Path(),
+@click.option("-o", "--out", default="explanations", show_default=True, type=click.Path(), callback=output_dir,
               help="Output folder: overlay PNGs + explanations.json (with --boxes: report.json + report.md).")
 @click.option("--boxes", type=click.Path(), default=None,
               help="Localisation check: CSV of fracture boxes (image_id,x_center,y_center,width,height, YOLO-normalised).")

@@ -8,12 +8,12 @@ import sys
 
 import click
 
-from .util import COUNT, split_bundle_arg
+from .util import COUNT, output_file, split_bundle_arg
 
 
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[BUNDLE] PATH...")
-@click.option("--csv", "csv_out", type=click.Path(), help="Also write the table as CSV (written atomically).")
+@click.option("--csv", "csv_out", type=click.Path(), callback=output_file, help="Also write the table as CSV (written atomically).")
 @click.option("--skip-bad", is_flag=True, help="List unreadable files in the output instead of stopping at the first.")
 @click.option("--batch-size", default=32, type=COUNT, show_default=True)
 def predict(args: tuple[str, ...], csv_out: str | None, skip_bad: bool, batch_size: int) -> None:

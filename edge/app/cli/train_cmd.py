@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
-from .util import COUNT, NON_NEGATIVE, RATE
+from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
 
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(), help="Class-folder tree (root/<class>/* or root/<split>/<class>/*) or CSV manifest.")
 @click.option("--arch", type=click.Choice(["custom", "vgg16", "resnet50", "tiny"]), default="custom", show_default=True,
               help="Architecture ('tiny' is a seconds-fast test model).")
-@click.option("-o", "--out", default="runs/train", show_default=True, type=click.Path(),
+@click.option("-o", "--out", default="runs/train", show_default=True, type=click.Path(), callback=output_dir,
               help="Run directory: checkpoints, logs, curves, and the bundle in OUT/bundle. Rerun to resume.")
 @click.option("--task", type=click.Choice(["binary", "multiclass"]), default=None, help="Default: binary for 2 classes.")
 @click.option("--positive", default=None, help="Binary task: the positive class (default: guessed, e.g. 'fractured').")
@@ -48,6 +51,9 @@ def train(**kw) -> None:
     kw["channels"] = int(kw["channels"]) if kw["channels"] else None
     bundle = run_training(TrainConfig(**kw))
     m = bundle.card["metrics"]
+    skipped = Path(kw["out"]) / "skipped_files.json"
+    if kw["skip_bad"] and skipped.is_file():
+        echo_skipped(json.loads(skipped.read_text()))
     click.echo(f"bundle: {bundle.path}")
     for split, v in m.items():
         ci = v.get("auroc_ci95")

@@ -24,3 +24,24 @@ def split_bundle_arg(args: tuple[str, ...]) -> tuple[Bundle, list[str]]:
     if args and is_bundle_dir(args[0]):
         return load_bundle(args[0]), list(args[1:])
     return load_bundle(None), list(args)
+
+
+def echo_skipped(skipped: list[dict]) -> None:
+    """`--skip-bad`: one line per file left out, on stderr, so the results on stdout stay a table."""
+    for s in skipped:
+        click.echo(f"skipped {s['path']}: {s['problem']}", err=True)
+    if skipped:
+        click.echo(f"{len(skipped)} unreadable files were left out", err=True)
+
+
+def output_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """click callback: an output file option checked before any work (edge.core.fsutil.check_output)."""
+    from edge.core.fsutil import check_output
+
+    return None if value is None else str(check_output(value))
+
+
+def output_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from edge.core.fsutil import check_output
+
+    return None if value is None else str(check_output(value, is_dir=True))

@@ -3,8 +3,10 @@
 uvicorn's httptools protocol has no header-size or header-count limit (h11_max_incomplete_event_size
 only applies to h11), no timeout for a request whose headers or body never finish, and an unfinished
 header is buffered inside the parser without any callback. This subclass counts the bytes received
-while headers are incomplete, counts headers, and arms timers for the header phase and for a body
-that stops arriving. Everything else is uvicorn's (limit_concurrency caps connections).
+while headers are incomplete (an unfinished header), counts the URL and header bytes the parser
+hands over (a whole oversized header block arriving in one read, which completes within a single
+feed), counts headers, and arms timers for the header phase and for a body that stops arriving.
+Everything else is uvicorn's (limit_concurrency caps connections).
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ class ConnectionLimits:
     body_idle_timeout: float = 10.0  # seconds without a body byte while a body is expected
 
 
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback: httptools stops parsing, so no request is dispatched."""
+
+
+_TOO_LARGE = (b"431 Request Header Fields Too Large",
+              b'{"error":{"code":"headers_too_large","message":"request headers too large or too many"}}')
+
+
 def _reply(transport: asyncio.Transport, status: bytes, msg: bytes) -> None:
     transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
                     b"content-length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg)
@@ -37,6 +47,8 @@ def bounded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             self._in_headers = True
             self._header_bytes = 0
             self._header_count = 0
+            self._parsed_bytes = 0  # URL and headers of the current request, as parsed
+            self._refused = False
             self._timer: asyncio.TimerHandle | None = None
 
         def _arm(self, seconds: float, handler) -> None:
@@ -76,19 +88,36 @@ def bounded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             super().data_received(data)
             if self.transport.is_closing():
                 return
-            if self._in_headers and self._header_bytes > limits.max_header_bytes or self._header_count > limits.max_headers:
+            if self._in_headers and self._header_bytes > limits.max_header_bytes:  # still unfinished
                 self._disarm()
-                _reply(self.transport, b"431 Request Header Fields Too Large",
-                       b'{"error":{"code":"headers_too_large","message":"request headers too large or too many"}}')
+                _reply(self.transport, *_TOO_LARGE)
+
+        def _count(self, n: int, header: bool) -> None:
+            self._parsed_bytes += n
+            self._header_count += header
+            if self._parsed_bytes > limits.max_header_bytes or self._header_count > limits.max_headers:
+                self._refused = True
+                raise _HeadersTooLarge
+
+        def send_400_response(self, msg: str) -> None:  # uvicorn's answer to any parser error
+            if self._refused:
+                self._disarm()
+                _reply(self.transport, *_TOO_LARGE)
+            else:
+                super().send_400_response(msg)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._in_headers, self._header_count = True, 0
+            self._in_headers, self._header_count, self._parsed_bytes = True, 0, 0
             if self._timer is None:
                 self._arm(limits.header_timeout, self._header_timeout)
 
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url), False)
+            super().on_url(url)
+
         def on_header(self, name: bytes, value: bytes) -> None:
-            self._header_count += 1
+            self._count(len(name) + len(value) + 4, True)  # ": " and CRLF
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
