@@ -9,19 +9,46 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+BUNDLED = Path(__file__).resolve().parent / "data"  # ~3 MB of real radiographs shipped with the repo (data/ATTRIBUTION.md)
 
 
-def _data_root() -> Path:
+def _full_data_root() -> Path | None:
+    """The full data: EDGE_DATA_DIR if set (it must then hold fracatlas/), else ../shared/data if present."""
     env = os.environ.get("EDGE_DATA_DIR")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data", REPO / ".." / "shared" / "data"]:
-        if (cand / "fracatlas").is_dir():
-            return cand.resolve()
-    pytest.fail("real data not found: set EDGE_DATA_DIR to the folder holding fracatlas/ (../shared/data)")
+    if env:
+        if not (Path(env) / "fracatlas").is_dir():
+            raise pytest.UsageError(f"EDGE_DATA_DIR={env} holds no fracatlas/ folder")
+        return Path(env).resolve()
+    shared = REPO.parent / "shared" / "data"
+    return shared.resolve() if (shared / "fracatlas").is_dir() else None
+
+
+FULL_DATA = _full_data_root()
+
+
+def pytest_report_header(config) -> str:
+    return f"data: {FULL_DATA} (full)" if FULL_DATA else f"data: {BUNDLED} (bundled subset; full_data tests skipped)"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if FULL_DATA:
+        return
+    skip = pytest.mark.skip(reason="needs the full FracAtlas set: set EDGE_DATA_DIR (or put it at ../shared/data)")
+    for item in items:
+        if "full_data" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    return _data_root()
+    """The full data when present, else the bundled subset (same layout, fewer images)."""
+    return FULL_DATA or BUNDLED
+
+
+@pytest.fixture(scope="session")
+def bundled_data() -> Path:
+    """Always the bundled subset, whose contents (truncated files, near-duplicates) are known exactly."""
+    return BUNDLED
 
 
 @pytest.fixture(scope="session")
