@@ -181,7 +181,12 @@ def test_summaries_by_hand():
 
 def test_read_boxes(tmp_path, fracatlas):
     boxes = localize.read_boxes(fracatlas / "boxes.csv")
-    assert len(boxes) > 100 and all(0 <= v <= 1 for b in next(iter(boxes.values())) for v in b)
+    with open(fracatlas / "boxes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(map(len, boxes.values())) == len(rows) and set(boxes) == {r["image_id"] for r in rows}
+    first = rows[0]  # a radiograph with several boxes keeps them all, in file order
+    assert boxes[first["image_id"]][0] == tuple(float(first[k]) for k in ("x_center", "y_center", "width", "height"))
+    assert all(0 <= v <= 1 for b in boxes.values() for box in b for v in box)
     bad = tmp_path / "b.csv"
     bad.write_text("image_id,x,y\nIMG.jpg,1,2\n")
     with pytest.raises(DataError, match="needs columns"):

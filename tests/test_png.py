@@ -1,4 +1,4 @@
-"""edge.explain.png: the server's own PNG encoder decodes, bit-exact, in an independent decoder."""
+"""edge.explain.png: overlay PNGs decode, bit-exact and in the right channel order, in an independent decoder."""
 
 from __future__ import annotations
 
