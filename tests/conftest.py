@@ -94,8 +94,20 @@ def _train(tmp_path_factory, data: Path, arch: str, size: int, epochs: int, name
     from train.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp(name)
-    return train(TrainConfig(data=str(data), out=str(out), arch=arch, size=size, epochs=epochs, batch_size=8,
-                             augment="light", calibration_samples=16, seed=1), progress=False)
+    return train(
+        TrainConfig(
+            data=str(data),
+            out=str(out),
+            arch=arch,
+            size=size,
+            epochs=epochs,
+            batch_size=8,
+            augment="light",
+            calibration_samples=16,
+            seed=1,
+        ),
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +123,7 @@ def custom_bundle_small(tmp_path_factory, small_data: Path):
 
 
 # --- conversion/validation fixtures (built once per run; helpers in conv_helpers.py) ---
+
 
 @pytest.fixture(scope="session")
 def conv_bundle(tmp_path_factory, fracatlas):

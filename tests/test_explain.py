@@ -4,7 +4,6 @@ the original image, overlays, the localisation scores, and `edge explain` end to
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 
@@ -13,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from edge.core._tf import tf  # noqa: F401  (tf-keras first; tf_keras_vis imports tensorflow)
 from edge.app.cli import main
+from edge.core._tf import tf  # noqa: F401  (tf-keras first; tf_keras_vis imports tensorflow)
 from edge.core.errors import DataError, EdgeError
-from edge.explain import Explainer, localize
-from edge.explain.mapping import grid_shape, to_grid, to_image
 from edge.core.imageio import read_image
 from edge.core.preprocess import PreprocessSpec, preprocess
+from edge.explain import Explainer, localize
+from edge.explain.mapping import grid_shape, to_grid, to_image
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +104,7 @@ def test_gradcam_matches_tf_keras_vis(request, which, xp_images):
         a = np.asarray(a)
         top = a.max(axis=(1, 2), keepdims=True)
         return np.where(top > 0, a / np.where(top > 0, top, 1), a)
+
     for cls, method in ((Gradcam, "gradcam"), (GradcamPlusPlus, "gradcam++")):
         ref = unit(cls(model, model_modifier=ReplaceToLinear(), clone=True)(lambda out: out[:, 0], x, **kw))
         _, ours, _ = ex.run(x, method, "fractured")
@@ -165,9 +165,15 @@ def test_box_mask_pointing_energy_by_hand():
 
 
 def test_summaries_by_hand():
-    recs = [{"hit": h, "baseline_hit": b, "energy": e, "baseline_energy": 0.1, "box_area": 0.05, "region": g}
-            for h, b, e, g in [(True, False, 0.5, "hand"), (False, False, 0.1, "hand"), (True, True, math.nan, "leg"),
-                               (True, False, 0.3, "mixed")]]
+    recs = [
+        {"hit": h, "baseline_hit": b, "energy": e, "baseline_energy": 0.1, "box_area": 0.05, "region": g}
+        for h, b, e, g in [
+            (True, False, 0.5, "hand"),
+            (False, False, 0.1, "hand"),
+            (True, True, math.nan, "leg"),
+            (True, False, 0.3, "mixed"),
+        ]
+    ]
     s = localize.summarise_by_region(recs)
     assert s["overall"]["hit_rate"] == 0.75 and s["overall"]["baseline_hit_rate"] == 0.25
     assert s["overall"]["energy_inside"] == pytest.approx(0.3)  # NaN left out
@@ -199,12 +205,13 @@ def test_read_boxes(tmp_path, fracatlas):
 # --- the command ------------------------------------------------------------------------------------
 def test_edge_explain_writes_overlays(tiny_bundle, xp_images, tmp_path):
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), *map(str, xp_images[:2]), "--method", "gradcam++",
-                                  "-o", str(out)])
+    r = CliRunner().invoke(
+        main, ["explain", str(tiny_bundle.path), *map(str, xp_images[:2]), "--method", "gradcam++", "-o", str(out)]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads((out / "explanations.json").read_text())
     assert data["method"] == "gradcam++" and len(data["images"]) == 2
-    for item, src in zip(data["images"], xp_images):
+    for item, src in zip(data["images"], xp_images[:2], strict=True):
         im = Image.open(out / item["overlay"])
         assert im.mode == "RGB" and im.size == Image.open(src).size
         assert np.asarray(im).std(axis=2).max() > 0  # coloured heat (the radiograph alone is grey)
@@ -215,8 +222,9 @@ def test_edge_explain_bad_file_one_line(tiny_bundle, xp_images, xp_truncated, tm
     r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), str(xp_truncated), "-o", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "truncated" in r.output and xp_truncated.name in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), str(xp_truncated), str(xp_images[0]), "--skip-bad",
-                                  "-o", str(tmp_path / "o2")])
+    r = CliRunner().invoke(
+        main, ["explain", str(tiny_bundle.path), str(xp_truncated), str(xp_images[0]), "--skip-bad", "-o", str(tmp_path / "o2")]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads((tmp_path / "o2" / "explanations.json").read_text())
     assert len(data["images"]) == 1 and data["skipped"][0]["file"].endswith(xp_truncated.name)
@@ -224,8 +232,21 @@ def test_edge_explain_bad_file_one_line(tiny_bundle, xp_images, xp_truncated, tm
 
 def test_edge_explain_localisation_report(tiny_bundle, small_data, fracatlas, tmp_path):
     out = tmp_path / "loc"
-    r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), "--data", str(small_data), "--split", "test",
-                                  "--boxes", str(fracatlas / "boxes.csv"), "-o", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            str(tiny_bundle.path),
+            "--data",
+            str(small_data),
+            "--split",
+            "test",
+            "--boxes",
+            str(fracatlas / "boxes.csv"),
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     with open(fracatlas / "boxes.csv") as f:

@@ -30,10 +30,9 @@ def test_native_lines_go_python_lines_stay(capfd):
 
 
 def test_failure_replays_the_native_lines(capfd):
-    with pytest.raises(RuntimeError, match="conversion failed"):
-        with quiet_native(show=False):
-            _native("error: 'tfl.conv_2d' op is neither a custom op nor a flex op\n")
-            raise RuntimeError("conversion failed")
+    with pytest.raises(RuntimeError, match="conversion failed"), quiet_native(show=False):
+        _native("error: 'tfl.conv_2d' op is neither a custom op nor a flex op\n")
+        raise RuntimeError("conversion failed")
     assert "neither a custom op" in capfd.readouterr().err
 
 
@@ -55,9 +54,10 @@ def test_show_and_verbose_logging_keep_everything(capfd):
 def test_tf_loads_on_first_access_only():
     import subprocess
 
-    code = ("import sys; import edge.core._tf as t; assert 'tensorflow' not in sys.modules; "
-            "from edge.core._tf import keras; assert 'tensorflow' in sys.modules and keras.__name__ == 'tf_keras'")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys; import edge.core._tf as t; assert 'tensorflow' not in sys.modules; "
+        "from edge.core._tf import keras; assert 'tensorflow' in sys.modules and keras.__name__ == 'tf_keras'"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # importing TensorFlow prints nothing

@@ -62,7 +62,7 @@ def quiet_native(show: bool | None = None) -> Iterator[None]:
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    sink = tempfile.TemporaryFile()
+    sink = tempfile.TemporaryFile()  # noqa: SIM115  (closed in the finally below)
     py_err: IO[str] = open(os.dup(saved), "w", buffering=1, errors="backslashreplace")  # noqa: SIM115
     old_stderr = sys.stderr
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler) and _writes_to_fd2(h.stream)]

@@ -54,7 +54,9 @@ def _auroc_rows(y: np.ndarray, score: np.ndarray) -> np.ndarray:
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
-def bootstrap_auroc_ci(y: np.ndarray, score: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_auroc_ci(
+    y: np.ndarray, score: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the AUROC (resampling images with replacement)."""
     y, score = np.asarray(y).astype(bool), np.asarray(score, dtype=np.float64)
     if len(y) == 0:
@@ -109,8 +111,9 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, target_sensitivity: float = 0
     return float(thr[i])
 
 
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float, labels: Sequence[str], positive: str,
-                   ci: bool = True, seed: int = 0) -> dict[str, Any]:
+def binary_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float, labels: Sequence[str], positive: str, ci: bool = True, seed: int = 0
+) -> dict[str, Any]:
     """Metrics for P(positive) ``p`` against 0/1 ``y`` (1 = positive)."""
     y = np.asarray(y).astype(np.int64)
     p = np.asarray(p, dtype=np.float64)
@@ -119,8 +122,10 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float, labels: Seque
     # per-class figures, each class taken as the positive one in turn (precision of 'negative' = NPV)
     prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=[1, 0], zero_division=0)
     negative = next(lbl for lbl in labels if lbl != positive)
-    per_class = {name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
-                 for i, name in enumerate((positive, negative))}
+    per_class = {
+        name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+        for i, name in enumerate((positive, negative))
+    }
     sens, spec = float(rec[0]), float(rec[1])
     out: dict[str, Any] = {
         "n": int(len(y)),
@@ -173,8 +178,17 @@ def multiclass_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
     tn = neg - (cm.sum(axis=0) - np.diag(cm))
     specs = [_safe_div(tn[i], neg[i]) for i in range(k)]
     aucs = [auroc(y == i, probs[:, i]) for i in range(k)]
-    per_class = {name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "specificity": specs[i],
-                        "auroc": aucs[i], "support": int(support[i])} for i, name in enumerate(labels)}
+    per_class = {
+        name: {
+            "precision": float(prec[i]),
+            "recall": float(rec[i]),
+            "f1": float(f1[i]),
+            "specificity": specs[i],
+            "auroc": aucs[i],
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(labels)
+    }
     present = [a for a in aucs if not np.isnan(a)]
     top3 = 1.0 if k <= 3 else float(skm.top_k_accuracy_score(y, probs, k=3, labels=np.arange(k)))
     out: dict[str, Any] = {
@@ -199,8 +213,15 @@ def multiclass_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
     return out
 
 
-def compute_metrics(y_idx: np.ndarray, probs: np.ndarray, labels: Sequence[str], task: str,
-                    positive: str | None = None, threshold: float = 0.5, ci: bool = True) -> dict[str, Any]:
+def compute_metrics(
+    y_idx: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    task: str,
+    positive: str | None = None,
+    threshold: float = 0.5,
+    ci: bool = True,
+) -> dict[str, Any]:
     """One entry point: ``probs`` is N x K in ``labels`` order, ``y_idx`` indexes ``labels``."""
     labels = list(labels)
     if task == "binary":
@@ -211,8 +232,16 @@ def compute_metrics(y_idx: np.ndarray, probs: np.ndarray, labels: Sequence[str],
     return multiclass_metrics(y_idx, probs, labels, ci=ci)
 
 
-def subgroup_metrics(y_idx: np.ndarray, probs: np.ndarray, labels: Sequence[str], task: str, positive: str | None,
-                     threshold: float, groups: dict[str, np.ndarray], min_n: int = 10) -> dict[str, Any]:
+def subgroup_metrics(
+    y_idx: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    task: str,
+    positive: str | None,
+    threshold: float,
+    groups: dict[str, np.ndarray],
+    min_n: int = 10,
+) -> dict[str, Any]:
     """The same metrics within each subgroup mask (e.g. body region, hardware == 0)."""
     out: dict[str, Any] = {}
     for name, mask in groups.items():

@@ -15,9 +15,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 READABLE = {"train": 16, "val": 8, "test": 16}  # small_data takes 16/8/8; real_canvases takes up to 16 per test class
 # Real quirks kept on purpose (found by `edge data check` on the full set):
-TRUNCATED = ["train/not_fractured/IMG0004027.jpg", "train/not_fractured/IMG0004028.jpg",  # IMG00040xx: test_audit, test_cli
-             "train/not_fractured/IMG0004029.jpg", "train/not_fractured/IMG0004100.jpg",  # IMG00041xx: test_explain, test_server
-             "val/not_fractured/IMG0004310.jpg"]
+TRUNCATED = [
+    "train/not_fractured/IMG0004027.jpg",
+    "train/not_fractured/IMG0004028.jpg",  # IMG00040xx: test_audit, test_cli
+    "train/not_fractured/IMG0004029.jpg",
+    "train/not_fractured/IMG0004100.jpg",  # IMG00041xx: test_explain, test_server
+    "val/not_fractured/IMG0004310.jpg",
+]
 NEAR_DUPLICATE = ["train/fractured/IMG0002653.jpg", "val/fractured/IMG0004068.jpg"]  # correlation 0.99999 across splits
 BONE_TYPES_PER_CLASS = 5  # test_train's multi-class run takes max_per_class=5
 
@@ -48,8 +52,12 @@ def _subset_csv(src: Path, dest: Path, names: set[str]) -> None:
 def build(shared: Path) -> None:
     src, dest = shared / "fracatlas", HERE / "fracatlas"
     shutil.rmtree(dest, ignore_errors=True)
-    picked = [p.relative_to(src) for split, n in READABLE.items() for cls in ("fractured", "not_fractured")
-              for p in _readable(src / split / cls, n)]
+    picked = [
+        p.relative_to(src)
+        for split, n in READABLE.items()
+        for cls in ("fractured", "not_fractured")
+        for p in _readable(src / split / cls, n)
+    ]
     picked += [Path(r) for r in TRUNCATED + NEAR_DUPLICATE]
     for rel in picked:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
