@@ -12,26 +12,45 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLED = Path(__file__).resolve().parent / "data"  # ~3 MB of real radiographs shipped with the repo (data/ATTRIBUTION.md)
 
 
-def _full_data_root() -> Path | None:
+FULL_DATA = pytest.StashKey["Path | None"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--data",
+        choices=("auto", "bundled", "full"),
+        default="auto",
+        help="radiographs to test on: the full data if found (auto), always the bundled subset in tests/data "
+        "(what a bare clone runs), or the full data and fail if it is missing",
+    )
+
+
+def _full_data_root(mode: str) -> Path | None:
     """The full data: EDGE_DATA_DIR if set (it must then hold fracatlas/), else ../shared/data if present."""
+    if mode == "bundled":
+        return None
     env = os.environ.get("EDGE_DATA_DIR")
-    if env:
-        if not (Path(env) / "fracatlas").is_dir():
-            raise pytest.UsageError(f"EDGE_DATA_DIR={env} holds no fracatlas/ folder")
-        return Path(env).resolve()
-    shared = REPO.parent / "shared" / "data"
-    return shared.resolve() if (shared / "fracatlas").is_dir() else None
+    if env and not (Path(env) / "fracatlas").is_dir():
+        raise pytest.UsageError(f"EDGE_DATA_DIR={env} holds no fracatlas/ folder")
+    found = Path(env) if env else REPO.parent / "shared" / "data"
+    if (found / "fracatlas").is_dir():
+        return found.resolve()
+    if mode == "full":
+        raise pytest.UsageError("--data full: set EDGE_DATA_DIR to the folder holding fracatlas/ (or put it at ../shared/data)")
+    return None
 
 
-FULL_DATA = _full_data_root()
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FULL_DATA] = _full_data_root(config.getoption("--data"))
 
 
-def pytest_report_header(config) -> str:
-    return f"data: {FULL_DATA} (full)" if FULL_DATA else f"data: {BUNDLED} (bundled subset; full_data tests skipped)"
+def pytest_report_header(config: pytest.Config) -> str:
+    full = config.stash[FULL_DATA]
+    return f"data: {full} (full)" if full else f"data: {BUNDLED} (bundled subset; full_data tests skipped)"
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    if FULL_DATA:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[FULL_DATA]:
         return
     skip = pytest.mark.skip(reason="needs the full FracAtlas set: set EDGE_DATA_DIR (or put it at ../shared/data)")
     for item in items:
@@ -40,9 +59,9 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 @pytest.fixture(scope="session")
-def data_root() -> Path:
+def data_root(pytestconfig: pytest.Config) -> Path:
     """The full data when present, else the bundled subset (same layout, fewer images)."""
-    return FULL_DATA or BUNDLED
+    return pytestconfig.stash[FULL_DATA] or BUNDLED
 
 
 @pytest.fixture(scope="session")
