@@ -4,6 +4,7 @@ the original image, overlays, the localisation scores, and `edge explain` end to
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 
@@ -200,6 +201,33 @@ def test_read_boxes(tmp_path, fracatlas):
     bad.write_text("image_id,x_center,y_center,width,height\nIMG.jpg,0.5,0.5,12,0.1\n")
     with pytest.raises(DataError, match="line 2"):
         localize.read_boxes(bad)
+
+
+# --- the overlay -----------------------------------------------------------------------------------
+def test_overlay_png_blends_heat_and_writes_the_caption(xp_images):
+    from edge.explain.overlay import draw_caption, overlay_png, overlay_rgb
+
+    pixels = read_image(xp_images[0]).pixels
+    h, w = pixels.shape[:2]
+    heat = np.zeros((6, 5), np.float32)
+    heat[2, 2] = 1.0  # one hot cell: colour there, the plain radiograph far from it
+    rgb = overlay_rgb(pixels, heat)
+    grey = pixels if pixels.ndim == 2 else np.asarray(Image.fromarray(pixels).convert("L"))
+    assert np.abs(rgb[-1, -1].astype(int) - int(grey[-1, -1])).max() <= 1  # cold corner: grey, R = G = B
+    hot = rgb[h * 5 // 12, w // 2].astype(int)
+    assert hot.max() - hot.min() > 60  # hot centre: coloured
+    before = rgb.copy()
+    out = draw_caption(rgb, "fractured 0.83 | Grad-CAM")
+    strip = np.flatnonzero((before != out).any(axis=(1, 2)))
+    assert out is rgb and 10 < strip.max() < 40  # a strip at the top, the rest untouched
+    assert np.array_equal(out[strip.max() + 1 :], before[strip.max() + 1 :])
+    changed = out[(before != out).any(axis=2)]
+    assert (changed == changed[:, :1]).all()  # the caption is white on black: R = G = B
+    assert out[2, 2].tolist() == [0, 0, 0] and out[: strip.max() + 1].max() == 255  # black box, white text
+    png = overlay_png(pixels, heat, "fractured 0.83 | Grad-CAM")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), out)  # what the server sends is this picture
+    tiny = draw_caption(np.full((8, 8, 3), 99, np.uint8), "a caption wider than the image")
+    assert tiny.shape == (8, 8, 3) and tiny.max() <= 255  # clipped, not written past the array
 
 
 # --- the command ------------------------------------------------------------------------------------
