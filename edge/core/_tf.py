@@ -101,6 +101,7 @@ def _load() -> tuple[Any, Any]:
         raise RuntimeError("fracture-edge needs TF_USE_LEGACY_KERAS=1 (tf-keras); unset or fix the variable")
     if not verbose():  # e.g. "Compiled the loaded model, but the compiled metrics have yet to be built"
         tf_.get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)  # SavedModel export notes during conversion
         warnings.filterwarnings("ignore", message=_DEPRECATION, category=UserWarning)
     return tf_, keras_
 
