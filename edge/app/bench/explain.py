@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-FLOOR = 0.3  # server p50 must be at most this fraction of the plain per-call Gradcam
+FLOOR = 0.25  # server p50 must be at most this fraction of the plain per-call Gradcam (issue 12: on both kinds of CPU)
 
 
 def _pct(ms: list[float]) -> dict[str, float]:
@@ -84,13 +84,15 @@ def _plain_gradcam(bundle, pixels: np.ndarray, n: int) -> list[float]:
 
 
 def _server_latency(bundle, data: bytes, n: int, clients: int, per_client: int, workers: int,
-                    parts: dict[str, list[float]] | None = None) -> tuple[list[float], list[float], float]:
+                    parts: dict[str, list[float]] | None = None,
+                    overlay_max_side: int | None = None) -> tuple[list[float], list[float], float]:
     import httpx
 
     from edge.app.bench.live_server import LiveServer
     from edge.app.server import ServerSettings, create_app
 
-    settings = ServerSettings(no_auth=True, workers=workers, queue_size=64)
+    extra = {"overlay_max_side": overlay_max_side} if overlay_max_side else {}
+    settings = ServerSettings(no_auth=True, workers=workers, queue_size=64, **extra)
     t0 = time.perf_counter()
     with LiveServer(create_app(bundle, settings)) as srv:
         start_s = time.perf_counter() - t0
@@ -138,14 +140,15 @@ def _parts_line(p50: dict[str, float]) -> str:
 @click.option("--data", default=None, type=click.Path(), help="FracAtlas folder (default: EDGE_DATA_DIR or ../shared/data).")
 @click.option("--loc/--no-loc", default=True, show_default=True, help="Localisation check on the test split's fractured images.")
 @click.option("--loc-limit", default=None, type=int, help="At most N images for the localisation check.")
+@click.option("--overlay-max-side", default=None, type=int, help="Server overlay size cap (default: the server's own).")
 @click.option("-o", "--out", default=None, type=click.Path(), help="Also write the figures (and the localisation report) here.")
-def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_limit, out) -> None:
+def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_limit, overlay_max_side, out) -> None:
     """Explain latency: server (Grad-CAM built once) vs plain per-call tf-keras-vis Gradcam.
 
     \b
     p50/p95 of POST /v1/explain over real HTTP (decode, preprocess, Grad-CAM, overlay PNG,
     JSON), sequential and with concurrent clients, against tf-keras-vis Gradcam called per
-    image (preprocessing included) in-process. Floor: server p50 <= 0.3x the plain call.
+    image (preprocessing included) in-process. Floor: server p50 <= 0.25x the plain call.
     Then the pointing-game hit rate on FracAtlas test fractured images vs the centre baseline.
     """
     from edge.core.bundle import load_bundle
@@ -171,7 +174,7 @@ def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_
         nb = max(5, n // 2) if b.arch == "resnet50" else n
         plain = _pct(_plain_gradcam(b, pixels, nb))
         parts: dict[str, list[float]] = {}
-        seq, conc, start_s = _server_latency(b, data_bytes, nb, clients, per_client, workers, parts)
+        seq, conc, start_s = _server_latency(b, data_bytes, nb, clients, per_client, workers, parts, overlay_max_side)
         s, c = _pct(seq), _pct(conc)
         ratio = s["p50"] / plain["p50"]
         ok &= ratio <= FLOOR
