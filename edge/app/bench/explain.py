@@ -19,18 +19,19 @@ def _pct(ms: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "n": len(ms)}
 
 
-def cpu_summary() -> str:
+def cpu_summary(cpuinfo: str | None = None) -> str:
     """The CPU and the vector units that decide these figures (an AVX-512 VNNI machine runs the
     same Grad-CAM far faster than an AVX2-only one), read from /proc/cpuinfo on Linux."""
     import platform
 
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    name = fields.get("model name\t", "").strip() or platform.machine()
-    flags = set(fields.get("flags\t\t", "").split())
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return platform.processor() or platform.machine()
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)}
+    name = fields.get("model name") or platform.machine()
+    flags = set(fields.get("flags", "").split())
     units = [u for u, f in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX-512 VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni"))
              if f in flags]
     return f"{name} ({', '.join(units) or 'no AVX2'})"
