@@ -9,19 +9,65 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+BUNDLED = Path(__file__).resolve().parent / "data"  # ~3 MB of real radiographs shipped with the repo (data/ATTRIBUTION.md)
 
 
-def _data_root() -> Path:
+FULL_DATA = pytest.StashKey["Path | None"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--data",
+        choices=("auto", "bundled", "full"),
+        default="auto",
+        help="radiographs to test on: the full data if found (auto), always the bundled subset in tests/data "
+        "(what a bare clone runs), or the full data and fail if it is missing",
+    )
+
+
+def _full_data_root(mode: str) -> Path | None:
+    """The full data: EDGE_DATA_DIR if set (it must then hold fracatlas/), else ../shared/data if present."""
+    if mode == "bundled":
+        return None
     env = os.environ.get("EDGE_DATA_DIR")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data", REPO / ".." / "shared" / "data"]:
-        if (cand / "fracatlas").is_dir():
-            return cand.resolve()
-    pytest.fail("real data not found: set EDGE_DATA_DIR to the folder holding fracatlas/ (../shared/data)")
+    if env and not (Path(env) / "fracatlas").is_dir():
+        raise pytest.UsageError(f"EDGE_DATA_DIR={env} holds no fracatlas/ folder")
+    found = Path(env) if env else REPO.parent / "shared" / "data"
+    if (found / "fracatlas").is_dir():
+        return found.resolve()
+    if mode == "full":
+        raise pytest.UsageError("--data full: set EDGE_DATA_DIR to the folder holding fracatlas/ (or put it at ../shared/data)")
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FULL_DATA] = _full_data_root(config.getoption("--data"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    full = config.stash[FULL_DATA]
+    return f"data: {full} (full)" if full else f"data: {BUNDLED} (bundled subset; full_data tests skipped)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[FULL_DATA]:
+        return
+    skip = pytest.mark.skip(reason="needs the full FracAtlas set: set EDGE_DATA_DIR (or put it at ../shared/data)")
+    for item in items:
+        if "full_data" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
-def data_root() -> Path:
-    return _data_root()
+def data_root(pytestconfig: pytest.Config) -> Path:
+    """The full data when present, else the bundled subset (same layout, fewer images)."""
+    return pytestconfig.stash[FULL_DATA] or BUNDLED
+
+
+@pytest.fixture(scope="session")
+def bundled_data() -> Path:
+    """Always the bundled subset, whose contents (truncated files, near-duplicates) are known exactly."""
+    return BUNDLED
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +113,20 @@ def _train(tmp_path_factory, data: Path, arch: str, size: int, epochs: int, name
     from train.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp(name)
-    return train(TrainConfig(data=str(data), out=str(out), arch=arch, size=size, epochs=epochs, batch_size=8,
-                             augment="light", calibration_samples=16, seed=1), progress=False)
+    return train(
+        TrainConfig(
+            data=str(data),
+            out=str(out),
+            arch=arch,
+            size=size,
+            epochs=epochs,
+            batch_size=8,
+            augment="light",
+            calibration_samples=16,
+            seed=1,
+        ),
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +142,7 @@ def custom_bundle_small(tmp_path_factory, small_data: Path):
 
 
 # --- conversion/validation fixtures (built once per run; helpers in conv_helpers.py) ---
+
 
 @pytest.fixture(scope="session")
 def conv_bundle(tmp_path_factory, fracatlas):

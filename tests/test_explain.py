@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from edge.core._tf import tf  # noqa: F401  (tf-keras first; tf_keras_vis imports tensorflow)
 from edge.app.cli import main
+from edge.core._tf import tf  # noqa: F401  (tf-keras first; tf_keras_vis imports tensorflow)
 from edge.core.errors import DataError, EdgeError
-from edge.explain import Explainer, localize
-from edge.explain.mapping import grid_shape, to_grid, to_image
 from edge.core.imageio import read_image
 from edge.core.preprocess import PreprocessSpec, preprocess
+from edge.explain import Explainer, localize
+from edge.explain.mapping import grid_shape, to_grid, to_image
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +105,7 @@ def test_gradcam_matches_tf_keras_vis(request, which, xp_images):
         a = np.asarray(a)
         top = a.max(axis=(1, 2), keepdims=True)
         return np.where(top > 0, a / np.where(top > 0, top, 1), a)
+
     for cls, method in ((Gradcam, "gradcam"), (GradcamPlusPlus, "gradcam++")):
         ref = unit(cls(model, model_modifier=ReplaceToLinear(), clone=True)(lambda out: out[:, 0], x, **kw))
         _, ours, _ = ex.run(x, method, "fractured")
@@ -165,9 +166,15 @@ def test_box_mask_pointing_energy_by_hand():
 
 
 def test_summaries_by_hand():
-    recs = [{"hit": h, "baseline_hit": b, "energy": e, "baseline_energy": 0.1, "box_area": 0.05, "region": g}
-            for h, b, e, g in [(True, False, 0.5, "hand"), (False, False, 0.1, "hand"), (True, True, math.nan, "leg"),
-                               (True, False, 0.3, "mixed")]]
+    recs = [
+        {"hit": h, "baseline_hit": b, "energy": e, "baseline_energy": 0.1, "box_area": 0.05, "region": g}
+        for h, b, e, g in [
+            (True, False, 0.5, "hand"),
+            (False, False, 0.1, "hand"),
+            (True, True, math.nan, "leg"),
+            (True, False, 0.3, "mixed"),
+        ]
+    ]
     s = localize.summarise_by_region(recs)
     assert s["overall"]["hit_rate"] == 0.75 and s["overall"]["baseline_hit_rate"] == 0.25
     assert s["overall"]["energy_inside"] == pytest.approx(0.3)  # NaN left out
@@ -181,7 +188,12 @@ def test_summaries_by_hand():
 
 def test_read_boxes(tmp_path, fracatlas):
     boxes = localize.read_boxes(fracatlas / "boxes.csv")
-    assert len(boxes) > 100 and all(0 <= v <= 1 for b in next(iter(boxes.values())) for v in b)
+    with open(fracatlas / "boxes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(map(len, boxes.values())) == len(rows) and set(boxes) == {r["image_id"] for r in rows}
+    first = rows[0]  # a radiograph with several boxes keeps them all, in file order
+    assert boxes[first["image_id"]][0] == tuple(float(first[k]) for k in ("x_center", "y_center", "width", "height"))
+    assert all(0 <= v <= 1 for b in boxes.values() for box in b for v in box)
     bad = tmp_path / "b.csv"
     bad.write_text("image_id,x,y\nIMG.jpg,1,2\n")
     with pytest.raises(DataError, match="needs columns"):
@@ -191,15 +203,43 @@ def test_read_boxes(tmp_path, fracatlas):
         localize.read_boxes(bad)
 
 
+# --- the overlay -----------------------------------------------------------------------------------
+def test_overlay_png_blends_heat_and_writes_the_caption(xp_images):
+    from edge.explain.overlay import draw_caption, overlay_png, overlay_rgb
+
+    pixels = read_image(xp_images[0]).pixels
+    h, w = pixels.shape[:2]
+    heat = np.zeros((6, 5), np.float32)
+    heat[2, 2] = 1.0  # one hot cell: colour there, the plain radiograph far from it
+    rgb = overlay_rgb(pixels, heat)
+    grey = pixels if pixels.ndim == 2 else np.asarray(Image.fromarray(pixels).convert("L"))
+    assert np.abs(rgb[-1, -1].astype(int) - int(grey[-1, -1])).max() <= 1  # cold corner: grey, R = G = B
+    hot = rgb[h * 5 // 12, w // 2].astype(int)
+    assert hot.max() - hot.min() > 60  # hot centre: coloured
+    before = rgb.copy()
+    out = draw_caption(rgb, "fractured 0.83 | Grad-CAM")
+    strip = np.flatnonzero((before != out).any(axis=(1, 2)))
+    assert out is rgb and 10 < strip.max() < 40  # a strip at the top, the rest untouched
+    assert np.array_equal(out[strip.max() + 1 :], before[strip.max() + 1 :])
+    changed = out[(before != out).any(axis=2)]
+    assert (changed == changed[:, :1]).all()  # the caption is white on black: R = G = B
+    assert out[2, 2].tolist() == [0, 0, 0] and out[: strip.max() + 1].max() == 255  # black box, white text
+    png = overlay_png(pixels, heat, "fractured 0.83 | Grad-CAM")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), out)  # what the server sends is this picture
+    tiny = draw_caption(np.full((8, 8, 3), 99, np.uint8), "a caption wider than the image")
+    assert tiny.shape == (8, 8, 3) and tiny.max() <= 255  # clipped, not written past the array
+
+
 # --- the command ------------------------------------------------------------------------------------
 def test_edge_explain_writes_overlays(tiny_bundle, xp_images, tmp_path):
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), *map(str, xp_images[:2]), "--method", "gradcam++",
-                                  "-o", str(out)])
+    r = CliRunner().invoke(
+        main, ["explain", str(tiny_bundle.path), *map(str, xp_images[:2]), "--method", "gradcam++", "-o", str(out)]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads((out / "explanations.json").read_text())
     assert data["method"] == "gradcam++" and len(data["images"]) == 2
-    for item, src in zip(data["images"], xp_images):
+    for item, src in zip(data["images"], xp_images[:2], strict=True):
         im = Image.open(out / item["overlay"])
         assert im.mode == "RGB" and im.size == Image.open(src).size
         assert np.asarray(im).std(axis=2).max() > 0  # coloured heat (the radiograph alone is grey)
@@ -210,8 +250,9 @@ def test_edge_explain_bad_file_one_line(tiny_bundle, xp_images, xp_truncated, tm
     r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), str(xp_truncated), "-o", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "truncated" in r.output and xp_truncated.name in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), str(xp_truncated), str(xp_images[0]), "--skip-bad",
-                                  "-o", str(tmp_path / "o2")])
+    r = CliRunner().invoke(
+        main, ["explain", str(tiny_bundle.path), str(xp_truncated), str(xp_images[0]), "--skip-bad", "-o", str(tmp_path / "o2")]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads((tmp_path / "o2" / "explanations.json").read_text())
     assert len(data["images"]) == 1 and data["skipped"][0]["file"].endswith(xp_truncated.name)
@@ -219,8 +260,21 @@ def test_edge_explain_bad_file_one_line(tiny_bundle, xp_images, xp_truncated, tm
 
 def test_edge_explain_localisation_report(tiny_bundle, small_data, fracatlas, tmp_path):
     out = tmp_path / "loc"
-    r = CliRunner().invoke(main, ["explain", str(tiny_bundle.path), "--data", str(small_data), "--split", "test",
-                                  "--boxes", str(fracatlas / "boxes.csv"), "-o", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            str(tiny_bundle.path),
+            "--data",
+            str(small_data),
+            "--split",
+            "test",
+            "--boxes",
+            str(fracatlas / "boxes.csv"),
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     with open(fracatlas / "boxes.csv") as f:

@@ -1,4 +1,4 @@
-"""edge.explain.png: the server's own PNG encoder decodes, bit-exact, in an independent decoder."""
+"""edge.explain.png: overlay PNGs decode, bit-exact and in the right channel order, in an independent decoder."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.explain.png import encode_png
 from edge.core.imageio import read_image
+from edge.explain.png import encode_png
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (7, 5), (31, 17, 3), (9, 4, 4), (2, 300, 3)])

@@ -1,44 +1,118 @@
-"""The one place that loads TensorFlow.
+"""The one place that loads TensorFlow, and the switch that keeps its native log lines quiet.
 
 tensorflow-model-optimization only supports Keras 2, so every stage must use tf-keras.
-TF_USE_LEGACY_KERAS must be set before tensorflow is first imported; importing
-TensorFlow through this module guarantees that.
+TF_USE_LEGACY_KERAS must be set before tensorflow is first imported; importing TensorFlow
+through this module (``from edge.core._tf import tf, keras``) guarantees that. TensorFlow loads
+on that first access, not when this module is imported, so ``quiet_native`` costs nothing in
+processes that never need TensorFlow (LiteRT inference, the CLI's light commands).
+
+Quiet by default: the CLI prints the toolkit's own lines; TensorFlow's C++ and converter chatter
+(``fully_quantize: 0, inference_type: 6 ...``, XNNPACK delegate notices), its Python logger's
+warnings and tf.lite's deprecation warning show only with ``edge -v``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ info chatter out of CLI output
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING lines of TensorFlow proper
+
+# QuantizationDebugger builds tf.lite.Interpreter internally (LiteRT has no debugger); the
+# toolkit's own inference uses ai_edge_litert, so the warning tells users nothing they can act on.
+_DEPRECATION = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
+
+tf: Any  # set on first access (module __getattr__ below)
+keras: Any
+_lock = threading.Lock()
 
 
+def verbose() -> bool:
+    """True when the user asked for details (`edge -v` sets the root logger to INFO or lower)."""
+    return logging.getLogger().isEnabledFor(logging.INFO)
 
-def _import_quietly():
-    """Import TensorFlow with C++ start-up chatter (CUDA stubs probing for a GPU) kept off stderr.
 
-    Python exceptions still surface; only the native log lines written during import go."""
-    import sys
+def _writes_to_fd2(stream: Any) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # in-memory streams (click's CliRunner, pytest capsys)
+        return False
 
+
+@contextmanager
+def quiet_native(show: bool | None = None) -> Iterator[None]:
+    """Within the block, native code writing to file descriptor 2 (TensorFlow's converter and
+    MLIR passes, TFLite/LiteRT's INFO lines) goes to a scratch file, while Python's own output
+    (logging handlers, warnings, click) still reaches the terminal through a copy of the
+    descriptor. If the block raises, the captured native lines are printed after all: they are
+    the diagnosis. ``show`` (default: ``verbose()``) turns the silencing off.
+
+    File descriptor 2 is process-wide: use it around conversions and interpreter creation, not
+    around work other threads are logging from at the same time."""
+    if verbose() if show is None else show:
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    sink = tempfile.TemporaryFile()  # noqa: SIM115  (closed in the finally below)
+    py_err: IO[str] = open(os.dup(saved), "w", buffering=1, errors="backslashreplace")  # noqa: SIM115
+    old_stderr = sys.stderr
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler) and _writes_to_fd2(h.stream)]
+    os.dup2(sink.fileno(), 2)
+    if _writes_to_fd2(old_stderr):
+        sys.stderr = py_err
+    for h in handlers:
+        h.setStream(py_err)
     try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-        import tf_keras as keras
-
-        tf.config.list_physical_devices("GPU")  # probes CUDA now, while stderr is quiet
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_DEPRECATION, category=UserWarning)
+            yield
+    except BaseException:
+        sink.seek(0)
+        py_err.write(sink.read()[-20000:].decode("utf-8", "replace"))
+        raise
     finally:
+        py_err.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
-    return tf, keras
+        sys.stderr = old_stderr
+        for h in handlers:
+            h.setStream(old_stderr)
+        py_err.close()
+        sink.close()
 
 
-tf, keras = _import_quietly()
+def _load() -> tuple[Any, Any]:
+    """Import TensorFlow with its start-up chatter (CUDA stubs probing for a GPU) kept quiet."""
+    with quiet_native(show=False):
+        import tensorflow as tf_
+        import tf_keras as keras_
 
-if os.environ["TF_USE_LEGACY_KERAS"] != "1":  # someone set it to 0 before us
-    raise RuntimeError("fracture-edge needs TF_USE_LEGACY_KERAS=1 (tf-keras); unset or fix the variable")
+        tf_.config.list_physical_devices("GPU")  # probes CUDA now, while stderr is quiet
+    if os.environ["TF_USE_LEGACY_KERAS"] != "1":  # someone set it to 0 before us
+        raise RuntimeError("fracture-edge needs TF_USE_LEGACY_KERAS=1 (tf-keras); unset or fix the variable")
+    if not verbose():  # e.g. "Compiled the loaded model, but the compiled metrics have yet to be built"
+        tf_.get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)  # SavedModel export notes during conversion
+        warnings.filterwarnings("ignore", message=_DEPRECATION, category=UserWarning)
+    return tf_, keras_
 
-__all__ = ["tf", "keras"]
+
+def __getattr__(name: str) -> Any:
+    if name not in ("tf", "keras"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _lock:
+        if "tf" not in globals():
+            globals()["tf"], globals()["keras"] = _load()
+    return globals()[name]
+
+
+__all__ = ["tf", "keras", "quiet_native", "verbose"]

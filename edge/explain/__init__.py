@@ -8,6 +8,23 @@ from .methods import METHODS, get_method
 from .overlay import overlay_png
 from .run import explain_files, localisation_check
 
-__all__ = ["Explainer", "Explanation", "METHODS", "get_method", "resolve_layer", "spatial_layers", "to_grid", "to_image",
-           "grid_shape", "overlay_png", "explain_files", "localisation_check", "read_boxes", "box_mask", "pointing_hit",
-           "energy_inside", "centre_map", "score_image"]
+__all__ = [
+    "Explainer",
+    "Explanation",
+    "METHODS",
+    "get_method",
+    "resolve_layer",
+    "spatial_layers",
+    "to_grid",
+    "to_image",
+    "grid_shape",
+    "overlay_png",
+    "explain_files",
+    "localisation_check",
+    "read_boxes",
+    "box_mask",
+    "pointing_hit",
+    "energy_inside",
+    "centre_map",
+    "score_image",
+]

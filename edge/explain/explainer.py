@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.core._tf import keras, tf  # noqa: I001  (tf-keras must be set up before tf_keras_vis imports tensorflow)
+from edge.core._tf import keras, tf  # tf-keras must be set up before tf_keras_vis imports tensorflow
+
+# isort: split
 from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayerForGradcam, ReplaceToLinear
 
 from edge.core.bundle import Bundle
@@ -175,8 +177,9 @@ class Explainer:
             return self._activate(logits), method.cam(features, weights, target_p)
 
         def fn(x, coef, offset, auto):
-            probs, cams = tf.map_fn(lambda xi: tuple(t[0] for t in one(xi[None], coef, offset, auto)), x,
-                                    fn_output_signature=(tf.float32, tf.float32))
+            probs, cams = tf.map_fn(
+                lambda xi: tuple(t[0] for t in one(xi[None], coef, offset, auto)), x, fn_output_signature=(tf.float32, tf.float32)
+            )
             return probs, cams
 
         return fn
@@ -185,8 +188,12 @@ class Explainer:
         with self._lock:
             if method.name not in self._fns:
                 build = self._gradient_fn if method.uses_gradients else self._scorecam_fn
-                spec = [self._sig, tf.TensorSpec([self.n_out], tf.float32), tf.TensorSpec([], tf.float32),
-                        tf.TensorSpec([], tf.bool)]
+                spec = [
+                    self._sig,
+                    tf.TensorSpec([self.n_out], tf.float32),
+                    tf.TensorSpec([], tf.float32),
+                    tf.TensorSpec([], tf.bool),
+                ]
                 self._fns[method.name] = tf.function(build(method), input_signature=spec)
             return self._fns[method.name]
 
@@ -220,15 +227,18 @@ class Explainer:
         coef[idx] = 1.0
         return coef, 0.0, False
 
-    def run(self, x: np.ndarray, method: str = "gradcam", target: str | int | None = None) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def run(
+        self, x: np.ndarray, method: str = "gradcam", target: str | int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Preprocessed batch N x H x W x C -> (N x K probabilities, N x h x w CAMs in 0..1, target indices)."""
         m = get_method(method)
         idx = self.target_index(target)
         if idx is None:
             idx = self.default_target()
         coef, offset, auto = self._score_vector(idx)
-        raw, cams = self._fn_for(m)(tf.constant(x, tf.float32), tf.constant(coef), tf.constant(offset, tf.float32),
-                                    tf.constant(auto))
+        raw, cams = self._fn_for(m)(
+            tf.constant(x, tf.float32), tf.constant(coef), tf.constant(offset, tf.float32), tf.constant(auto)
+        )
         probs = self.bundle.probabilities(raw.numpy())
         targets = [int(np.argmax(p)) if idx is None else idx for p in probs]
         return probs, np.stack([minmax(c) for c in cams.numpy()]), targets
@@ -250,6 +260,15 @@ class Explainer:
         t1 = time.perf_counter()
         probs, cams, targets = self.run(x, m.name, target)
         t2 = time.perf_counter()
-        return Explanation(m.name, m.title, targets[0], self.labels[targets[0]], self.labels, probs[0], cams[0],
-                           (int(pixels.shape[0]), int(pixels.shape[1])), self.spec,
-                           {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3})
+        return Explanation(
+            m.name,
+            m.title,
+            targets[0],
+            self.labels[targets[0]],
+            self.labels,
+            probs[0],
+            cams[0],
+            (int(pixels.shape[0]), int(pixels.shape[1])),
+            self.spec,
+            {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3},
+        )

@@ -93,9 +93,14 @@ def score_image(heat: np.ndarray, boxes: list[Box]) -> dict[str, Any]:
     hw = heat.shape
     mask = box_mask(boxes, hw)
     base = centre_map(hw)
-    return {"hit": pointing_hit(heat, mask), "energy": energy_inside(heat, mask),
-            "baseline_hit": pointing_hit(base, mask), "baseline_energy": energy_inside(base, mask),
-            "box_area": float(mask.mean()), "flat": bool(heat.max() <= heat.min())}
+    return {
+        "hit": pointing_hit(heat, mask),
+        "energy": energy_inside(heat, mask),
+        "baseline_hit": pointing_hit(base, mask),
+        "baseline_energy": energy_inside(base, mask),
+        "box_area": float(mask.mean()),
+        "flat": bool(heat.max() <= heat.min()),
+    }
 
 
 def region_of(meta_row: dict[str, str] | None) -> str:
@@ -129,12 +134,17 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(records)
     hits = sum(r["hit"] for r in records)
     base = sum(r["baseline_hit"] for r in records)
-    return {"n": n, "hit_rate": hits / n if n else math.nan, "hit_rate_ci95": wilson(hits, n),
-            "baseline_hit_rate": base / n if n else math.nan, "baseline_hit_rate_ci95": wilson(base, n),
-            "energy_inside": _nanmean([r["energy"] for r in records]),
-            "baseline_energy_inside": _nanmean([r["baseline_energy"] for r in records]),
-            "box_area_share": _nanmean([r["box_area"] for r in records]),
-            "flat_heatmaps": sum(bool(r.get("flat")) for r in records)}
+    return {
+        "n": n,
+        "hit_rate": hits / n if n else math.nan,
+        "hit_rate_ci95": wilson(hits, n),
+        "baseline_hit_rate": base / n if n else math.nan,
+        "baseline_hit_rate_ci95": wilson(base, n),
+        "energy_inside": _nanmean([r["energy"] for r in records]),
+        "baseline_energy_inside": _nanmean([r["baseline_energy"] for r in records]),
+        "box_area_share": _nanmean([r["box_area"] for r in records]),
+        "flat_heatmaps": sum(bool(r.get("flat")) for r in records),
+    }
 
 
 def summarise_by_region(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -151,12 +161,27 @@ def markdown(summary: dict[str, Any], title: str) -> str:
     def ci(v):
         return f"[{v[0]:.2f}, {v[1]:.2f}]" if v else "–"
 
-    body = table(["group", "n", "hit rate", "95% CI", "centre hit rate", "energy in boxes", "centre energy", "box area"],
-                 [[g, s["n"], s["hit_rate"], ci(s["hit_rate_ci95"]), s["baseline_hit_rate"], s["energy_inside"],
-                   s["baseline_energy_inside"], s["box_area_share"]] for g, s in rows])
+    body = table(
+        ["group", "n", "hit rate", "95% CI", "centre hit rate", "energy in boxes", "centre energy", "box area"],
+        [
+            [
+                g,
+                s["n"],
+                s["hit_rate"],
+                ci(s["hit_rate_ci95"]),
+                s["baseline_hit_rate"],
+                s["energy_inside"],
+                s["baseline_energy_inside"],
+                s["box_area_share"],
+            ]
+            for g, s in rows
+        ],
+    )
     o = summary["overall"]
-    return (f"# {title}\n\n{body}\n\n"
-            f"Pointing game: a hit when the heatmap's maximum lies inside a radiologist's box. "
-            f"Centre baseline: a centred Gaussian map (its maximum is the image centre). "
-            f"Energy: the share of heatmap mass inside the boxes; a uniform map would score the box area.\n\n"
-            f"Overall hit rate {fmt(o['hit_rate'])} vs centre baseline {fmt(o['baseline_hit_rate'])} on {o['n']} images.\n")
+    return (
+        f"# {title}\n\n{body}\n\n"
+        f"Pointing game: a hit when the heatmap's maximum lies inside a radiologist's box. "
+        f"Centre baseline: a centred Gaussian map (its maximum is the image centre). "
+        f"Energy: the share of heatmap mass inside the boxes; a uniform map would score the box area.\n\n"
+        f"Overall hit rate {fmt(o['hit_rate'])} vs centre baseline {fmt(o['baseline_hit_rate'])} on {o['n']} images.\n"
+    )

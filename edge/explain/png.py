@@ -1,26 +1,21 @@
-"""A minimal PNG encoder for 8-bit grey or RGB arrays, tuned for speed on the server path.
+"""PNG bytes for overlays, through OpenCV's libpng with the settings the server path needs.
 
-Pillow (and libpng through OpenCV) choose a filter per row by trying all five, which costs more
-than the compression itself here: a 454x373 overlay took 13 ms in Pillow at compress_level 1.
-Every row gets the "Up" filter instead (vectorised in numpy; smooth radiographs and heatmaps
-differ little from the row above), then zlib at level 1: ~4.7 ms and a smaller file
-(`edge bench explain` measures the whole request). Layout per the PNG specification (RFC 2083).
+libpng's default tries all five row filters on every row, which costs more than the compression
+itself here. One "Up" filter (radiographs and heatmaps differ little from the row above) and zlib
+level 1 keep the file as small as the adaptive choice in a fraction of the time. On four real
+454x373 overlays (AMD EPYC, AVX2, shared machine; 30 interleaved rounds) this call and the
+project's former numpy encoder with the same filter and level tied (fastest decile 8.6 vs 8.8 ms,
+89 kB both); Pillow at compress_level 1 took 26 ms. A tie goes to the kept library. zlib's RLE
+strategy (matches at distance one only: the runs of zeros the Up filter leaves) then took 7.1 ms
+for 85 kB, against 8.2 ms for 89 kB with the default strategy (40 rounds).
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
-
+import cv2
 import numpy as np
 
-_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
-_UP = 2  # PNG filter type 2: each byte minus the byte above it
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+_TO_BGR = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}  # OpenCV stores colour as BGR(A)
 
 
 def encode_png(image: np.ndarray, level: int = 1) -> bytes:
@@ -28,14 +23,20 @@ def encode_png(image: np.ndarray, level: int = 1) -> bytes:
     a = np.asarray(image)
     if a.dtype != np.uint8:
         raise ValueError(f"encode_png takes uint8 pixels, not {a.dtype}")
-    channels = 1 if a.ndim == 2 else a.shape[2]
-    if a.ndim not in (2, 3) or channels not in _COLOUR_TYPE or a.size == 0:
+    channels = 1 if a.ndim == 2 else a.shape[2] if a.ndim == 3 else 0
+    if channels not in (1, 3, 4) or a.size == 0:
         raise ValueError(f"encode_png takes H x W, H x W x 3 or H x W x 4 pixels, not {a.shape}")
-    h, w = a.shape[:2]
-    rows = np.ascontiguousarray(a).reshape(h, w * channels)
-    raw = np.empty((h, w * channels + 1), np.uint8)
-    raw[:, 0] = _UP
-    raw[0, 1:] = rows[0]  # the row above the first one is defined as zeros
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wrap-around is what the filter wants
-    header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[channels], 0, 0, 0)
-    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + _chunk(b"IEND", b"")
+    if channels > 1:
+        a = cv2.cvtColor(np.ascontiguousarray(a), _TO_BGR[channels])
+    params = [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        int(level),
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_UP,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]
+    ok, buf = cv2.imencode(".png", a, params)
+    if not ok:  # OpenCV reports failure by flag, not exception
+        raise ValueError(f"OpenCV could not encode a {a.shape} image as PNG")
+    return buf.tobytes()

@@ -56,9 +56,16 @@ def _read_all(paths: Sequence[Path], skip_bad: bool):
     return good, bad
 
 
-def explain_files(bundle: Bundle, paths: Sequence[Path], out_dir: str | Path, method: str = "gradcam",
-                  layer: str | None = None, target: str | None = None, skip_bad: bool = False,
-                  explainer: Explainer | None = None) -> dict[str, Any]:
+def explain_files(
+    bundle: Bundle,
+    paths: Sequence[Path],
+    out_dir: str | Path,
+    method: str = "gradcam",
+    layer: str | None = None,
+    target: str | None = None,
+    skip_bad: bool = False,
+    explainer: Explainer | None = None,
+) -> dict[str, Any]:
     """One overlay PNG per image in out_dir, and explanations.json listing each result."""
     out = Path(out_dir)
     ex = explainer or Explainer(bundle, layer=layer)
@@ -70,11 +77,24 @@ def explain_files(bundle: Bundle, paths: Sequence[Path], out_dir: str | Path, me
         name = _out_name(p, e.method, used)
         write_bytes(out / name, overlay_for(bundle, pixels, e, max_side=2048))
         grid = e.grid()
-        items.append({"file": str(p), "overlay": name, "label": decide(bundle, e.probabilities)[0],
-                      "probabilities": dict(zip(e.labels, map(float, e.probabilities))),
-                      "target_label": e.target_label, "grid_shape": list(grid.shape), "grid": np.round(grid, 4)})
-    summary = {"model": {"id": bundle.model_id, "sha256": bundle.sha256}, "method": ex_method(method), "layer": ex.layer,
-               "images": items, "skipped": [{"file": f, "problem": m} for f, m in bad]}
+        items.append(
+            {
+                "file": str(p),
+                "overlay": name,
+                "label": decide(bundle, e.probabilities)[0],
+                "probabilities": dict(zip(e.labels, map(float, e.probabilities), strict=True)),
+                "target_label": e.target_label,
+                "grid_shape": list(grid.shape),
+                "grid": np.round(grid, 4),
+            }
+        )
+    summary = {
+        "model": {"id": bundle.model_id, "sha256": bundle.sha256},
+        "method": ex_method(method),
+        "layer": ex.layer,
+        "images": items,
+        "skipped": [{"file": f, "problem": m} for f, m in bad],
+    }
     write_json(out / "explanations.json", clean(summary))
     return summary
 
@@ -85,10 +105,19 @@ def ex_method(name: str) -> str:
     return get_method(name).name
 
 
-def localisation_check(bundle: Bundle, paths: Sequence[Path], boxes_csv: str | Path, out_dir: str | Path,
-                       metadata_csv: str | Path | None = None, method: str = "gradcam", layer: str | None = None,
-                       target: str | None = None, skip_bad: bool = False, overlays: bool = False,
-                       explainer: Explainer | None = None) -> dict[str, Any]:
+def localisation_check(
+    bundle: Bundle,
+    paths: Sequence[Path],
+    boxes_csv: str | Path,
+    out_dir: str | Path,
+    metadata_csv: str | Path | None = None,
+    method: str = "gradcam",
+    layer: str | None = None,
+    target: str | None = None,
+    skip_bad: bool = False,
+    overlays: bool = False,
+    explainer: Explainer | None = None,
+) -> dict[str, Any]:
     """Pointing game and energy share against the boxes, overall and per body region, next to the
     centre baseline -> out_dir/report.json + report.md. Images without boxes are left out."""
     boxes = localize.read_boxes(boxes_csv)
@@ -98,8 +127,11 @@ def localisation_check(bundle: Bundle, paths: Sequence[Path], boxes_csv: str | P
     meta = read_metadata(metadata_csv) if metadata_csv else {}
     with_boxes = [p for p in paths if p.name in boxes]
     if not with_boxes:
-        raise DataError(f"none of the {len(paths)} images has a box in the boxes CSV", boxes_csv,
-                        "pass the fractured images the CSV describes (e.g. --data DIR --split test)")
+        raise DataError(
+            f"none of the {len(paths)} images has a box in the boxes CSV",
+            boxes_csv,
+            "pass the fractured images the CSV describes (e.g. --data DIR --split test)",
+        )
     ex = explainer or Explainer(bundle, layer=layer)
     good, bad = _read_all(with_boxes, skip_bad)
     out = Path(out_dir)
@@ -109,18 +141,30 @@ def localisation_check(bundle: Bundle, paths: Sequence[Path], boxes_csv: str | P
         e = ex.explain(pixels, method, target)
         heat = e.heatmap()
         r = localize.score_image(heat, boxes[p.name])
-        r.update({"file": p.name, "region": localize.region_of(meta.get(p.name)), "n_boxes": len(boxes[p.name]),
-                  "target_label": e.target_label,
-                  "target_probability": float(e.probabilities[e.target_index])})
+        r.update(
+            {
+                "file": p.name,
+                "region": localize.region_of(meta.get(p.name)),
+                "n_boxes": len(boxes[p.name]),
+                "target_label": e.target_label,
+                "target_probability": float(e.probabilities[e.target_index]),
+            }
+        )
         records.append(r)
         if overlays:
             write_bytes(out / "overlays" / _out_name(p, e.method, used), overlay_for(bundle, pixels, e, max_side=1024))
     summary = localize.summarise_by_region(records)
-    data = {"model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
-            "method": ex_method(method), "layer": ex.layer, "boxes": str(boxes_csv),
-            "metadata": str(metadata_csv) if metadata_csv else None,
-            "images_without_boxes": len(paths) - len(with_boxes), **summary, "images": records,
-            "skipped": [{"file": f, "problem": m} for f, m in bad]}
+    data = {
+        "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
+        "method": ex_method(method),
+        "layer": ex.layer,
+        "boxes": str(boxes_csv),
+        "metadata": str(metadata_csv) if metadata_csv else None,
+        "images_without_boxes": len(paths) - len(with_boxes),
+        **summary,
+        "images": records,
+        "skipped": [{"file": f, "problem": m} for f, m in bad],
+    }
     title = f"Localisation of {data['method']} on {bundle.model_id} ({len(records)} images with fracture boxes)"
     write_report(out, data, localize.markdown(summary, title))
     return clean(data)
