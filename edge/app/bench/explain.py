@@ -3,6 +3,7 @@ and the localisation hit rate against the centre baseline."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -92,8 +93,9 @@ def _server_latency(bundle, data: bytes, n: int, clients: int, per_client: int, 
     from edge.app.bench.live_server import LiveServer
     from edge.app.server import ServerSettings, create_app
 
-    extra = {"overlay_max_side": overlay_max_side} if overlay_max_side else {}
-    settings = ServerSettings(no_auth=True, workers=workers, queue_size=64, **extra)
+    settings = ServerSettings(no_auth=True, workers=workers, queue_size=64)
+    if overlay_max_side:
+        settings = dataclasses.replace(settings, overlay_max_side=overlay_max_side)
     t0 = time.perf_counter()
     with LiveServer(create_app(bundle, settings)) as srv:
         start_s = time.perf_counter() - t0
