@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from edge.app.server import ServerSettings
 from edge.app.server import errors as server_errors
-from edge.app.server.deps import Authorized
+from edge.app.server.deps import Authorized, EngineDep
 
 TOKEN = "s3cret-Token-0123"
 
@@ -25,6 +25,10 @@ def make_client(settings: ServerSettings) -> TestClient:
     @app.get("/v1/guarded", dependencies=[Authorized])
     def guarded() -> dict:
         return {"ok": True}
+
+    @app.get("/v1/engine", dependencies=[Authorized])
+    def engine(engine: EngineDep) -> dict:
+        return {"engine": str(engine)}
 
     return TestClient(app)
 
@@ -56,7 +60,7 @@ def test_wrong_or_missing_token_is_401(client, header):
     r = client.get("/v1/guarded", headers={"Authorization": header} if header is not None else {})
     assert r.status_code == 401
     assert r.headers.get("www-authenticate") == "Bearer"
-    assert "token" in r.text.lower() and TOKEN not in r.text
+    assert r.json() == {"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}}
 
 
 def test_whitespace_around_the_token_is_not_part_of_it(client):
@@ -92,3 +96,10 @@ def test_comparison_is_constant_time_over_equal_lengths(client, monkeypatch):
     assert client.get("/v1/guarded", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert len(seen) == 2
     assert all(a == b for a, b in seen), seen
+
+
+def test_a_server_without_its_engine_yet_says_not_ready(client):
+    # auth first, then readiness: a wrong token learns nothing about the model's state
+    assert client.get("/v1/engine").status_code == 401
+    r = client.get("/v1/engine", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"

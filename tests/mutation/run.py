@@ -120,6 +120,9 @@ def main() -> int:
         entries = [e for e in entries if e["path"] in a.modules]
     if a.sample:
         entries = [e for e in entries if e.get("sample")]
+    if a.rev:  # resolved once: commits made while the run goes on must not change what later modules see
+        a.rev = subprocess.run(["git", "rev-parse", "--verify", f"{a.rev}^{{commit}}"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.strip()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     results, low = [], False
