@@ -17,6 +17,7 @@ summary.json into the work directory. Exit code 1 when a module scores below --m
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -85,7 +86,8 @@ def run_module(work: Path, entry: dict, rev: str | None) -> dict:
         return {"module": module, "error": "no test module of the list exists in this tree"}
     write_config(root, module, tests)
     log = root / "mutmut.log"
-    mutmut(root, "run", "--max-children", "1", log=log)
+    focus = entry.get("focus", [])  # mutant-name globs; when none matches (helpers renamed), the whole module runs
+    mutmut(root, "run", "--max-children", "1", *focus, log=log)
     mutmut(root, "export-cicd-stats", log=log)
     stats_file = root / "mutants" / "mutmut-cicd-stats.json"
     if not stats_file.is_file():
@@ -96,6 +98,8 @@ def run_module(work: Path, entry: dict, rev: str | None) -> dict:
         name, _, st = line.strip().rpartition(": ")
         if name:
             status[name] = st
+    if focus and any(fnmatch.fnmatch(k, f) for k in status for f in focus):
+        status = {k: v for k, v in status.items() if any(fnmatch.fnmatch(k, f) for f in focus)}
     survivors = sorted(k for k, v in status.items() if v not in KILLED)
     total = len(status)
     killed = total - len(survivors)
