@@ -215,10 +215,16 @@ def test_dequantize_with_nonzero_zero_points():
 
 
 def test_spec_validation_and_round_trip():
-    for bad in (dict(channels=2, mean=(0.0, 0.0), std=(1.0, 1.0)), dict(mean=(0.0, 1.0)), dict(std=(1.0, 2.0)),
-                dict(std=(0.0,)), dict(resize="stretch"), dict(interpolation="nearest")):
-        with pytest.raises(ValueError):
+    # the messages reach users (a bad card or spec file): each one says what is wrong
+    for bad, words in ((dict(channels=2, mean=(0.0, 0.0), std=(1.0, 1.0)), "channels must be 1 or 3, not 2"),
+                       (dict(mean=(0.0, 1.0)), "mean and std need one value per channel"),
+                       (dict(std=(1.0, 2.0)), "mean and std need one value per channel"),
+                       (dict(std=(0.0,)), "std must not be zero"),
+                       (dict(resize="stretch"), "only letterbox resizing with bilinear interpolation is defined"),
+                       (dict(interpolation="nearest"), "only letterbox resizing with bilinear interpolation is defined")):
+        with pytest.raises(ValueError) as e:
             PreprocessSpec(**bad)
+        assert str(e.value) == words
     spec = PreprocessSpec(size=(40, 30), channels=3, pad_value=5, mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0))
     assert spec.input_shape == (40, 30, 3)
     d = spec.to_dict()
