@@ -28,6 +28,7 @@ def test_threshold_when_the_target_count_is_whole():
     # 10 positives at 0.9: exactly 9 needed -> the 9th highest
     pos = np.linspace(1.0, 0.1, 10)
     assert choose_threshold(np.ones(10), pos, 0.9) == pos[8]
+    assert choose_threshold(np.ones(10), pos) == pos[8]  # the default target is 90 %
     assert choose_threshold(np.ones(10), pos, 1.0) == pos[9]
     assert choose_threshold(np.ones(10), pos, 0.0) == pos[0]  # at least one positive is always kept
     assert choose_threshold(np.r_[0, 0], np.r_[0.2, 0.3]) == 0.5  # no positives: the neutral threshold
@@ -187,10 +188,13 @@ def test_subgroups_at_the_minimum_size():
     y = np.array([1, 0] * 6)
     p = np.linspace(0.05, 0.95, 12)
     probs = np.c_[p, 1 - p]
-    groups = {"ten": np.arange(12) < 10, "nine": np.arange(12) < 9}
-    out = subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.5, groups, min_n=10)
+    idx = np.arange(12)
+    # the small group first (every group is reported), then a 0/1 mask (a metadata column) of exactly 10
+    groups = {"nine": idx < 9, "ten": (idx < 10).astype(np.int64)}
+    out = subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups)  # default min_n = 10
     assert out["nine"] == {"n": 9, "note": "fewer than 10 images"}
-    full = compute_metrics(y[:10], probs[:10], LABELS, "binary", "fractured", 0.5, ci=False)
+    full = compute_metrics(y[:10], probs[:10], LABELS, "binary", "fractured", 0.3, ci=False)
     assert out["ten"] == {k: full[k] for k in ("n", "accuracy", "precision", "recall", "f1", "auroc", "sensitivity",
                                                  "specificity")}
     assert out["ten"]["n"] == 10
+    assert subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups, min_n=9)["nine"]["n"] == 9
