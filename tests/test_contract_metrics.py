@@ -95,6 +95,12 @@ def test_bootstrap_interval():
     assert bootstrap_auroc_ci(yy, s, n=200, seed=1) == wide
     assert bootstrap_auroc_ci(yy, s, n=200, seed=2) != wide
     assert np.isnan(bootstrap_auroc_ci(np.ones(4), s[:4], n=20)).all()
+    assert bootstrap_auroc_ci(yy, s) == bootstrap_auroc_ci(yy, s, n=1000, seed=0, level=0.95)  # the defaults
+    lo0, hi0 = bootstrap_auroc_ci(yy, s, n=200, level=0.0)  # a zero-width level is the median
+    assert lo0 == hi0
+    # the one positive is image 0: resampling must be able to draw it
+    lo1, hi1 = bootstrap_auroc_ci(np.array([1, 0, 0, 0, 0]), np.array([0.9, 0.1, 0.2, 0.3, 0.4]), n=50)
+    assert (lo1, hi1) == (1.0, 1.0)
     m = binary_metrics(yy, s, 0.5, LABELS, "fractured", ci=True)
     assert m["auroc_ci95"] == list(bootstrap_auroc_ci(yy, s))
 
@@ -113,6 +119,13 @@ def test_roc_curve_with_ties_by_hand():
     assert thr.tolist() == [np.inf, 0.9, 0.5, 0.3, 0.1]
     assert tpr.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 1])
     assert fpr.tolist() == pytest.approx([0, 0.5, 0.5, 1, 1])
+
+
+def test_roc_curve_with_a_single_positive_and_a_single_negative():
+    fpr, tpr, thr = roc_curve(np.array([0, 1, 0, 0]), np.array([0.2, 0.6, 0.7, 0.1]))
+    assert tpr.tolist() == [0, 0, 1, 1, 1] and fpr.tolist() == pytest.approx([0, 1 / 3, 1 / 3, 2 / 3, 1])
+    fpr, tpr, _ = roc_curve(np.array([1, 0, 1]), np.array([0.9, 0.5, 0.3]))
+    assert fpr.tolist() == [0, 0, 1, 1] and tpr.tolist() == [0, 0.5, 0.5, 1]
 
 
 def test_calibration_bins_at_their_edges():
@@ -172,8 +185,11 @@ def test_multiclass_metrics_by_hand():
 def test_multiclass_top3_misses_and_interval():
     probs = np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.3, 0.2], [0.1, 0.6, 0.2, 0.1]])
     y = np.array([3, 0, 2, 1])
-    m = multiclass_metrics(y, probs, list("abcd"), ci=True)
+    m = multiclass_metrics(y, probs, list("abcd"))  # the interval is on by default, seed 0
     assert m["top3_accuracy"] == pytest.approx(2 / 4)
+    # class a: predicted for the d image (fp) and missed on its own (fn): tn = 4 - 0 - 1 - 1 = 2
+    assert m["per_class"]["a"]["specificity"] == pytest.approx(2 / 3)
+    assert m["auroc_ci95"] == multiclass_metrics(y, probs, list("abcd"), ci=True, seed=0)["auroc_ci95"]
     lo, hi = m["auroc_ci95"]
     assert 0.0 <= lo <= hi <= 1.0
     assert compute_metrics(y, probs, list("abcd"), "multiclass", ci=False)["accuracy"] == pytest.approx(2 / 4)
