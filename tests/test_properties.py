@@ -4,6 +4,7 @@ round trips, AUROC as pair counting, ECE of a calibrated sample, order invarianc
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from edge.core.preprocess import PreprocessSpec, dequantize, letterbox_geometry,
 from edge.explain.mapping import to_image
 
 # no example database: nothing is written into the repository, each run draws afresh from a fixed seed per test
-FAST = settings(max_examples=60, deadline=None, database=None, derandomize=True,
+# EDGE_HYPOTHESIS_EXAMPLES: fewer examples under mutation testing (tests/mutation/run.py sets it)
+FAST = settings(max_examples=int(os.environ.get("EDGE_HYPOTHESIS_EXAMPLES", "60")), deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 

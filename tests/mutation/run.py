@@ -66,6 +66,7 @@ def write_config(root: Path, module: str, tests: list[str]) -> None:
 def mutmut(root: Path, *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
     # no PYTHONPATH here: mutmut puts mutants/ first itself, and an earlier import defeats its trampolines
     env = dict(os.environ, EDGE_DATA_DIR=os.environ.get("EDGE_DATA_DIR", "/work/shared/data"))
+    env.setdefault("EDGE_HYPOTHESIS_EXAMPLES", "20")  # each mutant reruns the property tests: fewer draws
     out = open(log, "a") if log else subprocess.PIPE
     try:
         return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -121,7 +122,8 @@ def main() -> int:
         unknown = set(a.modules) - {e["path"] for e in entries}
         if unknown:
             ap.error(f"not in modules.toml: {', '.join(sorted(unknown))}")
-        entries = [e for e in entries if e["path"] in a.modules]
+        by_path = {e["path"]: e for e in entries}
+        entries = [by_path[m] for m in dict.fromkeys(a.modules)]  # in the order asked
     if a.sample:
         entries = [e for e in entries if e.get("sample")]
     if a.rev:  # resolved once: commits made while the run goes on must not change what later modules see
