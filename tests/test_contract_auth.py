@@ -102,4 +102,17 @@ def test_a_server_without_its_engine_yet_says_not_ready(client):
     # auth first, then readiness: a wrong token learns nothing about the model's state
     assert client.get("/v1/engine").status_code == 401
     r = client.get("/v1/engine", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+    assert r.status_code == 503
+    assert r.json() == {"error": {"code": "not_ready", "message": "the model is still loading"}}
+
+
+def test_the_engine_in_the_app_state_is_the_one_routes_get():
+    c = make_client(ServerSettings(token=TOKEN))
+
+    class Ready:  # stands for the loaded Engine: get_engine only hands over what the lifespan stored
+        def __str__(self) -> str:
+            return "engine-7"
+
+    c.app.state.engine = Ready()
+    r = c.get("/v1/engine", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200 and r.json() == {"engine": "engine-7"}
