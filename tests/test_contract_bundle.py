@@ -50,6 +50,14 @@ def saved(tmp_path_factory, model, canvases):
 LISTED = ["model.h5", "calibration.npz", "notes/readme.txt", "plot.png", "copied.json"]
 
 
+def one_line_naming(e: pytest.ExceptionInfo, path: Path) -> None:
+    """The user-facing form: a message, the file it is about, one line (the wording is not pinned)."""
+    err = e.value
+    assert isinstance(err.message, str) and err.message.strip()
+    assert err.path == str(path)
+    assert "\n" not in str(err) and str(err).startswith(f"{path}: {err.message}")
+
+
 @pytest.fixture
 def copy(saved, tmp_path) -> Path:
     dest = tmp_path / "bundle"
@@ -84,7 +92,8 @@ def test_a_changed_file_is_refused(copy, name):
     f.write_bytes(f.read_bytes() + b"\0")
     with pytest.raises(BundleError) as e:
         load_bundle(copy)
-    assert name.split("/")[-1] in str(e.value)
+    one_line_naming(e, f)
+    assert e.value.hint  # says what to do about it
     load_bundle(copy, verify=False)  # verification is what refused it
 
 
@@ -103,7 +112,7 @@ def test_a_missing_file_is_refused(copy, name):
     (copy / name).unlink()
     with pytest.raises(BundleError) as e:
         load_bundle(copy)
-    assert name.split("/")[-1] in str(e.value)
+    one_line_naming(e, copy / name)
 
 
 def _edit_card(path: Path, fn) -> None:
@@ -133,14 +142,27 @@ def test_a_card_without_the_model_is_refused_even_with_a_matching_bundle_hash(co
         c["bundle_sha256"] = hashlib.sha256(json.dumps(c["files"], sort_keys=True).encode()).hexdigest()
 
     _edit_card(copy, drop_model)
-    with pytest.raises(BundleError, match="model.h5"):
+    with pytest.raises(BundleError, match="model.h5") as e:
         load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
 
 
 def test_an_edited_bundle_hash_is_refused(copy):
     _edit_card(copy, lambda c: c.__setitem__("bundle_sha256", "f" * 64))
-    with pytest.raises(BundleError):
+    with pytest.raises(BundleError) as e:
         load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
+
+
+def test_a_reordered_file_list_still_verifies(copy):
+    # JSON tools may reorder keys: the bundle hash is over the sorted list, so order does not matter
+    _edit_card(copy, lambda c: c.__setitem__("files", dict(reversed(list(c["files"].items())))))
+    assert load_bundle(copy).card["files"]
+
+
+def test_a_card_without_a_version_is_version_one(copy):
+    _edit_card(copy, lambda c: c.pop("version"))
+    assert load_bundle(copy).labels == ["not_fractured", "fractured"]
 
 
 @pytest.mark.parametrize("edit", [
@@ -150,24 +172,42 @@ def test_an_edited_bundle_hash_is_refused(copy):
 ])
 def test_malformed_cards_are_refused(copy, edit):
     _edit_card(copy, edit)
-    with pytest.raises(BundleError, match="model_card.json"):
+    with pytest.raises(BundleError, match="model_card.json") as e:
         load_bundle(copy, verify=False)
+    one_line_naming(e, copy / "model_card.json")
 
 
 def test_not_a_bundle(tmp_path, copy):
-    with pytest.raises(BundleError):
+    with pytest.raises(BundleError) as e:
         load_bundle(tmp_path / "nowhere")
+    one_line_naming(e, tmp_path / "nowhere")
+    assert e.value.hint
     (copy / "model_card.json").write_text("{not json")
-    with pytest.raises(BundleError, match="model_card.json"):
+    with pytest.raises(BundleError, match="model_card.json") as e:
         load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
     (tmp_path / "empty").mkdir()
     with pytest.raises(BundleError):
         load_bundle(tmp_path / "empty")
 
 
+def test_the_embedded_default_is_loaded_when_no_path_is_given(tmp_path, monkeypatch):
+    import edge.core.bundle as bundle_module
+
+    assert load_bundle(None).path == bundle_module.DEFAULT_BUNDLE
+    missing = tmp_path / "default_bundle"
+    monkeypatch.setattr(bundle_module, "DEFAULT_BUNDLE", missing)
+    with pytest.raises(BundleError) as e:  # an installation without its default says so, not "not a bundle"
+        load_bundle()
+    one_line_naming(e, missing)
+    assert "default" in e.value.message and e.value.hint is None
+
+
 def test_update_card_keeps_the_hashes_valid(copy):
     b = load_bundle(copy)
+    model = b.load_model()
     nb = update_card(b, metrics={"auroc": 0.75}, threshold=0.41)
+    assert nb.path == copy and nb.load_model() is model  # the loaded model is kept, not loaded again
     again = load_bundle(copy)
     assert again.card["metrics"] == {"auroc": 0.75} and again.threshold == 0.41 == nb.threshold
     assert again.card["files"] == b.card["files"] and again.sha256 == b.sha256
