@@ -41,13 +41,20 @@ def test_sniff_reads_the_content_not_the_name():
     assert is_supported_path(Path("a/B.DCM")) and is_supported_path(Path("x.Jpeg")) and not is_supported_path(Path("x.gif"))
 
 
+def test_a_directory_is_a_named_read_error(tmp_path):
+    with pytest.raises(ImageReadError, match="cannot read file") as e:
+        read_image(tmp_path)
+    assert e.value.path == str(tmp_path)
+
+
 def test_empty_unknown_and_missing_are_named_errors(tmp_path):
     with pytest.raises(ImageReadError, match="^up.png: empty file"):
         decode_bytes(b"", name="up.png")
     with pytest.raises(ImageReadError, match="^x.bin: not a PNG, JPEG or DICOM"):
         decode_bytes(b"hello world", name="x.bin")
-    with pytest.raises(ImageReadError, match="file not found"):
+    with pytest.raises(ImageReadError, match="^.*nope.jpg: file not found$") as e:
         read_image(tmp_path / "nope.jpg")
+    assert e.value.path == str(tmp_path / "nope.jpg")
 
 
 def test_grey_png_keeps_exact_values():
@@ -71,6 +78,9 @@ def test_rgb_png_stays_rgb_unless_its_channels_are_equal():
     almost = grey.copy()
     almost[0, 0, 1] = 99  # one green value differs
     assert decode_bytes(png_bytes(almost)).pixels.shape == (2, 3, 3)
+    almost = grey.copy()
+    almost[0, 1, 0] = 99  # one red value differs
+    assert decode_bytes(png_bytes(almost)).pixels.shape == (2, 3, 3)
 
 
 def test_palette_png_is_converted_to_rgb():
@@ -90,11 +100,21 @@ def test_sixteen_bit_png_is_stretched_min_to_max():
     assert flat.tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
+def test_32_bit_tiff_is_stretched_min_to_max():
+    a = np.array([[0, 300], [600, 1200]], dtype=np.int32)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="TIFF")
+    d = decode_bytes(buf.getvalue())
+    assert (d.kind, d.mode) == ("tiff", "I")
+    np.testing.assert_allclose(d.pixels, [[0.0, 63.75], [127.5, 255.0]])
+
+
 def test_pixel_limit_holds_at_exactly_the_limit():
     data = png_bytes(np.zeros((10, 12), np.uint8))
     assert decode_bytes(data, max_pixels=120).pixels.shape == (10, 12)
-    with pytest.raises(ImageReadError, match="too large"):
-        decode_bytes(data, max_pixels=119)
+    with pytest.raises(ImageReadError, match="too large") as e:
+        decode_bytes(data, max_pixels=119, name="big.png")
+    assert e.value.path == "big.png"
 
 
 def test_truncated_jpeg_is_refused_but_zero_padding_is_not(jpeg):
@@ -102,6 +122,12 @@ def test_truncated_jpeg_is_refused_but_zero_padding_is_not(jpeg):
     assert decode_bytes(jpeg + b"\0\0\0").pixels.shape == decode_bytes(jpeg).pixels.shape
     with pytest.raises(ImageReadError, match="truncated"):
         decode_bytes(jpeg[: len(jpeg) // 2], name="half.jpg")
+    # the scan data complete, only the end-of-image marker gone: the decoder would accept it, the check must not
+    with pytest.raises(ImageReadError, match="truncated") as e:
+        decode_bytes(jpeg[:-2], name="noeoi.jpg")
+    assert e.value.path == "noeoi.jpg" and e.value.hint
+    with pytest.raises(ImageReadError):  # only NUL padding may follow the marker
+        decode_bytes(jpeg + b"XX", name="junk.jpg")
 
 
 @pytest.mark.xfail(strict=True, reason="BUG: a JPEG cut in half with an end-of-image marker appended decodes without "
@@ -112,9 +138,14 @@ def test_half_a_jpeg_with_its_end_marker_is_refused(jpeg):
 
 
 def test_corrupt_png_is_an_image_error():
-    data = bytearray(png_bytes(np.arange(64, dtype=np.uint8).reshape(8, 8)))
-    with pytest.raises(ImageReadError):
-        decode_bytes(bytes(data[:40]), name="cut.png")
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)  # does not compress
+    data = bytearray(png_bytes(noise))
+    with pytest.raises(ImageReadError, match="^cut.png: truncated image$") as e:
+        decode_bytes(bytes(data[: len(data) // 2]), name="cut.png")
+    assert e.value.path == "cut.png"
+    data[len(data) // 2] ^= 0xFF  # inside the compressed pixels: a CRC or zlib failure, named as corruption
+    with pytest.raises(ImageReadError, match="^bad.png: corrupt image") as e:
+        decode_bytes(bytes(data), name="bad.png")
 
 
 def window(x: np.ndarray, c: float, w: float) -> np.ndarray:
@@ -133,6 +164,16 @@ def test_dicom_window_by_the_standard(tmp_path):
     d = read_image(write_dicom(tmp_path / "w.dcm", px, window=(200, 301)))
     np.testing.assert_allclose(d.pixels, window(px.astype(float), 200, 301), atol=1e-9)
     assert d.pixels[0, 0] == 0.0 and d.pixels[1, 2] == 255.0 and 0 < d.pixels[0, 2] < 255
+
+
+@pytest.mark.parametrize("width", [1.0, 1.5, 2.0, 0.5])
+def test_narrow_dicom_windows(tmp_path, width):
+    px = np.array([[98, 99, 100, 101, 102]], dtype=np.uint16)
+    d = read_image(write_dicom(tmp_path / "n.dcm", px, window=(100, width)))
+    w = max(width, 1.0)
+    want = np.clip(((px - 99.5) / (w - 1 if w > 1 else 1) + 0.5) * 255.0, 0, 255)
+    np.testing.assert_allclose(d.pixels, want)
+    assert np.isfinite(d.pixels).all()
 
 
 def test_dicom_rescale_then_window(tmp_path):
