@@ -154,6 +154,14 @@ def test_an_edited_bundle_hash_is_refused(copy):
     one_line_naming(e, copy / "model_card.json")
 
 
+def test_a_newer_bundle_version_says_to_upgrade(copy):
+    _edit_card(copy, lambda c: c.__setitem__("version", 2))
+    with pytest.raises(BundleError) as e:
+        load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
+    assert "2" in e.value.message and "upgrade" in e.value.hint
+
+
 def test_a_reordered_file_list_still_verifies(copy):
     # JSON tools may reorder keys: the bundle hash is over the sorted list, so order does not matter
     _edit_card(copy, lambda c: c.__setitem__("files", dict(reversed(list(c["files"].items())))))
