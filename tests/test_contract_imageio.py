@@ -167,11 +167,12 @@ def test_dicom_window_by_the_standard(tmp_path):
 
 
 @pytest.mark.parametrize("width", [1.0, 1.5, 2.0, 0.5])
-def test_narrow_dicom_windows(tmp_path, width):
+@pytest.mark.parametrize("center", [100.0, 100.5, 100.6])  # fractional centres put a pixel inside the ramp
+def test_narrow_dicom_windows(tmp_path, width, center):
     px = np.array([[98, 99, 100, 101, 102]], dtype=np.uint16)
-    d = read_image(write_dicom(tmp_path / "n.dcm", px, window=(100, width)))
+    d = read_image(write_dicom(tmp_path / "n.dcm", px, window=(center, width)))
     w = max(width, 1.0)
-    want = np.clip(((px - 99.5) / (w - 1 if w > 1 else 1) + 0.5) * 255.0, 0, 255)
+    want = np.clip(((px - (center - 0.5)) / (w - 1 if w > 1 else 1) + 0.5) * 255.0, 0, 255)
     np.testing.assert_allclose(d.pixels, want)
     assert np.isfinite(d.pixels).all()
 
