@@ -1,0 +1,255 @@
+"""The bundle's integrity on every file it lists, not only model.h5: each file changed, each file
+removed, the card's own hashes edited, must make load_bundle raise BundleError naming the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.core.bundle import load_bundle, save_bundle, to_probabilities, update_card
+from edge.core.data import load_canvases
+from edge.core.errors import BundleError
+from edge.core.preprocess import PreprocessSpec, normalize
+
+SPEC = PreprocessSpec(size=(16, 16))
+CARD = {"model_id": "contract-bundle", "arch": "tiny", "task": "binary", "labels": ["not_fractured", "fractured"],
+        "positive_label": "fractured", "threshold": 0.37, "preprocess": SPEC.to_dict()}
+
+
+@pytest.fixture(scope="module")
+def canvases(fracatlas: Path) -> np.ndarray:
+    paths = sorted((fracatlas / "train" / "fractured").glob("*.jpg"))[:6]
+    canv, _, _ = load_canvases(paths, SPEC, skip_bad=True)
+    assert len(canv) >= 3
+    return canv
+
+
+@pytest.fixture(scope="module")
+def model():
+    from edge.core._tf import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input(SPEC.input_shape)
+    out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inp))
+    return keras.Model(inp, out)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, model, canvases):
+    src = tmp_path_factory.mktemp("src") / "notes.json"
+    src.write_text('{"copied": true}')
+    extra = {"notes/readme.txt": "trained on FracAtlas", "plot.png": b"\x89PNG not really", "copied.json": src}
+    return save_bundle(tmp_path_factory.mktemp("b") / "bundle", model, CARD, extra=extra, calibration=canvases)
+
+
+LISTED = ["model.h5", "calibration.npz", "notes/readme.txt", "plot.png", "copied.json"]
+
+
+def one_line_naming(e: pytest.ExceptionInfo, path: Path) -> None:
+    """The user-facing form: a message, the file it is about, one line (the wording is not pinned)."""
+    err = e.value
+    assert isinstance(err.message, str) and err.message.strip()
+    assert err.path == str(path)
+    assert "\n" not in str(err) and str(err).startswith(f"{path}: {err.message}")
+
+
+@pytest.fixture
+def copy(saved, tmp_path) -> Path:
+    dest = tmp_path / "bundle"
+    shutil.copytree(saved.path, dest)
+    return dest
+
+
+def test_every_file_is_listed_with_its_own_hash(saved, canvases):
+    files = saved.card["files"]
+    assert sorted(files) == sorted(LISTED)
+    for name in LISTED:
+        assert files[name] == hashlib.sha256((saved.path / name).read_bytes()).hexdigest()
+    assert (saved.path / "notes/readme.txt").read_text() == "trained on FracAtlas"
+    assert (saved.path / "copied.json").read_text() == '{"copied": true}'
+    assert len(saved.sha256) == 64 and saved.sha256 != files["model.h5"]
+    np.testing.assert_array_equal(saved.calibration_canvases(), canvases)
+    assert saved.card["format"] == "fracture-edge/bundle" and saved.card["version"] == 1 and saved.card["created"]
+
+
+def test_bundle_hash_depends_on_the_files(tmp_path, model, canvases):
+    a = save_bundle(tmp_path / "a", model, CARD, extra={"x.txt": "one"})
+    b = save_bundle(tmp_path / "b", model, CARD, extra={"x.txt": "two"})
+    c = save_bundle(tmp_path / "c", model, CARD, extra={"x.txt": "one"})
+    assert a.sha256 != b.sha256
+    assert a.card["files"]["x.txt"] == c.card["files"]["x.txt"]
+    assert a.calibration_canvases() is None
+
+
+@pytest.mark.parametrize("name", LISTED)
+def test_a_changed_file_is_refused(copy, name):
+    f = copy / name
+    f.write_bytes(f.read_bytes() + b"\0")
+    with pytest.raises(BundleError) as e:
+        load_bundle(copy)
+    one_line_naming(e, f)
+    assert e.value.hint  # says what to do about it
+    load_bundle(copy, verify=False)  # verification is what refused it
+
+
+@pytest.mark.parametrize("name", LISTED)
+def test_a_same_size_edit_is_refused(copy, name):
+    f = copy / name
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    f.write_bytes(bytes(data))
+    with pytest.raises(BundleError):
+        load_bundle(copy)
+
+
+@pytest.mark.parametrize("name", LISTED)
+def test_a_missing_file_is_refused(copy, name):
+    (copy / name).unlink()
+    with pytest.raises(BundleError) as e:
+        load_bundle(copy)
+    one_line_naming(e, copy / name)
+
+
+def _edit_card(path: Path, fn) -> None:
+    card = json.loads((path / "model_card.json").read_text())
+    fn(card)
+    (path / "model_card.json").write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize("name", LISTED)
+def test_a_card_whose_hash_of_one_file_was_edited_is_refused(copy, name):
+    _edit_card(copy, lambda c: c["files"].__setitem__(name, "0" * 64))
+    with pytest.raises(BundleError):
+        load_bundle(copy)
+
+
+@pytest.mark.parametrize("name", [n for n in LISTED if n != "model.h5"])
+def test_a_card_that_drops_a_file_from_its_list_is_refused(copy, name):
+    # the files still match their hashes, but bundle_sha256 was made over the full list
+    _edit_card(copy, lambda c: c["files"].pop(name))
+    with pytest.raises(BundleError):
+        load_bundle(copy)
+
+
+def test_a_card_without_the_model_is_refused_even_with_a_matching_bundle_hash(copy):
+    def drop_model(c):
+        c["files"].pop("model.h5")
+        c["bundle_sha256"] = hashlib.sha256(json.dumps(c["files"], sort_keys=True).encode()).hexdigest()
+
+    _edit_card(copy, drop_model)
+    with pytest.raises(BundleError, match="model.h5") as e:
+        load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
+
+
+def test_an_edited_bundle_hash_is_refused(copy):
+    _edit_card(copy, lambda c: c.__setitem__("bundle_sha256", "f" * 64))
+    with pytest.raises(BundleError) as e:
+        load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
+
+
+def test_a_newer_bundle_version_says_to_upgrade(copy):
+    _edit_card(copy, lambda c: c.__setitem__("version", 2))
+    with pytest.raises(BundleError) as e:
+        load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
+    assert "2" in e.value.message and "upgrade" in e.value.hint
+
+
+def test_a_reordered_file_list_still_verifies(copy):
+    # JSON tools may reorder keys: the bundle hash is over the sorted list, so order does not matter
+    _edit_card(copy, lambda c: c.__setitem__("files", dict(reversed(list(c["files"].items())))))
+    assert load_bundle(copy).card["files"]
+
+
+def test_a_card_without_a_version_is_version_one(copy):
+    _edit_card(copy, lambda c: c.pop("version"))
+    assert load_bundle(copy).labels == ["not_fractured", "fractured"]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c.__setitem__("format", "something-else"),
+    lambda c: c.__setitem__("version", 2),
+    *[lambda c, k=k: c.pop(k) for k in ("labels", "task", "preprocess", "files", "bundle_sha256")],
+])
+def test_malformed_cards_are_refused(copy, edit):
+    _edit_card(copy, edit)
+    with pytest.raises(BundleError, match="model_card.json") as e:
+        load_bundle(copy, verify=False)
+    one_line_naming(e, copy / "model_card.json")
+
+
+def test_not_a_bundle(tmp_path, copy):
+    with pytest.raises(BundleError) as e:
+        load_bundle(tmp_path / "nowhere")
+    one_line_naming(e, tmp_path / "nowhere")
+    assert e.value.hint
+    (copy / "model_card.json").write_text("{not json")
+    with pytest.raises(BundleError, match="model_card.json") as e:
+        load_bundle(copy)
+    one_line_naming(e, copy / "model_card.json")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError):
+        load_bundle(tmp_path / "empty")
+
+
+def test_the_embedded_default_is_loaded_when_no_path_is_given(tmp_path, monkeypatch):
+    import edge.core.bundle as bundle_module
+
+    assert load_bundle(None).path == bundle_module.DEFAULT_BUNDLE
+    missing = tmp_path / "default_bundle"
+    monkeypatch.setattr(bundle_module, "DEFAULT_BUNDLE", missing)
+    with pytest.raises(BundleError) as e:  # an installation without its default says so, not "not a bundle"
+        load_bundle()
+    one_line_naming(e, missing)
+    assert "default" in e.value.message and e.value.hint is None
+
+
+def test_update_card_keeps_the_hashes_valid(copy):
+    b = load_bundle(copy)
+    model = b.load_model()
+    nb = update_card(b, metrics={"auroc": 0.75}, threshold=0.41)
+    assert nb.path == copy and nb.load_model() is model  # the loaded model is kept, not loaded again
+    again = load_bundle(copy)
+    assert again.card["metrics"] == {"auroc": 0.75} and again.threshold == 0.41 == nb.threshold
+    assert again.card["files"] == b.card["files"] and again.sha256 == b.sha256
+
+
+def test_what_the_card_says(saved, copy):
+    assert (saved.labels, saved.task, saved.positive_label, saved.threshold) == (
+        ["not_fractured", "fractured"], "binary", "fractured", 0.37)
+    assert saved.positive_index() == 1 and saved.spec == SPEC and saved.model_id == "contract-bundle"
+    assert saved.arch == "tiny"
+    assert saved.summary() == "contract-bundle (tiny, binary, 2 classes, 16x16x1)"
+    _edit_card(copy, lambda c: [c.pop(k) for k in ("threshold", "model_id", "arch", "positive_label")])
+    bare = load_bundle(copy, verify=False)
+    assert (bare.threshold, bare.model_id, bare.arch, bare.positive_label, bare.positive_index()) == (
+        0.5, "bundle", "unknown", None, 0)
+
+
+def test_predictions_in_label_order(saved, model, canvases):
+    x = normalize(canvases, SPEC)
+    p = saved.predict_proba(x)
+    raw = model.predict(x, verbose=0)[:, 0]
+    np.testing.assert_allclose(p[:, 1], raw, rtol=1e-5)
+    np.testing.assert_allclose(p[:, 0], 1 - raw, rtol=1e-5)
+
+
+def test_to_probabilities():
+    raw = np.array([[0.8], [0.1]])
+    np.testing.assert_allclose(to_probabilities(raw, "binary", ["a", "b"], "a"), [[0.8, 0.2], [0.1, 0.9]])
+    np.testing.assert_allclose(to_probabilities(raw, "binary", ["a", "b"], "b"), [[0.2, 0.8], [0.9, 0.1]])
+    soft = np.array([[0.2, 0.3, 0.5]])
+    np.testing.assert_allclose(to_probabilities(soft, "multiclass", ["a", "b", "c"], None), soft)
+
+
+def test_a_damaged_model_file_is_a_bundle_error_when_loaded(copy):
+    (copy / "model.h5").write_bytes(b"not an HDF5 file")
+    with pytest.raises(BundleError, match="model.h5"):
+        load_bundle(copy, verify=False).load_model()

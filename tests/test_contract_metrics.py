@@ -1,0 +1,216 @@
+"""Metrics at their boundaries: a score equal to the threshold, positive counts where ceil and
+floor of the target count differ, confidences on calibration bin edges; every figure by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.core.metrics import (auroc, binary_metrics, bootstrap_auroc_ci, calibration, choose_threshold, compute_metrics,
+                               confusion_matrix, multiclass_metrics, roc_curve, subgroup_metrics)
+
+LABELS = ["fractured", "not_fractured"]
+
+
+def test_threshold_with_seven_positives_at_ninety_percent_is_the_lowest_positive():
+    # 0.9 * 7 = 6.3: all 7 positives are needed (ceil); floor would stop at the 6th (0.4)
+    pos = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    y = np.r_[np.ones(7), np.zeros(3)]
+    p = np.r_[pos, [0.35, 0.2, 0.1]]
+    thr = choose_threshold(y, p, 0.9)
+    assert thr == 0.3
+    m = binary_metrics(y, p, thr, LABELS, "fractured", ci=False)
+    assert m["sensitivity"] == 1.0  # the positive scored exactly at the threshold counts (>=, not >)
+    assert m["confusion"]["matrix"] == [[2, 1], [0, 7]]
+
+
+def test_threshold_when_the_target_count_is_whole():
+    # 10 positives at 0.9: exactly 9 needed -> the 9th highest
+    pos = np.linspace(1.0, 0.1, 10)
+    assert choose_threshold(np.ones(10), pos, 0.9) == pos[8]
+    assert choose_threshold(np.ones(10), pos) == pos[8]  # the default target is 90 %
+    assert choose_threshold(np.ones(10), pos, 1.0) == pos[9]
+    assert choose_threshold(np.ones(10), pos, 0.0) == pos[0]  # at least one positive is always kept
+    assert choose_threshold(np.r_[0, 0], np.r_[0.2, 0.3]) == 0.5  # no positives: the neutral threshold
+
+
+def test_score_equal_to_threshold_is_positive():
+    y, p = np.array([1, 0, 0, 1]), np.array([0.5, 0.5, 0.2, 0.9])
+    m = binary_metrics(y, p, 0.5, LABELS, "fractured", ci=False)
+    assert (m["confusion"]["matrix"], m["sensitivity"], m["specificity"]) == ([[1, 1], [0, 2]], 1.0, 0.5)
+
+
+def test_binary_metrics_every_field_by_hand():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    p = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.3, 0.4, 0.55])
+    m = binary_metrics(y, p, 0.5, LABELS, "fractured", ci=False)
+    tp, fn, fp, tn = 3, 1, 1, 3
+    prec, sens, spec, npv = tp / (tp + fp), tp / (tp + fn), tn / (tn + fp), tn / (tn + fn)
+    assert m["n"] == 8 and m["task"] == "binary" and m["threshold"] == 0.5 and m["positive_label"] == "fractured"
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert (m["precision"], m["recall"], m["sensitivity"], m["specificity"]) == pytest.approx((prec, sens, sens, spec))
+    assert m["f1"] == pytest.approx(2 * prec * sens / (prec + sens))
+    assert m["balanced_accuracy"] == pytest.approx((sens + spec) / 2)
+    neg = m["per_class"]["not_fractured"]
+    assert (neg["precision"], neg["recall"], neg["support"]) == pytest.approx((npv, spec, 4))
+    assert neg["f1"] == pytest.approx(2 * npv * spec / (npv + spec))
+    assert m["per_class"]["fractured"]["support"] == 4
+    assert m["macro_f1"] == pytest.approx((m["f1"] + neg["f1"]) / 2)
+    assert m["confusion"] == {"labels": ["not_fractured", "fractured"], "matrix": [[tn, fp], [fn, tp]]}
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    conf = np.where(p >= 0.5, p, 1 - p)
+    assert m["top1_confidence_mean"] == pytest.approx(conf.mean())
+    # positive beats negative in 4 + 3 + 1 + 3 of the 16 pairs, none tied
+    assert m["auroc"] == pytest.approx(11 / 16)
+    assert m["ece"] == m["calibration"]["ece"] == pytest.approx(calibration(p, y.astype(float))["ece"])
+    assert "auroc_ci95" not in m
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value encountered")
+def test_zero_denominators_give_zero_not_nan():
+    m = binary_metrics(np.array([1, 0]), np.array([0.1, 0.2]), 0.5, LABELS, "fractured", ci=False)
+    assert (m["precision"], m["recall"], m["f1"], m["specificity"]) == (0.0, 0.0, 0.0, 1.0)
+    empty = binary_metrics(np.array([], int), np.array([]), 0.5, LABELS, "fractured", ci=False)
+    assert empty["accuracy"] == 0.0 and empty["top1_confidence_mean"] == 0.0
+
+
+def test_compute_metrics_maps_the_positive_label_when_it_is_second():
+    labels = ["not_fractured", "fractured"]
+    probs = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
+    y_idx = np.array([1, 1, 0, 0])
+    m = compute_metrics(y_idx, probs, labels, "binary", "fractured", threshold=0.5, ci=False)
+    assert m["confusion"]["matrix"] == [[1, 1], [1, 1]]  # 0.5 at 0.5 is a positive call
+    assert m["auroc"] == pytest.approx(0.75)
+
+
+def test_bootstrap_interval():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    lo, hi = bootstrap_auroc_ci(y, np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), n=50)
+    assert (lo, hi) == (1.0, 1.0)
+    s = np.array([0.1, 0.6, 0.3, 0.4, 0.8, 0.9, 0.2, 0.7, 0.35, 0.5, 0.45, 0.65])
+    yy = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0])
+    wide = bootstrap_auroc_ci(yy, s, n=200, seed=1)
+    narrow = bootstrap_auroc_ci(yy, s, n=200, seed=1, level=0.5)
+    assert wide[0] < narrow[0] <= auroc(yy, s) <= narrow[1] < wide[1]
+    assert bootstrap_auroc_ci(yy, s, n=200, seed=1) == wide
+    assert bootstrap_auroc_ci(yy, s, n=200, seed=2) != wide
+    assert np.isnan(bootstrap_auroc_ci(np.ones(4), s[:4], n=20)).all()
+    assert bootstrap_auroc_ci(yy, s) == bootstrap_auroc_ci(yy, s, n=1000, seed=0, level=0.95)  # the defaults
+    lo0, hi0 = bootstrap_auroc_ci(yy, s, n=200, level=0.0)  # a zero-width level is the median
+    assert lo0 == hi0
+    # the one positive is image 0: resampling must be able to draw it
+    lo1, hi1 = bootstrap_auroc_ci(np.array([1, 0, 0, 0, 0]), np.array([0.9, 0.1, 0.2, 0.3, 0.4]), n=50)
+    assert (lo1, hi1) == (1.0, 1.0)
+    m = binary_metrics(yy, s, 0.5, LABELS, "fractured", ci=True)
+    assert m["auroc_ci95"] == list(bootstrap_auroc_ci(yy, s))
+
+
+def test_auroc_ties_and_degenerate_inputs():
+    # pairs: (0.5 vs 0.5) tie = 1/2, the other three ordered: 3.5 / 4
+    assert auroc(np.array([1, 0, 1, 0]), np.array([0.5, 0.5, 0.7, 0.2])) == 0.875
+    assert auroc(np.array([1, 1, 0]), np.array([0.4, 0.4, 0.4])) == 0.5
+    assert auroc(np.array([1, 0, 0, 1, 0]), np.array([0.3, 0.3, 0.3, 0.9, 0.1])) == pytest.approx((2 + 3) / 6)
+    assert np.isnan(auroc(np.array([1, 1]), np.array([0.1, 0.2])))
+    assert np.isnan(auroc(np.array([0, 0]), np.array([0.1, 0.2])))
+
+
+def test_roc_curve_with_ties_by_hand():
+    fpr, tpr, thr = roc_curve(np.array([1, 0, 1, 0, 1]), np.array([0.9, 0.9, 0.5, 0.3, 0.1]))
+    assert thr.tolist() == [np.inf, 0.9, 0.5, 0.3, 0.1]
+    assert tpr.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 1])
+    assert fpr.tolist() == pytest.approx([0, 0.5, 0.5, 1, 1])
+
+
+def test_roc_curve_with_a_single_positive_and_a_single_negative():
+    fpr, tpr, thr = roc_curve(np.array([0, 1, 0, 0]), np.array([0.2, 0.6, 0.7, 0.1]))
+    assert tpr.tolist() == [0, 0, 1, 1, 1] and fpr.tolist() == pytest.approx([0, 1 / 3, 1 / 3, 2 / 3, 1])
+    fpr, tpr, _ = roc_curve(np.array([1, 0, 1]), np.array([0.9, 0.5, 0.3]))
+    assert fpr.tolist() == [0, 0, 1, 1] and tpr.tolist() == [0, 0.5, 0.5, 1]
+
+
+def test_calibration_bins_at_their_edges():
+    conf = np.array([0.0, 0.1, 0.1, 0.15, 0.5, 0.95, 1.0])
+    correct = np.array([0, 0, 1, 1, 1, 1, 1], dtype=float)
+    cal = calibration(conf, correct)
+    assert [r["n"] for r in cal["bins"]] == [1, 3, 1, 2]
+    assert [r["lo"] for r in cal["bins"]] == pytest.approx([0.0, 0.1, 0.5, 0.9])
+    assert [r["hi"] for r in cal["bins"]] == pytest.approx([0.1, 0.2, 0.6, 1.0])
+    b1 = cal["bins"][1]
+    assert (b1["confidence"], b1["accuracy"]) == pytest.approx((0.35 / 3, 2 / 3))
+    want = (1 * 0.0 + 3 * abs(2 / 3 - 0.35 / 3) + 1 * 0.5 + 2 * abs(1 - 0.975)) / 7
+    assert cal["ece"] == pytest.approx(want)
+
+
+def test_calibration_bin_count():
+    conf = np.array([0.24, 0.26, 0.74, 0.76])
+    cal = calibration(conf, np.ones(4), bins=2)
+    assert [(r["lo"], r["hi"], r["n"]) for r in cal["bins"]] == [(0.0, 0.5, 2), (0.5, 1.0, 2)]
+    assert cal["ece"] == pytest.approx(np.mean(1 - conf))
+
+
+@pytest.mark.xfail(strict=True, reason="np.linspace(0, 1, 11)[3] is 0.30000000000000004, so a confidence of exactly "
+                                       "0.3 (also 0.6, 0.7) is counted in the bin that ends at 0.3")
+def test_confidence_on_an_inexact_edge_goes_to_the_bin_it_starts():
+    cal = calibration(np.array([0.3, 0.6, 0.7]), np.ones(3))
+    assert [r["lo"] for r in cal["bins"]] == [0.3, 0.6, 0.7]
+
+
+def test_multiclass_metrics_by_hand():
+    labels = ["a", "b", "c", "d"]
+    probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4],
+                      [0.4, 0.3, 0.2, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    y = np.array([0, 1, 2, 1, 3])
+    m = multiclass_metrics(y, probs, labels, ci=False)
+    # predictions 0, 1, 3, 0, 3
+    assert m["confusion"]["matrix"] == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1]]
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    a, b, c, d = (m["per_class"][k] for k in labels)
+    assert (a["precision"], a["recall"], a["specificity"], a["support"]) == pytest.approx((0.5, 1.0, 3 / 4, 1))
+    assert (b["precision"], b["recall"], b["specificity"]) == pytest.approx((1.0, 0.5, 1.0))
+    assert (c["precision"], c["recall"], c["f1"], c["specificity"]) == pytest.approx((0.0, 0.0, 0.0, 1.0))
+    assert (d["precision"], d["recall"], d["specificity"]) == pytest.approx((0.5, 1.0, 3 / 4))
+    assert m["recall"] == m["sensitivity"] == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert m["precision"] == pytest.approx((0.5 + 1 + 0 + 0.5) / 4)
+    assert m["specificity"] == pytest.approx((0.75 + 1 + 1 + 0.75) / 4)
+    assert m["f1"] == pytest.approx(np.mean([v["f1"] for v in m["per_class"].values()]))
+    assert a["auroc"] == pytest.approx(auroc(y == 0, probs[:, 0]))
+    assert m["auroc"] == pytest.approx(np.mean([auroc(y == i, probs[:, i]) for i in range(4)]))
+    # top-3: sample 2 (true c, ranks d, c, b) and sample 3 (true b, ranks a, b, c) are in; all five are
+    assert m["top3_accuracy"] == 1.0
+    assert m["calibration"]["ece"] == m["ece"]
+    assert m["ece"] == pytest.approx(calibration(probs.max(axis=1), (probs.argmax(1) == y).astype(float))["ece"])
+    assert (m["task"], m["threshold"], m["n"]) == ("multiclass", None, 5)
+
+
+def test_multiclass_top3_misses_and_interval():
+    probs = np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.3, 0.2], [0.1, 0.6, 0.2, 0.1]])
+    y = np.array([3, 0, 2, 1])
+    m = multiclass_metrics(y, probs, list("abcd"))  # the interval is on by default, seed 0
+    assert m["top3_accuracy"] == pytest.approx(2 / 4)
+    # class a: predicted for the d image (fp) and missed on its own (fn): tn = 4 - 0 - 1 - 1 = 2
+    assert m["per_class"]["a"]["specificity"] == pytest.approx(2 / 3)
+    assert m["auroc_ci95"] == multiclass_metrics(y, probs, list("abcd"), ci=True, seed=0)["auroc_ci95"]
+    lo, hi = m["auroc_ci95"]
+    assert 0.0 <= lo <= hi <= 1.0
+    assert compute_metrics(y, probs, list("abcd"), "multiclass", ci=False)["accuracy"] == pytest.approx(2 / 4)
+
+
+def test_confusion_matrix_counts_repeats():
+    assert confusion_matrix(np.array([0, 0, 1, 1, 1]), np.array([0, 0, 1, 0, 1]), 3).tolist() == \
+        [[2, 0, 0], [1, 2, 0], [0, 0, 0]]
+
+
+def test_subgroups_at_the_minimum_size():
+    y = np.array([1, 0] * 6)
+    p = np.linspace(0.05, 0.95, 12)
+    probs = np.c_[p, 1 - p]
+    idx = np.arange(12)
+    # the small group first (every group is reported), then a 0/1 mask (a metadata column) of exactly 10
+    groups = {"nine": idx < 9, "ten": (idx < 10).astype(np.int64)}
+    out = subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups)  # default min_n = 10
+    assert out["nine"] == {"n": 9, "note": "fewer than 10 images"}
+    full = compute_metrics(y[:10], probs[:10], LABELS, "binary", "fractured", 0.3, ci=False)
+    assert out["ten"] == {k: full[k] for k in ("n", "accuracy", "precision", "recall", "f1", "auroc", "sensitivity",
+                                                 "specificity")}
+    assert out["ten"]["n"] == 10
+    assert subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups, min_n=9)["nine"]["n"] == 9
