@@ -42,7 +42,7 @@ def test_sniff_reads_the_content_not_the_name():
 
 
 def test_a_directory_is_a_named_read_error(tmp_path):
-    with pytest.raises(ImageReadError, match="cannot read file") as e:
+    with pytest.raises(ImageReadError, match="is a directory") as e:
         read_image(tmp_path)
     assert e.value.path == str(tmp_path)
 
@@ -50,7 +50,7 @@ def test_a_directory_is_a_named_read_error(tmp_path):
 def test_empty_unknown_and_missing_are_named_errors(tmp_path):
     with pytest.raises(ImageReadError, match="^up.png: empty file"):
         decode_bytes(b"", name="up.png")
-    with pytest.raises(ImageReadError, match="^x.bin: not a PNG, JPEG or DICOM"):
+    with pytest.raises(ImageReadError, match="^x.bin: not a PNG, JPEG, WebP or DICOM"):
         decode_bytes(b"hello world", name="x.bin")
     with pytest.raises(ImageReadError, match="^.*nope.jpg: file not found$") as e:
         read_image(tmp_path / "nope.jpg")
@@ -130,8 +130,6 @@ def test_truncated_jpeg_is_refused_but_zero_padding_is_not(jpeg):
         decode_bytes(jpeg + b"XX", name="junk.jpg")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a JPEG cut in half with an end-of-image marker appended decodes without "
-                                       "error (the missing half is filled in), because only the final marker is checked")
 def test_half_a_jpeg_with_its_end_marker_is_refused(jpeg):
     with pytest.raises(ImageReadError):
         decode_bytes(jpeg[: len(jpeg) // 2] + b"\xff\xd9", name="half.jpg")
@@ -140,11 +138,11 @@ def test_half_a_jpeg_with_its_end_marker_is_refused(jpeg):
 def test_corrupt_png_is_an_image_error():
     noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)  # does not compress
     data = bytearray(png_bytes(noise))
-    with pytest.raises(ImageReadError, match="^cut.png: truncated image$") as e:
+    with pytest.raises(ImageReadError, match="^cut.png: truncated or corrupt PNG") as e:
         decode_bytes(bytes(data[: len(data) // 2]), name="cut.png")
     assert e.value.path == "cut.png"
     data[len(data) // 2] ^= 0xFF  # inside the compressed pixels: a CRC or zlib failure, named as corruption
-    with pytest.raises(ImageReadError, match="^bad.png: corrupt image") as e:
+    with pytest.raises(ImageReadError, match="^bad.png: truncated or corrupt PNG") as e:
         decode_bytes(bytes(data), name="bad.png")
 
 
@@ -199,7 +197,7 @@ def test_dicom_frames_and_pixel_limit(tmp_path):
     assert decode_bytes(data).frames == 4
     # 4 frames of 4 x 5 = 80 pixels: accepted at exactly 80, refused at 79
     assert decode_bytes(data, max_pixels=80).pixels.shape == (4, 5)
-    with pytest.raises(ImageReadError, match="not accepted"):
+    with pytest.raises(ImageReadError, match="too large"):
         decode_bytes(data, max_pixels=79)
     for f, v in ((0, 10), (3, 40)):
         got = decode_bytes(data, frame=f).pixels

@@ -173,17 +173,16 @@ def test_normalize_of_the_default_spec_is_exact():
     np.testing.assert_array_equal(normalize(u8, PreprocessSpec())[..., 0], (u8 / 255.0).astype(np.float32))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (parity): normalize computes (u8 - mean) / std in float32 arithmetic, the "
-                                       "phone (android_demo Preprocessor.normalize) in float64 rounded to float; with "
-                                       "the ImageNet means they differ in the last bit for about half the grey values")
 @pytest.mark.parametrize("mean,std", [((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)), ((114.799,), (1.0,)),
                                       ((123.68,), (58.395,))])
-def test_normalize_rounds_once_like_the_phone(mean, std):
+def test_normalize_is_float32_arithmetic_like_the_phone(mean, std):
+    # The contract both sides keep (android_demo Preprocessor.normalize): mean and std rounded to float32,
+    # then (u8 - mean) / std in float32. float64-then-round differs in the last bit for half the grey values.
     spec = PreprocessSpec(channels=len(mean), mean=mean, std=std)
     u8 = np.arange(256, dtype=np.uint8).reshape(16, 16)
     got = normalize(u8, spec)
     for c in range(len(mean)):
-        want = ((u8.astype(np.float64) - mean[c]) / std[c]).astype(np.float32)  # Kotlin: (Int - Double) / Double -> toFloat
+        want = (u8.astype(np.float32) - np.float32(mean[c])) / np.float32(std[c])
         np.testing.assert_array_equal(got[..., c], want)
 
 
