@@ -47,7 +47,7 @@ def build_spec(bundle: Bundle, precision: str, input_details: dict[str, Any], ou
         "input": _tensor(input_details),
         "output": _tensor(output_details, "sigmoid" if bundle.task == "binary" else "softmax"),
         "source": {"arch": bundle.arch, "bundle": bundle.path.name,
-                   "compression": bundle.card.get("compression")},
+                   "compression": bundle.card.to_dict()["compression"]},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     spec.update(extra or {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +187,7 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
     if cfg.prune is not None and not 0.0 < cfg.prune < 1.0:
         raise EdgeError(f"--prune takes a sparsity between 0 and 1, not {cfg.prune}")
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    if (b.card.get("compression") or {}).get("qat"):
+    if b.qat:
         raise EdgeError("this bundle is already quantization-aware", b.path, "compress the float bundle it came from")
     keras.utils.set_random_seed(cfg.seed)
     ds = discover(cfg.data).capped(cfg.max_per_class, cfg.seed)
@@ -233,14 +233,14 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
              for k, (_, y) in evals.items()}
     agree = {k: agreement(b, p_before[k], p_after[k]) for k in evals}
 
-    card = {k: v for k, v in b.card.items() if k not in ("files", "bundle_sha256", "created", "format", "version")}
-    card["model_id"] = f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}"
-    card["metrics"] = after
-    card["compression"] = {
-        "qat": cfg.qat, "prune": cfg.prune, "sparsity": sparsity(work), "source_bundle_sha256": b.sha256,
+    compression = {
+        "prune": cfg.prune, "sparsity": sparsity(work), "source_bundle_sha256": b.sha256,
         "source_model_id": b.model_id, "config": asdict(cfg), "eval_split": eval_name or "train",
         "metrics_before": before, "metrics_after": after, "agreement_with_source": agree, "tfmot": _tfmot_version(), "tensorflow": tf.__version__,
     }
+    # the same contract (labels, threshold, preprocessing) with the graph now quantization-aware
+    card = replace(b.card, contract=replace(b.card.contract, qat=cfg.qat), model_id=f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}",
+                   metrics=after, compression=compression, created=None, files={}, bundle_sha256="")
     out = save_bundle(cfg.out, work, card, calibration=b.calibration_canvases())
     log.info("compressed bundle: %s", out.path)
     return out

@@ -198,7 +198,7 @@ def convert_bundle(bundle: Bundle | str | Path | None = None, precision: str = "
         raise EdgeError("output file must end in .tflite", out)
     spec = b.spec
     model = b.load_model()
-    qat = bool((b.card.get("compression") or {}).get("qat"))
+    qat = b.qat
 
     calib_info: dict[str, Any] | None = None
     if precision == "int8":

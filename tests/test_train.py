@@ -26,7 +26,7 @@ def test_every_architecture_trains_and_writes_a_bundle(small_data, tmp_path, arc
     b2 = load_bundle(b.path)
     assert b2.arch == arch and b2.task == "binary" and b2.positive_label == "fractured"
     assert b2.spec.channels == (1 if arch in ("custom", "tiny") else 3)
-    assert set(b2.card["metrics"]) == {"val", "test"}
+    assert set(b2.card.metrics) == {"val", "test"}
     assert 0.0 <= b2.threshold <= 1.0
     model = b2.load_model()
     assert model.input_shape[1:] == (size, size, b2.spec.channels)
@@ -53,7 +53,7 @@ def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]  # epochs 1-2 kept, 3-4 added, none repeated
     assert rows[:2] == first
     assert json.loads((tmp_path / "run" / "state.json").read_text())["phases_done"] == ["all"]
-    assert bundle.card["training"]["epochs"] == 4
+    assert bundle.card.training["epochs"] == 4
 
 
 def test_resume_refuses_other_settings(small_data, tmp_path):
@@ -65,8 +65,8 @@ def test_resume_refuses_other_settings(small_data, tmp_path):
 @pytest.mark.parametrize("mode", ["class_weight", "oversample", "focal", "none"])
 def test_each_imbalance_mode(small_data, tmp_path, mode):
     b = train(_cfg(small_data, tmp_path / mode, imbalance=mode), progress=False)
-    assert b.card["imbalance"] == mode
-    assert (b.card["training"]["class_weights"] is not None) == (mode == "class_weight")
+    assert b.card.imbalance == mode
+    assert (b.card.training["class_weights"] is not None) == (mode == "class_weight")
 
 
 def test_imbalance_helpers():
@@ -83,7 +83,7 @@ def test_multiclass_fracture_types(bone_types, tmp_path):
     b = train(_cfg(bone_types, tmp_path / "types", max_per_class=5, val_fraction=0.4), progress=False)
     assert b.task == "multiclass" and len(b.labels) == 10 and b.positive_label is None
     assert b.load_model().output_shape == (None, 10)
-    assert set(b.card["metrics"]["val"]["per_class"]) == set(b.labels)
+    assert set(b.card.metrics["val"]["per_class"]) == set(b.labels)
 
 
 def test_imagenet_weights_load_from_keras_cache_offline(tmp_path, monkeypatch):
@@ -123,6 +123,6 @@ def test_pretrained_two_phase_training_records_phases(small_data, tmp_path, monk
     ref.save_weights(str(tmp_path / "keras" / "models" / IMAGENET_FILES["vgg16"][0]))
     b = train(_cfg(small_data, tmp_path / "ft", arch="vgg16", weights="imagenet", warmup_epochs=1, max_per_class=4),
               progress=False)
-    assert b.card["training"]["phases"] == ["warmup", "finetune"]
+    assert b.card.training["phases"] == ["warmup", "finetune"]
     # the frozen-backbone warm-up must not have changed the first conv layer; fine-tuning only the top blocks neither
     assert np.array_equal(b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])

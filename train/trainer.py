@@ -23,6 +23,7 @@ import numpy as np
 from edge.core import plots
 from edge.core._tf import keras, tf
 from edge.core.bundle import Bundle, save_bundle, to_probabilities
+from edge.core.card import Contract, ModelCard
 from edge.core.data import Dataset, discover, load_canvases, positive_label
 from edge.core.errors import DataError, EdgeError
 from edge.core.fsutil import write_json
@@ -263,25 +264,19 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
 
     rng = np.random.default_rng(cfg.seed)
     calib = x_tr[np.sort(rng.permutation(len(x_tr))[: cfg.calibration_samples])]
-    card = {
-        "model_id": cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
-        "arch": cfg.arch,
-        "task": task,
-        "labels": classes,
-        "positive_label": pos,
-        "threshold": threshold,
-        "threshold_policy": {"target_sensitivity": cfg.target_sensitivity, "chosen_on": "val"} if task == "binary" else None,
-        "preprocess": spec.to_dict(),
-        "gradcam_layer": info.gradcam_layer,
-        "params": int(model.count_params()),
-        "training": {**cfg_dict, "augmentation": describe(aug_pipe), "phases": [p[0] for p in phases],
-                     "class_weights": class_w if cfg.imbalance == "class_weight" else None,
-                     "tensorflow": tf.__version__, "skipped_files": len(bad_all)},
-        "imbalance": cfg.imbalance,
-        "data": fingerprint(ds),
-        "metrics": metrics,
-        "compression": None,
-    }
+    policy = {"target_sensitivity": cfg.target_sensitivity, "chosen_on": "val"} if task == "binary" else None
+    card = ModelCard(
+        Contract.create(cfg.arch, task, classes, pos, threshold, spec, policy),
+        model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
+        gradcam_layer=info.gradcam_layer,
+        params=int(model.count_params()),
+        training={**cfg_dict, "augmentation": describe(aug_pipe), "phases": [p[0] for p in phases],
+                  "class_weights": class_w if cfg.imbalance == "class_weight" else None,
+                  "tensorflow": tf.__version__, "skipped_files": len(bad_all)},
+        imbalance=cfg.imbalance,
+        data=fingerprint(ds),
+        metrics=metrics,
+    )
     extra = {"curves.png": curves} if curves else {}
     return save_bundle(run / "bundle", model, card, extra=extra, calibration=calib)
 

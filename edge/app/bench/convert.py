@@ -36,14 +36,14 @@ def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, xnn
 def _arch_bundle(arch: str, size: int, canvases: np.ndarray, dest: Path):
     """A weights=None bundle of a backbone (sizes and speed do not depend on the weights' values)."""
     from edge.core.bundle import save_bundle
+    from edge.core.card import Contract, ModelCard
     from edge.core.preprocess import PreprocessSpec
     from train.models import create_model, get_arch
 
     spec = PreprocessSpec.for_arch(arch, size)
     model = create_model(arch, spec.input_shape, 1)
-    card = {"model_id": f"bench-{arch}-{size}", "arch": arch, "task": "binary", "labels": ["fractured", "not_fractured"],
-            "positive_label": "fractured", "threshold": 0.5, "preprocess": spec.to_dict(),
-            "gradcam_layer": get_arch(arch).gradcam_layer, "compression": None, "metrics": {}}
+    card = ModelCard(Contract.create(arch, "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
+                     model_id=f"bench-{arch}-{size}", gradcam_layer=get_arch(arch).gradcam_layer)
     return save_bundle(dest, model, card, calibration=canvases)
 
 

@@ -40,8 +40,8 @@ def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_
 
     b = run(bundle, CompressConfig(data=data, out=out, qat=qat, prune=prune, epochs=epochs, lr=lr,
                                    distill=distill, batch_size=batch_size, max_per_class=max_per_class))
-    c = b.card["compression"]
-    click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {c['qat']})")
+    c = b.card.compression or {}
+    click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {b.qat})")
     for split, after in c["metrics_after"].items():
         before = c["metrics_before"].get(split, {})
         agree = c.get("agreement_with_source", {}).get(split, {})

@@ -45,7 +45,7 @@ def train(**kw) -> None:
 
     kw["channels"] = int(kw["channels"]) if kw["channels"] else None
     bundle = run_training(TrainConfig(**kw))
-    m = bundle.card["metrics"]
+    m = bundle.card.metrics
     click.echo(f"bundle: {bundle.path}")
     for split, v in m.items():
         ci = v.get("auroc_ci95")
