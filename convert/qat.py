@@ -22,6 +22,7 @@ from edge.core._tf import keras, tf
 from edge.core.bundle import Bundle, load_bundle, save_bundle
 from edge.core.data import Dataset, discover, load_canvases
 from edge.core.errors import DataError, EdgeError
+from edge.core.inference import decisions
 from edge.core.metrics import compute_metrics
 from edge.core.preprocess import normalize
 from edge.core.progress import bar
@@ -75,11 +76,7 @@ def _probabilities(model, bundle: Bundle, canv: np.ndarray) -> np.ndarray:
 def agreement(bundle: Bundle, p_source: np.ndarray, p_new: np.ndarray) -> dict[str, float]:
     """How often the compressed model makes the source model's decision (the one edge.core.inference
     makes: the bundle's threshold for binary models, argmax otherwise), and how far apart they are."""
-    if bundle.task == "binary":
-        pi, t = bundle.positive_index(), bundle.threshold
-        same = (p_source[:, pi] >= t) == (p_new[:, pi] >= t)
-    else:
-        same = p_source.argmax(axis=1) == p_new.argmax(axis=1)
+    same = decisions(bundle, p_source) == decisions(bundle, p_new)
     return {"agreement": float(same.mean()), "max_abs_diff": float(np.abs(p_source - p_new).max()), "n": int(len(same))}
 
 

@@ -93,7 +93,7 @@ class Bundle:
 
     def calibration_canvases(self) -> np.ndarray | None:
         p = self.path / CALIB_FILE
-        if not p.exists():
+        if CALIB_FILE not in self.card.files or not p.exists():  # an unlisted file is not part of the bundle
             return None
         with np.load(p) as z:
             return z["canvases"]

@@ -55,7 +55,7 @@ def write_vectors(model: EdgeModel, images: list[Path], out: str | Path) -> dict
             (tmp / case["letterbox_u8"]).write_bytes(u8.tobytes())
             (tmp / case["input_f32"]).write_bytes(x.astype("<f4").tobytes())
             x_in = model.quantize_input(x)
-            if model.spec["input"]["dtype"] in ("uint8", "int8"):
+            if model.spec.input.dtype in ("uint8", "int8"):
                 case["input_q"] = f"{name}.q.bin"
                 (tmp / case["input_q"]).write_bytes(x_in.tobytes())
             raw = model.invoke_raw(x_in)
@@ -70,7 +70,7 @@ def write_vectors(model: EdgeModel, images: list[Path], out: str | Path) -> dict
                 decision, label = None, model.labels[int(np.argmax(probs))]
             case["expected"] = {"probabilities": label_probs, "label": label, "decision": decision}
             cases.append(case)
-        manifest = {"format": "fracture-edge/parity-vectors", "version": 1, "spec": model.spec, "tolerance": TOLERANCE,
+        manifest = {"format": "fracture-edge/parity-vectors", "version": 1, "spec": model.spec.to_dict(), "tolerance": TOLERANCE,
                     "model_file": model.path.name, "model_sha256": model.sha256, "cases": cases}
         write_json(tmp / "manifest.json", manifest)
     return manifest
