@@ -140,3 +140,25 @@ def test_cli_convert(conv_bundle, tmp_path):
     assert r.exit_code == 0, r.output  # the alias and --format naming the same format agree
     assert out.is_file() and (tmp_path / "cli_fp16_report" / "report.json").is_file()
     assert EdgeModel.load(out).precision == "fp16"
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_cli_interrupted_while_writing_leaves_no_tmp_files(conv_bundle, tmp_path, monkeypatch, signum):
+    """A real signal to this process mid-write (Ctrl-C, or kill/timeout's SIGTERM): exit 130, the output
+    folder as it was, no hidden .tmp files."""
+    import os
+    import signal
+
+    real = ct._write_chunks
+
+    def signalled(path, data, chunk=1 << 20):
+        real(path, data[: len(data) // 2], chunk)
+        os.kill(os.getpid(), getattr(signal, signum))
+        real(path, data, chunk)  # not reached: the handler raises at the next bytecode
+
+    monkeypatch.setattr(ct, "_write_chunks", signalled)
+    before = signal.getsignal(signal.SIGTERM)
+    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--float32", "-o", str(tmp_path / "m.tflite")])
+    assert r.exit_code == 130 and "interrupted" in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the command put the default back

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import click
 
 from convert.tflite import FORMATS
 from edge.core.report import fmt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, timeout, a CI job cancelled) raises KeyboardInterrupt while a command writes,
+    so the atomic writers remove their hidden .tmp files as they do on Ctrl-C; Python's default
+    SIGTERM action exits at once and left them next to the output."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def format_options(command):
@@ -55,8 +79,9 @@ def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_
     from convert.qat import CompressConfig
     from convert.qat import compress as run
 
-    b = run(bundle, CompressConfig(data=data, out=out, qat=qat, prune=prune, epochs=epochs, lr=lr,
-                                   distill=distill, batch_size=batch_size, max_per_class=max_per_class))
+    with sigterm_as_interrupt():
+        b = run(bundle, CompressConfig(data=data, out=out, qat=qat, prune=prune, epochs=epochs, lr=lr,
+                                       distill=distill, batch_size=batch_size, max_per_class=max_per_class))
     c = b.card.compression or {}
     click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {b.qat})")
     for split, after in c["metrics_after"].items():
@@ -100,8 +125,9 @@ def convert(bundle, fmt_name, calib, calib_max, io_type, keep_float, keep_float_
     kf = None
     if keep_float:
         kf = "auto" if keep_float == "auto" else [t.strip() for t in keep_float.split(",") if t.strip()]
-    c = convert_bundle(bundle, precision, out=out, calib=calib, io_type=io_type, keep_float=kf,
-                       keep_float_tol=keep_float_tol, debug=not no_debug, calib_max=calib_max)
+    with sigterm_as_interrupt():
+        c = convert_bundle(bundle, precision, out=out, calib=calib, io_type=io_type, keep_float=kf,
+                           keep_float_tol=keep_float_tol, debug=not no_debug, calib_max=calib_max)
     r = c.report
     click.echo(f"{c.path}: {r['size_bytes'] / 1e6:.3f} MB ({fmt(r['size_vs_float32'])}x float32 weights), "
                f"{sum(r['ops'].values())} ops, {len(r['precision_leftovers'])} left in another precision, "
