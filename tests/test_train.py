@@ -56,6 +56,39 @@ def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
     assert bundle.card.training["epochs"] == 4
 
 
+class _LastWeights(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.by_epoch = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.by_epoch[epoch] = [w.copy() for w in self.model.get_weights()]
+
+
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(small_data, tmp_path):
+    """Same batches, augmentation, dropout masks and optimizer steps after a kill as without one."""
+    cfg = _cfg(small_data, tmp_path / "resumed", epochs=4, patience=10)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, callbacks=[_Crash()])
+    resumed = _LastWeights()
+    train(cfg, progress=False, callbacks=[resumed])
+    straight = _LastWeights()
+    train(_cfg(small_data, tmp_path / "straight", epochs=4, patience=10), progress=False, callbacks=[straight])
+    assert sorted(resumed.by_epoch) == [2, 3]
+    for epoch in (2, 3):
+        assert all(np.array_equal(a, b) for a, b in zip(resumed.by_epoch[epoch], straight.by_epoch[epoch])), epoch
+    logs = [list(csv.DictReader(open(tmp_path / run / "log_all.csv"))) for run in ("resumed", "straight")]
+    assert logs[0] == logs[1]  # every loss and metric, to the last digit
+
+
+def test_every_epoch_sees_new_batches(small_data, tmp_path):
+    from train.pipeline import BatchPlan
+
+    plan = BatchPlan(np.arange(20) % 2, 8, seed=1, balanced=False)
+    first = [list(next(plan.batches())[0]) for _ in range(3)]  # tf.data stops pulling after the last batch
+    assert plan.epoch == 3 and first[0] != first[1] != first[2]
+
+
 def test_resume_refuses_other_settings(small_data, tmp_path):
     train(_cfg(small_data, tmp_path / "r"), progress=False)
     with pytest.raises(EdgeError, match="other settings"):
