@@ -192,3 +192,39 @@ def test_weights_only_load_reproduces_the_saved_model(tmp_path):
     x = np.random.default_rng(0).random((3, *spec.input_shape)).astype(np.float32)
     b = save_bundle(tmp_path / "b", model, _tiny_card(spec))
     np.testing.assert_array_equal(load_bundle(b.path).load_model().predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def _rehash(card: dict) -> None:
+    """What an attacker who rewrites hashes does: a card consistent with its own (edited) content."""
+    from edge.core.card import ModelCard as MC
+
+    card["bundle_sha256"] = MC.from_dict({**card, "bundle_sha256": ""}, "x").content_hash()
+
+
+def test_listed_files_must_lie_inside_the_bundle(default_copy, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of any bundle")
+    from edge.core.fsutil import sha256_file
+
+    _edit_card(default_copy, lambda c: (c["files"].update({"../secret.txt": sha256_file(secret)}), _rehash(c)))
+    with pytest.raises(BundleError, match="outside the bundle"):
+        load_bundle(default_copy)
+
+
+def test_an_unlisted_calibration_file_is_not_used(default_copy):
+    assert load_bundle(default_copy).calibration_canvases() is not None
+    _edit_card(default_copy, lambda c: (c["files"].pop("calibration.npz"), _rehash(c)))
+    b = load_bundle(default_copy)  # consistent card, file still on disk
+    assert (default_copy / "calibration.npz").is_file() and b.calibration_canvases() is None
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c.update(format="other/format"), "not a fracture-edge bundle card"),
+    (lambda c: c.update(version="2"), "positive integer"),
+    (lambda c: c.pop("files"), "lacks 'files'"),
+    (lambda c: c["files"].pop("model.h5"), "lists no model.h5"),
+])
+def test_malformed_cards(default_copy, edit, words):
+    _edit_card(default_copy, edit)
+    with pytest.raises(BundleError, match=words):
+        load_bundle(default_copy)
