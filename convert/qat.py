@@ -175,6 +175,28 @@ def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 8)
     return count
 
 
+def _fine_tune(b: Bundle, model, x: np.ndarray, t: np.ndarray, cfg: CompressConfig, loss: str, verbose: int):
+    """Pruning and/or QAT on a copy of ``model`` (the source bundle's cached model is left as it was)."""
+    work = keras.models.clone_model(model)
+    work.set_weights(model.get_weights())
+    if cfg.freeze_bn:  # a frozen BN layer runs in inference mode in tf-keras, moving statistics untouched
+        for layer in work.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+    if cfg.prune:
+        work = _prune(work, cfg.prune, x, t, cfg, loss, verbose)
+    if cfg.qat:
+        try:
+            work = _quantize(work, keep_sparsity=bool(cfg.prune))
+        except (ValueError, RuntimeError) as e:
+            raise EdgeError(f"quantization-aware training cannot wrap this model ({str(e).splitlines()[0][:200]})", b.path) from None
+        n_ranges = calibrate_ranges(work, model, x[: cfg.calibration_images])
+        log.info("seeded %d activation ranges from %d images", n_ranges, min(len(x), cfg.calibration_images))
+        work.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
+        work.fit(x, t, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=verbose, shuffle=True)
+    return work
+
+
 def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: bool | None = None) -> Bundle:
     """Fine-tune ``bundle`` with QAT and/or pruning on ``cfg.data`` and write a new bundle to ``cfg.out``.
 
@@ -207,24 +229,7 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
     t = model.predict(x, batch_size=32, verbose=0).astype(np.float32) if cfg.distill else _targets(y_tr, b)
     loss = "binary_crossentropy" if b.task == "binary" else "categorical_crossentropy"
 
-    # a fresh copy, so the source bundle's cached model is left as it was
-    work = keras.models.clone_model(model)
-    work.set_weights(model.get_weights())
-    if cfg.freeze_bn:  # a frozen BN layer runs in inference mode in tf-keras, moving statistics untouched
-        for layer in work.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-    if cfg.prune:
-        work = _prune(work, cfg.prune, x, t, cfg, loss, verbose)
-    if cfg.qat:
-        try:
-            work = _quantize(work, keep_sparsity=bool(cfg.prune))
-        except (ValueError, RuntimeError) as e:
-            raise EdgeError(f"quantization-aware training cannot wrap this model ({str(e).splitlines()[0][:200]})", b.path) from None
-        n_ranges = calibrate_ranges(work, model, x[: cfg.calibration_images])
-        log.info("seeded %d activation ranges from %d images", n_ranges, min(len(x), cfg.calibration_images))
-        work.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
-        work.fit(x, t, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=verbose, shuffle=True)
+    work = _fine_tune(b, model, x, t, cfg, loss, verbose)
     p_after = {k: _probabilities(work, b, c) for k, (c, _) in evals.items()}
     after = {k: compute_metrics(y, p_after[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
              for k, (_, y) in evals.items()}

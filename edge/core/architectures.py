@@ -106,7 +106,8 @@ def _application(arch: str):
     def build(input_shape, n_outputs: int, dropout: float = 0.3, base_weights: str | None = None, **_):
         keras = _keras()
         app = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50}[arch]
-        base = app(include_top=False, weights=None, input_shape=tuple(input_shape))
+        # a named input: an unnamed one is called input_N by a process-wide counter
+        base = app(include_top=False, weights=None, input_tensor=keras.Input(shape=tuple(input_shape), name="image"))
         if base_weights is not None:  # the ImageNet file training fetched (train.models)
             base.load_weights(str(base_weights))
         # Flat graph: the head continues from the backbone's output tensor, nothing nested.

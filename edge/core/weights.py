@@ -64,7 +64,15 @@ def rebuild(card: ModelCard):
 
 
 def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | None:
-    """The first difference between the rebuilt graph and the file's layers, in words, or None."""
+    """The first difference between the rebuilt graph and the file's layers, in words, or None.
+
+    Input layers carry no weights and older files name them by Keras' process-wide counter
+    (input_1, input_2...), so an input layer matches the graph's input whatever its name."""
+    inputs = {layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"}
+    if classes is not None:
+        renamed = {n: next(iter(inputs)) for n, c in classes.items() if c == "InputLayer" and len(inputs) == 1}
+        classes = {renamed.get(n, n): c for n, c in classes.items()}
+        names = [renamed.get(n, n) for n in names]
     built = {layer.name: type(layer).__name__ for layer in model.layers}
     if classes is not None:
         extra = [n for n in classes if n not in built]
