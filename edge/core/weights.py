@@ -11,6 +11,7 @@ weight arrays read into the rebuilt graph.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,32 +64,32 @@ def rebuild(card: ModelCard):
     return model
 
 
-def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | None:
-    """The first difference between the rebuilt graph and the file's layers, in words, or None.
+def _key(name: str, cls: str | None) -> str:
+    """A layer's name without Keras' process-wide counter suffix (tfmot's quantize_layer_2, an
+    unnamed input_3): the same graph built twice in one process numbers them differently."""
+    return "<input>" if cls == "InputLayer" else re.sub(r"_\d+$", "", name)
 
-    Input layers carry no weights and older files name them by Keras' process-wide counter
-    (input_1, input_2...), so an input layer matches the graph's input whatever its name."""
-    inputs = {layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"}
-    if classes is not None:
-        renamed = {n: next(iter(inputs)) for n, c in classes.items() if c == "InputLayer" and len(inputs) == 1}
-        classes = {renamed.get(n, n): c for n, c in classes.items()}
-        names = [renamed.get(n, n) for n in names]
-    built = {layer.name: type(layer).__name__ for layer in model.layers}
-    if classes is not None:
-        extra = [n for n in classes if n not in built]
-        if extra:
-            return f"layer '{extra[0]}' ({classes[extra[0]]}) is not part of the '{model.name}' architecture"
-        missing = [n for n in built if n not in classes]
-        if missing:
-            return f"layer '{missing[0]}' of the architecture is missing"
-        wrong = [n for n in built if classes[n] != built[n]]
-        if wrong:
-            return f"layer '{wrong[0]}' is a {classes[wrong[0]]}, the architecture has a {built[wrong[0]]}"
-    unknown = [n for n in names if n not in built]
-    if unknown:
-        return f"weights for layer '{unknown[0]}', which is not part of the '{model.name}' architecture"
-    if names != list(built):  # tf-keras stores every layer's name, in graph order
-        return "the file's layers are not the architecture's layers in the architecture's order"
+
+def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | None:
+    """The first difference between the rebuilt graph and the file's layers, in words, or None."""
+    if classes is None:  # save_bundle always stores the layer list; without it nothing can be compared
+        return "the file lists no layers (not written by save_bundle)"
+    built = [(layer.name, type(layer).__name__) for layer in model.layers]
+    stored = list(classes.items())
+    known = {_key(n, c) for n, c in built}
+    extra = [(n, c) for n, c in stored if _key(n, c) not in known]
+    if extra:
+        n, c = extra[0]
+        return f"layer '{n}' ({c}) is not part of the '{model.name}' architecture"
+    if len(stored) != len(built):
+        return f"the file has {len(stored)} layers, the architecture {len(built)}"
+    for (fn, fc), (bn, bc) in zip(stored, built):
+        if fc != bc:
+            return f"layer '{fn}' is a {fc}, the architecture has a {bc} there"
+        if _key(fn, fc) != _key(bn, bc):
+            return f"layer '{fn}' stands where the architecture has '{bn}'"
+    if [_key(n, classes.get(n)) for n in names] != [_key(n, c) for n, c in built]:
+        return "the file's weights are not stored in the architecture's layer order"
     return None
 
 
