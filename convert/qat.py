@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from edge.core._tf import keras, tf
 from edge.core.bundle import Bundle, load_bundle, save_bundle
 from edge.core.data import Dataset, discover, load_canvases
 from edge.core.errors import DataError, EdgeError
+from edge.core.inference import decisions
 from edge.core.metrics import compute_metrics
 from edge.core.preprocess import normalize
 from edge.core.progress import bar
@@ -75,11 +76,7 @@ def _probabilities(model, bundle: Bundle, canv: np.ndarray) -> np.ndarray:
 def agreement(bundle: Bundle, p_source: np.ndarray, p_new: np.ndarray) -> dict[str, float]:
     """How often the compressed model makes the source model's decision (the one edge.core.inference
     makes: the bundle's threshold for binary models, argmax otherwise), and how far apart they are."""
-    if bundle.task == "binary":
-        pi, t = bundle.positive_index(), bundle.threshold
-        same = (p_source[:, pi] >= t) == (p_new[:, pi] >= t)
-    else:
-        same = p_source.argmax(axis=1) == p_new.argmax(axis=1)
+    same = decisions(bundle, p_source) == decisions(bundle, p_new)
     return {"agreement": float(same.mean()), "max_abs_diff": float(np.abs(p_source - p_new).max()), "n": int(len(same))}
 
 
@@ -178,6 +175,28 @@ def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 8)
     return count
 
 
+def _fine_tune(b: Bundle, model, x: np.ndarray, t: np.ndarray, cfg: CompressConfig, loss: str, verbose: int):
+    """Pruning and/or QAT on a copy of ``model`` (the source bundle's cached model is left as it was)."""
+    work = keras.models.clone_model(model)
+    work.set_weights(model.get_weights())
+    if cfg.freeze_bn:  # a frozen BN layer runs in inference mode in tf-keras, moving statistics untouched
+        for layer in work.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+    if cfg.prune:
+        work = _prune(work, cfg.prune, x, t, cfg, loss, verbose)
+    if cfg.qat:
+        try:
+            work = _quantize(work, keep_sparsity=bool(cfg.prune))
+        except (ValueError, RuntimeError) as e:
+            raise EdgeError(f"quantization-aware training cannot wrap this model ({str(e).splitlines()[0][:200]})", b.path) from None
+        n_ranges = calibrate_ranges(work, model, x[: cfg.calibration_images])
+        log.info("seeded %d activation ranges from %d images", n_ranges, min(len(x), cfg.calibration_images))
+        work.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
+        work.fit(x, t, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=verbose, shuffle=True)
+    return work
+
+
 def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: bool | None = None) -> Bundle:
     """Fine-tune ``bundle`` with QAT and/or pruning on ``cfg.data`` and write a new bundle to ``cfg.out``.
 
@@ -187,7 +206,7 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
     if cfg.prune is not None and not 0.0 < cfg.prune < 1.0:
         raise EdgeError(f"--prune takes a sparsity between 0 and 1, not {cfg.prune}")
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    if (b.card.get("compression") or {}).get("qat"):
+    if b.qat:
         raise EdgeError("this bundle is already quantization-aware", b.path, "compress the float bundle it came from")
     keras.utils.set_random_seed(cfg.seed)
     ds = discover(cfg.data).capped(cfg.max_per_class, cfg.seed)
@@ -210,37 +229,20 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
     t = model.predict(x, batch_size=32, verbose=0).astype(np.float32) if cfg.distill else _targets(y_tr, b)
     loss = "binary_crossentropy" if b.task == "binary" else "categorical_crossentropy"
 
-    # a fresh copy, so the source bundle's cached model is left as it was
-    work = keras.models.clone_model(model)
-    work.set_weights(model.get_weights())
-    if cfg.freeze_bn:  # a frozen BN layer runs in inference mode in tf-keras, moving statistics untouched
-        for layer in work.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-    if cfg.prune:
-        work = _prune(work, cfg.prune, x, t, cfg, loss, verbose)
-    if cfg.qat:
-        try:
-            work = _quantize(work, keep_sparsity=bool(cfg.prune))
-        except (ValueError, RuntimeError) as e:
-            raise EdgeError(f"quantization-aware training cannot wrap this model ({str(e).splitlines()[0][:200]})", b.path) from None
-        n_ranges = calibrate_ranges(work, model, x[: cfg.calibration_images])
-        log.info("seeded %d activation ranges from %d images", n_ranges, min(len(x), cfg.calibration_images))
-        work.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
-        work.fit(x, t, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=verbose, shuffle=True)
+    work = _fine_tune(b, model, x, t, cfg, loss, verbose)
     p_after = {k: _probabilities(work, b, c) for k, (c, _) in evals.items()}
     after = {k: compute_metrics(y, p_after[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
              for k, (_, y) in evals.items()}
     agree = {k: agreement(b, p_before[k], p_after[k]) for k in evals}
 
-    card = {k: v for k, v in b.card.items() if k not in ("files", "bundle_sha256", "created", "format", "version")}
-    card["model_id"] = f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}"
-    card["metrics"] = after
-    card["compression"] = {
-        "qat": cfg.qat, "prune": cfg.prune, "sparsity": sparsity(work), "source_bundle_sha256": b.sha256,
+    compression = {
+        "prune": cfg.prune, "sparsity": sparsity(work), "source_bundle_sha256": b.sha256,
         "source_model_id": b.model_id, "config": asdict(cfg), "eval_split": eval_name or "train",
         "metrics_before": before, "metrics_after": after, "agreement_with_source": agree, "tfmot": _tfmot_version(), "tensorflow": tf.__version__,
     }
+    # the same contract (labels, threshold, preprocessing) with the graph now quantization-aware
+    card = replace(b.card, contract=replace(b.card.contract, qat=cfg.qat), model_id=f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}",
+                   metrics=after, compression=compression, created=None, files={}, bundle_sha256="")
     out = save_bundle(cfg.out, work, card, calibration=b.calibration_canvases())
     log.info("compressed bundle: %s", out.path)
     return out

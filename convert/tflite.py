@@ -23,9 +23,9 @@ from edge.core.errors import BundleError, DataError, EdgeError
 from edge.core.fsutil import atomic_path, write_json
 from edge.core.preprocess import normalize
 from edge.core.report import write_report
-from edge.core.runtime import EdgeModel, sidecar_path
+from edge.core.runtime import EdgeModel
+from edge.core.spec import ModelSpec, sidecar_path
 
-from . import metadata
 from . import report as creport
 
 log = logging.getLogger(__name__)
@@ -33,19 +33,38 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Format:
+    """One export format. The table below drives the `edge convert` flags (--format NAME and the
+    --NAME alias), the converter settings (``configure``) and the formats `edge bench convert` times."""
+
     precision: str
-    flag: str
     weights: str
     activations: str
     calibrated: bool  # needs representative images
     target: str  # where this format is the right choice
 
+    @property
+    def flag(self) -> str:
+        return f"--{self.precision}"
+
+    def configure(self, conv, tf, rep, io_type: str) -> None:
+        """Set a TFLiteConverter up for this format."""
+        if self.precision == "float32":
+            return
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        if self.weights == "float16":
+            conv.target_spec.supported_types = [tf.float16]
+        if self.calibrated:  # full integer; a QAT model carries its learned ranges but the converter still wants samples
+            conv.representative_dataset = rep
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[io_type]
+            conv.inference_output_type = conv.inference_input_type
+
 
 FORMATS: dict[str, Format] = {f.precision: f for f in (
-    Format("float32", "--float32", "float32", "float32", False, "reference; any delegate"),
-    Format("fp16", "--fp16", "float16", "float32 (float16 on the GPU delegate)", False, "phone GPU delegate"),
-    Format("dynamic", "--dynamic", "int8", "float32, int8 matmuls at run time", False, "CPU without calibration data"),
-    Format("int8", "--int8", "int8", "int8", True, "CPU/XNNPACK and NPUs: smallest and fastest"),
+    Format("int8", "int8", "int8", True, "CPU/XNNPACK and NPUs: smallest and fastest"),
+    Format("fp16", "float16", "float32 (float16 on the GPU delegate)", False, "phone GPU delegate"),
+    Format("dynamic", "int8", "float32, int8 matmuls at run time", False, "CPU without calibration data"),
+    Format("float32", "float32", "float32", False, "reference; any delegate"),
 )}
 IO_TYPES = ("uint8", "int8")
 MIN_CALIBRATION = 50  # fewer images than this gives noisy activation ranges (warned, not refused)
@@ -56,7 +75,7 @@ DEFAULT_KEEP_FLOAT_TOL = 0.05  # `--keep-float auto` acts when a probability mov
 @dataclass
 class Conversion:
     path: Path
-    spec: dict[str, Any]
+    spec: ModelSpec
     report: dict[str, Any]
     report_dir: Path | None = None
     model_bytes: bytes = field(default=b"", repr=False)
@@ -113,17 +132,7 @@ def _converter(model, spec, precision: str, rep=None, io_type: str = "uint8", qa
     fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(
         tf.TensorSpec([1, *spec.input_shape], tf.float32, name="image"))
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
-    if precision == "float32":
-        return conv
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if precision == "fp16":
-        conv.target_spec.supported_types = [tf.float16]
-    elif precision == "int8":
-        # a QAT model carries its learned ranges; the converter still wants sample inputs for full-integer I/O
-        conv.representative_dataset = rep
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[io_type]
-        conv.inference_output_type = conv.inference_input_type
+    FORMATS[precision].configure(conv, tf, rep, io_type)
     return conv
 
 
@@ -166,14 +175,103 @@ def _write_chunks(tmp: Path, data: bytes, chunk: int = 1 << 20) -> None:
         os.fsync(f.fileno())
 
 
-def write_outputs(out: Path, model_bytes: bytes, spec: dict[str, Any]) -> None:
-    """The .tflite and its JSON spec copy, both or neither (an interrupted write leaves the old files)."""
-    import hashlib
-
+def write_outputs(out: Path, model_bytes: bytes, spec: ModelSpec) -> None:
+    """The .tflite and its JSON spec copy (the embedded bytes, identical), both or neither."""
     side = sidecar_path(out)
     with atomic_path(out, suffix=".tflite") as t_model, atomic_path(side, suffix=".json") as t_json:
         _write_chunks(t_model, model_bytes)
-        write_json(t_json, {**spec, "tflite_file": out.name, "tflite_sha256": hashlib.sha256(model_bytes).hexdigest()})
+        _write_chunks(t_json, spec.to_json())
+
+
+def _check_request(precision: str, io_type: str, keep_float) -> Format:
+    if precision not in FORMATS:
+        raise EdgeError(f"unknown precision '{precision}'", hint=f"choose one of {', '.join(FORMATS)}")
+    fmt = FORMATS[precision]
+    if io_type not in IO_TYPES:
+        raise EdgeError(f"int8 models take uint8 or int8 input, not '{io_type}'")
+    if keep_float and not fmt.calibrated:
+        raise EdgeError("--keep-float applies to --int8 only")
+    return fmt
+
+
+def _sample_canvases(b: Bundle, fmt: Format, calib, calib_max: int) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """Calibration images for a calibrated format, else the bundle's samples (used for the agreement check)."""
+    if fmt.calibrated:
+        canv, info = calibration_set(b, calib, calib_max)
+        if b.qat:
+            info["note"] = "activation ranges learned in quantization-aware training"
+        return canv, info
+    kept = b.calibration_canvases()
+    return (kept if kept is not None else np.zeros((0, *b.spec.size), np.uint8)), None
+
+
+@dataclass
+class _Converted:
+    model_bytes: bytes
+    edge: EdgeModel
+    agreement: dict[str, Any] | None
+    layers: list[dict[str, Any]] | None = None
+    kept: list[str] = field(default_factory=list)
+
+
+def _keep_float(b: Bundle, model, canv, keep_float, tol: float, io_type: str, got: _Converted, debugger, out: Path,
+                threads: int) -> _Converted:
+    """Re-quantise with the worst (``auto``) or the named int8 layers left in float."""
+    layers = got.layers or []
+    if keep_float == "auto":
+        if got.agreement is None or got.agreement["max_abs_diff"] <= tol:
+            return got
+        kept = creport.choose_float_layers(layers) or [r["tensor"] for r in layers[:3]]
+    else:
+        kept = list(keep_float)
+        unknown = [k for k in kept if k not in {r["tensor"] for r in layers}]
+        if unknown:
+            raise EdgeError(f"--keep-float names unknown tensors: {', '.join(unknown[:3])}",
+                            hint="take names from the per-layer table of the conversion report")
+    if not kept:
+        return got
+    model_bytes = _quantize_keeping_float(debugger, io_type, kept)
+    edge = EdgeModel(out, model_bytes, _provisional_spec(b, "int8", model_bytes), threads)
+    check = canv[:AGREEMENT_IMAGES]
+    agree = agreement(model, edge, check, b.spec) if len(check) else None
+    if agree is not None and got.agreement is not None:
+        agree["before_keep_float"] = got.agreement
+    return _Converted(model_bytes, edge, agree, layers, kept)
+
+
+def _convert(b: Bundle, model, fmt: Format, canv: np.ndarray, io_type: str, keep_float, keep_float_tol: float,
+             debug: bool | None, out: Path, threads: int) -> _Converted:
+    """Run the converter, the per-layer table (int8), the LiteRT-vs-Keras check and --keep-float."""
+    spec = b.spec
+    rep = _representative(canv, spec) if len(canv) else None
+    model_bytes = _run_converter(_converter(model, spec, fmt.precision, rep, io_type, b.qat), b, fmt.precision)
+    layers, debugger = None, None
+    table = fmt.calibrated and not b.qat and (debug is None or debug or bool(keep_float))
+    if table:  # the QAT ranges are learned, so the PTQ debugger's table would not describe them
+        dbg_conv = _converter(model, spec, fmt.precision, _representative(canv[:16], spec), io_type, b.qat)
+        layers, debugger = creport.layer_errors(dbg_conv, _representative(canv[:16], spec))
+    check = canv[:AGREEMENT_IMAGES]
+    edge = EdgeModel(out, model_bytes, _provisional_spec(b, fmt.precision, model_bytes), threads)
+    got = _Converted(model_bytes, edge, agreement(model, edge, check, spec) if len(check) else None, layers)
+    if keep_float and not b.qat:
+        got = _keep_float(b, model, canv, keep_float, keep_float_tol, io_type, got, debugger, out, threads)
+    return got
+
+
+def _report(b: Bundle, model, fmt: Format, io_type: str, out: Path, model_bytes: bytes, spec: ModelSpec,
+            calib_info, got: _Converted, report: bool, seconds: float) -> dict[str, Any]:
+    op_list = creport.ops(model_bytes)
+    float_bytes = 4 * int(model.count_params())
+    return {
+        "model_id": b.model_id, "arch": b.arch, "bundle_sha256": b.sha256, "precision": fmt.precision,
+        "format": {**vars(fmt), "flag": fmt.flag}, "io_type": io_type if fmt.calibrated else "float32",
+        "file": str(out), "size_bytes": len(model_bytes), "float32_weights_bytes": float_bytes,
+        "size_vs_float32": len(model_bytes) / float_bytes if float_bytes else None,
+        "spec": spec.to_dict(), "calibration": calib_info, "qat": b.qat,
+        "ops": creport.op_counts(op_list), "precision_leftovers": creport.precision_leftovers(op_list, fmt.precision),
+        "gpu": creport.gpu_compatibility(model_bytes) if report else {"compatible": None, "issues": ["not checked"]},
+        "layers": got.layers, "keep_float": got.kept, "agreement": got.agreement, "seconds": seconds,
+    }
 
 
 def convert_bundle(bundle: Bundle | str | Path | None = None, precision: str = "int8", out: str | Path | None = None,
@@ -186,94 +284,32 @@ def convert_bundle(bundle: Bundle | str | Path | None = None, precision: str = "
     ``keep_float_tol`` on the calibration images; a list names output tensors to keep in float.
     ``debug`` (default on for int8): the QuantizationDebugger per-layer error table."""
     t0 = time.perf_counter()
-    if precision not in FORMATS:
-        raise EdgeError(f"unknown precision '{precision}'", hint=f"choose one of {', '.join(FORMATS)}")
-    if io_type not in IO_TYPES:
-        raise EdgeError(f"int8 models take uint8 or int8 input, not '{io_type}'")
-    if keep_float and precision != "int8":
-        raise EdgeError("--keep-float applies to --int8 only")
+    fmt = _check_request(precision, io_type, keep_float)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     out = Path(out) if out is not None else default_output(b, precision)
     if out.suffix != ".tflite":
         raise EdgeError("output file must end in .tflite", out)
-    spec = b.spec
     model = b.load_model()
-    qat = bool((b.card.get("compression") or {}).get("qat"))
-
-    calib_info: dict[str, Any] | None = None
-    if precision == "int8":
-        canv, calib_info = calibration_set(b, calib, calib_max)
-        if qat:
-            calib_info["note"] = "activation ranges learned in quantization-aware training"
-    elif b.calibration_canvases() is not None:  # still used for the agreement check
-        canv = b.calibration_canvases()
-    else:
-        canv = np.zeros((0, *spec.size), np.uint8)
-    rep = _representative(canv, spec) if len(canv) else None
-
-    conv = _converter(model, spec, precision, rep, io_type, qat)
-    model_bytes = _run_converter(conv, b, precision)
-
-    layers, debugger, kept = None, None, []
-    want_debug = (precision == "int8" and not qat) if debug is None else (debug and precision == "int8" and not qat)
-    if want_debug or (keep_float and not qat):
-        dbg_conv = _converter(model, spec, precision, _representative(canv[:16], spec), io_type, qat)
-        layers, debugger = creport.layer_errors(dbg_conv, _representative(canv[:16], spec))
-
-    check_canv = canv[:AGREEMENT_IMAGES]
-    edge = EdgeModel(out, model_bytes, _provisional_spec(b, precision, model_bytes), threads)
-    agree = agreement(model, edge, check_canv, spec) if len(check_canv) else None
-
-    if keep_float and not qat:
-        if keep_float == "auto":
-            if agree is not None and agree["max_abs_diff"] > keep_float_tol:
-                kept = creport.choose_float_layers(layers) or [r["tensor"] for r in layers[:3]]
-        else:
-            kept = list(keep_float)
-            known = {r["tensor"] for r in layers}
-            unknown = [k for k in kept if k not in known]
-            if unknown:
-                raise EdgeError(f"--keep-float names unknown tensors: {', '.join(unknown[:3])}",
-                                hint="take names from the per-layer table of the conversion report")
-        if kept:
-            model_bytes = _quantize_keeping_float(debugger, io_type, kept)
-            edge = EdgeModel(out, model_bytes, _provisional_spec(b, precision, model_bytes), threads)
-            before = agree
-            agree = agreement(model, edge, check_canv, spec) if len(check_canv) else None
-            if agree is not None and before is not None:
-                agree["before_keep_float"] = before
-
-    final_spec = metadata.build_spec(b, precision, edge.input_details[0], edge.output_details[0],
-                                     {"keep_float": kept} if kept else None)
-    model_bytes = metadata.embed_spec(model_bytes, final_spec)
+    canv, calib_info = _sample_canvases(b, fmt, calib, calib_max)
+    got = _convert(b, model, fmt, canv, io_type, keep_float, keep_float_tol, debug, out, threads)
+    final_spec = ModelSpec.build(b, precision, got.edge.input_details[0], got.edge.output_details[0], got.kept)
+    model_bytes = final_spec.embed(got.model_bytes)
     write_outputs(out, model_bytes, final_spec)
-
-    op_list = creport.ops(model_bytes)
-    float_bytes = 4 * int(model.count_params())
-    rep_dict: dict[str, Any] = {
-        "model_id": b.model_id, "arch": b.arch, "bundle_sha256": b.sha256, "precision": precision,
-        "format": vars(FORMATS[precision]), "io_type": io_type if precision == "int8" else "float32",
-        "file": str(out), "size_bytes": len(model_bytes), "float32_weights_bytes": float_bytes,
-        "size_vs_float32": len(model_bytes) / float_bytes if float_bytes else None,
-        "spec": final_spec, "calibration": calib_info, "qat": qat,
-        "ops": creport.op_counts(op_list), "precision_leftovers": creport.precision_leftovers(op_list, precision),
-        "gpu": creport.gpu_compatibility(model_bytes) if report else {"compatible": None, "issues": ["not checked"]},
-        "layers": layers, "keep_float": kept, "agreement": agree, "seconds": time.perf_counter() - t0,
-    }
+    rep = _report(b, model, fmt, io_type, out, model_bytes, final_spec, calib_info, got, report, time.perf_counter() - t0)
     report_dir = None
     if report:
         report_dir = out.with_name(out.stem + "_report")
-        write_report(report_dir, rep_dict, creport.markdown(rep_dict))
-    log.info("%s -> %s: %.2f MB in %.1f s", b.model_id, out, len(model_bytes) / 1e6, rep_dict["seconds"])
-    return Conversion(out, final_spec, rep_dict, report_dir, model_bytes)
+        write_report(report_dir, rep, creport.markdown(rep))
+    log.info("%s -> %s: %.2f MB in %.1f s", b.model_id, out, len(model_bytes) / 1e6, rep["seconds"])
+    return Conversion(out, final_spec, rep, report_dir, model_bytes)
 
 
-def _provisional_spec(b: Bundle, precision: str, model_bytes: bytes) -> dict[str, Any]:
+def _provisional_spec(b: Bundle, precision: str, model_bytes: bytes) -> ModelSpec:
     """A spec read off the freshly converted tensors, to run the model before the final one is embedded."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_content=model_bytes)
-    return metadata.build_spec(b, precision, it.get_input_details()[0], it.get_output_details()[0])
+    return ModelSpec.build(b, precision, it.get_input_details()[0], it.get_output_details()[0])
 
 
 def cache_dir() -> Path:

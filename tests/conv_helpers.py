@@ -35,6 +35,7 @@ def make_bundle(dest: Path, fracatlas: Path, arch: str = "tiny", size: int = SIZ
     """A bundle built directly (no training) whose sigmoid output varies across real images."""
     from edge.core._tf import keras
     from edge.core.bundle import save_bundle
+    from edge.core.card import Contract, ModelCard
     from edge.core.preprocess import PreprocessSpec, normalize
     from train.models import create_model, get_arch
 
@@ -48,9 +49,8 @@ def make_bundle(dest: Path, fracatlas: Path, arch: str = "tiny", size: int = SIZ
         z = feats @ w
         k = 2.5 / max(float(z.std()), 1e-6)  # logits ~ N(0, 2.5): probabilities spread over 0..1
         model.get_layer("head_out").set_weights([w * k, np.array([-float(z.mean()) * k], np.float32)])
-    card = {"model_id": f"test-{arch}-{seed}", "arch": arch, "task": "binary", "labels": ["fractured", "not_fractured"],
-            "positive_label": "fractured", "threshold": 0.5, "preprocess": spec.to_dict(),
-            "gradcam_layer": get_arch(arch).gradcam_layer, "compression": None, "metrics": {}}
+    card = ModelCard(Contract.create(arch, "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
+                     model_id=f"test-{arch}-{seed}", gradcam_layer=get_arch(arch).gradcam_layer)
     return save_bundle(dest, model, card, calibration=calib)
 
 

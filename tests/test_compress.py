@@ -21,11 +21,11 @@ def test_qat_and_pruning_to_int8(tmp_path, small_data, fracatlas):
     src = make_bundle(tmp_path / "src", fracatlas)
     b = compress(src, CompressConfig(data=str(small_data), out=str(tmp_path / "qat"), qat=True, prune=0.5, epochs=1,
                                      max_per_class=8, batch_size=8))
-    c = b.card["compression"]
-    assert c["qat"] and c["prune"] == 0.5 and c["source_bundle_sha256"] == src.sha256
+    c = b.card.compression
+    assert b.qat and c["prune"] == 0.5 and c["source_bundle_sha256"] == src.sha256
     assert c["sparsity"] >= 0.45  # pruning reached its target and QAT kept the zeros
     assert set(c["metrics_before"]) == set(c["metrics_after"]) == {"val", "test"}
-    assert b.card["metrics"] == c["metrics_after"]
+    assert b.card.metrics == c["metrics_after"]
     for split, a in c["agreement_with_source"].items():  # the compressed model against its source, per split
         assert split in ("val", "test") and a["n"] == 16 and 0.5 <= a["agreement"] <= 1.0 and a["max_abs_diff"] < 0.5
     reloaded = load_bundle(b.path)  # loads through tfmot's quantize scope

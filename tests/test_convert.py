@@ -1,8 +1,7 @@
-"""convert.tflite / convert.metadata / convert.report and `edge convert`."""
+"""convert.tflite / convert.report / edge.core.spec and `edge convert`."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -10,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from conv_helpers import make_bundle, real_canvases
 
-from convert import metadata
 from convert import tflite as ct
 from edge.app.cli import main
 from edge.core.errors import EdgeError
 from edge.core.preprocess import normalize
-from edge.core.runtime import EdgeModel, sidecar_path
+from edge.core.runtime import EdgeModel
+from edge.core.spec import ModelSpec, metadata_names, sidecar_path
 
 
 def test_int8_is_full_integer_with_report(conv_int8, conv_bundle):
@@ -27,19 +26,21 @@ def test_int8_is_full_integer_with_report(conv_int8, conv_bundle):
     assert r["calibration"]["source"] == "bundle calibration.npz"
     assert (conv_int8.report_dir / "report.md").read_text().startswith("# Conversion")
     side = json.loads(sidecar_path(conv_int8.path).read_text())
-    assert side["tflite_sha256"] == hashlib.sha256(conv_int8.path.read_bytes()).hexdigest()
+    assert side["threshold"] == conv_bundle.threshold and side["bundle_sha256"] == conv_bundle.sha256
     assert side["input"]["scale"] == pytest.approx(1 / 255, rel=1e-6) and side["input"]["zero_point"] == 0
 
 
-def test_metadata_round_trip(conv_int8):
+def test_spec_round_trip(conv_int8):
     data = conv_int8.path.read_bytes()
-    spec = metadata.read_spec(data)
-    side = json.loads(sidecar_path(conv_int8.path).read_text())
-    assert spec == {k: v for k, v in side.items() if k not in ("tflite_sha256", "tflite_file")}
+    spec = ModelSpec.read(data, conv_int8.path)
+    assert spec == conv_int8.spec
+    assert sidecar_path(conv_int8.path).read_bytes() == spec.to_json()  # the .json is the embedded spec, byte for byte
     # embedding again replaces the entry, and the model still runs
-    again = metadata.embed_spec(data, {**spec, "threshold": 0.25})
-    assert metadata.metadata_names(again).count("fracture_edge_spec") == 1
-    assert metadata.read_spec(again)["threshold"] == 0.25
+    from dataclasses import replace
+
+    again = replace(spec, threshold=0.25).embed(data)
+    assert metadata_names(again).count("fracture_edge_spec") == 1
+    assert ModelSpec.read(again, "again").threshold == 0.25
 
 
 @pytest.mark.parametrize("precision", ["fp16", "dynamic", "float32"])
@@ -47,7 +48,7 @@ def test_other_precisions_custom_arch(precision, tmp_path, fracatlas):
     b = make_bundle(tmp_path / "b", fracatlas, arch="custom", size=32)
     c = ct.convert_bundle(b, precision, out=tmp_path / f"m_{precision}.tflite", report=False)
     m = EdgeModel.load(c.path)
-    assert m.spec["precision"] == precision and m.spec["input"]["dtype"] == "float32"
+    assert m.spec.precision == precision and m.spec.input.dtype == "float32"
     canv, _ = real_canvases(fracatlas, b.spec, 6)
     ref = b.predict_proba(normalize(canv, b.spec))
     assert np.abs(m.predict_canvases(canv) - ref).max() < 0.02
@@ -61,7 +62,7 @@ def test_fp16_and_dynamic_backbones(arch, precision, tmp_path, fracatlas):
     b = make_bundle(tmp_path / "b", fracatlas, arch=arch, size=32, spread=False)
     c = ct.convert_bundle(b, precision, out=tmp_path / f"m_{precision}.tflite", report=False)
     m = EdgeModel.load(c.path)
-    assert m.spec["precision"] == precision and m.spec["input"]["shape"] == [1, 32, 32, 3]
+    assert m.spec.precision == precision and m.spec.input.shape == [1, 32, 32, 3]
     canv, _ = real_canvases(fracatlas, b.spec, 4)
     assert np.abs(m.predict_canvases(canv) - b.predict_proba(normalize(canv, b.spec))).max() < 0.05
 
@@ -73,7 +74,7 @@ def test_int8_all_architectures(arch, tmp_path, fracatlas):
     c = ct.convert_bundle(b, "int8", out=tmp_path / "m.tflite", debug=False, report=False)
     assert c.report["precision_leftovers"] == []
     m = EdgeModel.load(c.path)
-    assert m.spec["input"]["shape"] == [1, 32, 32, b.spec.channels]
+    assert m.spec.input.shape == [1, 32, 32, b.spec.channels]
     canv, _ = real_canvases(fracatlas, b.spec, 4)
     assert np.abs(m.predict_canvases(canv) - b.predict_proba(normalize(canv, b.spec))).max() < 0.05
 
@@ -81,7 +82,7 @@ def test_int8_all_architectures(arch, tmp_path, fracatlas):
 def test_keep_float_auto(conv_bundle, tmp_path):
     # tolerance 0 forces selective quantisation: the worst layers stay float, the file says so
     c = ct.convert_bundle(conv_bundle, "int8", out=tmp_path / "kf.tflite", keep_float="auto", keep_float_tol=0.0, report=False)
-    assert c.report["keep_float"] and c.spec["keep_float"] == c.report["keep_float"]
+    assert c.report["keep_float"] and c.spec.keep_float == c.report["keep_float"]
     assert c.report["precision_leftovers"]  # float ops now listed
     assert c.report["agreement"]["max_abs_diff"] < 0.03
 
@@ -125,12 +126,39 @@ def test_cli_bad_inputs(tmp_path, conv_bundle):
     assert r.exit_code == 2 and "calibration folder has no readable image" in r.output
     assert not (tmp_path / "x.tflite").exists()
     r = CliRunner().invoke(main, ["convert", str(conv_bundle.path)])
-    assert r.exit_code == 2 and "choose a precision" in r.output
+    assert r.exit_code == 2 and "choose a format" in r.output
+    for args in (["--int8", "--fp16"], ["-f", "int8", "--dynamic"], ["--format", "int4"]):
+        r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), *args, "-o", str(tmp_path / "y.tflite")])
+        assert r.exit_code == 2 and "Traceback" not in r.output, args
+        assert ("choose one format" in r.output) if args[-1] != "int4" else ("'int4' is not one of" in r.output)
+    assert not (tmp_path / "y.tflite").exists()
 
 
 def test_cli_convert(conv_bundle, tmp_path):
     out = tmp_path / "cli_fp16.tflite"
-    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--fp16", "-o", str(out)])
-    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--fp16", "-f", "fp16", "-o", str(out)])
+    assert r.exit_code == 0, r.output  # the alias and --format naming the same format agree
     assert out.is_file() and (tmp_path / "cli_fp16_report" / "report.json").is_file()
     assert EdgeModel.load(out).precision == "fp16"
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_cli_interrupted_while_writing_leaves_no_tmp_files(conv_bundle, tmp_path, monkeypatch, signum):
+    """A real signal to this process mid-write (Ctrl-C, or kill/timeout's SIGTERM): exit 130, the output
+    folder as it was, no hidden .tmp files."""
+    import os
+    import signal
+
+    real = ct._write_chunks
+
+    def signalled(path, data, chunk=1 << 20):
+        real(path, data[: len(data) // 2], chunk)
+        os.kill(os.getpid(), getattr(signal, signum))
+        real(path, data, chunk)  # not reached: the handler raises at the next bytecode
+
+    monkeypatch.setattr(ct, "_write_chunks", signalled)
+    before = signal.getsignal(signal.SIGTERM)
+    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--float32", "-o", str(tmp_path / "m.tflite")])
+    assert r.exit_code == 130 and "interrupted" in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the command put the default back

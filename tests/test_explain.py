@@ -68,7 +68,7 @@ def test_each_method_explains_real_radiographs(request, which, method, xp_images
 
 
 def test_layer_from_card_and_override(tiny_bundle, xp_tiny):
-    assert xp_tiny.layer == tiny_bundle.card["gradcam_layer"] == "features_relu"
+    assert xp_tiny.layer == tiny_bundle.card.gradcam_layer == "features_relu"
     other = Explainer(tiny_bundle, layer="stage1_out", warmup=False)
     x = np.zeros((1, *tiny_bundle.spec.input_shape), np.float32)
     assert other.run(x)[1].shape[1:] == tuple(tiny_bundle.load_model().get_layer("stage1_out").output_shape[1:3])

@@ -34,7 +34,7 @@ def test_vectors_describe_what_the_model_does(tiny_bundle, tmp_path):
     on_disk = json.loads((tmp_path / "vec" / "manifest.json").read_text())
     assert [e["spec"]["model_id"] for e in on_disk[1:]] == [f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192")]
     manifest = on_disk[0]
-    assert manifest == entries[0] and manifest["format"] == "fracture-edge/parity-vectors" and manifest["spec"] == model.spec
+    assert manifest == entries[0] and manifest["format"] == "fracture-edge/parity-vectors" and manifest["spec"] == model.spec.to_dict()
     assert [c["name"] for c in manifest["cases"]] == [p.stem for p in images] + [f"{images[0].stem}_large", f"{images[0].stem}_small"]
     H, W = model.preprocess_spec.size
     for case in manifest["cases"][:2]:
@@ -49,8 +49,8 @@ def test_vectors_describe_what_the_model_does(tiny_bundle, tmp_path):
         raw = np.frombuffer((d / case["output_raw"]).read_bytes(), np.uint8)
         assert np.array_equal(model.invoke_raw(q.reshape(model.input_details[0]["shape"])).reshape(-1), raw)
         p = case["expected"]["probabilities"]
-        out = model.spec["output"]
-        assert abs(p["fractured"] - (raw[0] - out["zero_point"]) * out["scale"]) < 1e-6
+        out = model.spec.output
+        assert abs(p["fractured"] - (raw[0] - out.zero_point) * out.scale) < 1e-6
         assert abs(sum(p.values()) - 1) < 1e-6
 
 

@@ -12,17 +12,18 @@ from conv_helpers import real_canvases
 from edge.core.errors import EdgeError
 from edge.core.metrics import auroc
 from edge.core.preprocess import normalize
-from edge.core.runtime import EdgeModel, read_embedded_spec, sidecar_path
+from edge.core.runtime import EdgeModel
+from edge.core.spec import ModelSpec, sidecar_path
 
 
 def test_spec_comes_from_the_file(conv_bundle, conv_int8):
     m = EdgeModel.load(conv_int8.path)
-    assert m.spec == read_embedded_spec(conv_int8.path.read_bytes())
-    assert m.spec["bundle_sha256"] == conv_bundle.sha256
+    assert m.spec == ModelSpec.read(conv_int8.path.read_bytes(), conv_int8.path)
+    assert m.spec.bundle_sha256 == conv_bundle.sha256 and m.threshold == conv_bundle.threshold
     assert m.labels == conv_bundle.labels and m.positive_label == "fractured"
     assert m.preprocess_spec == conv_bundle.spec
-    assert m.spec["input"]["dtype"] == "uint8" and m.spec["input"]["shape"] == [1, 48, 48, 1]
-    assert m.spec["output"]["activation"] == "sigmoid"
+    assert m.spec.input.dtype == "uint8" and m.spec.input.shape == [1, 48, 48, 1]
+    assert m.spec.output.activation == "sigmoid"
     assert m.sha256 == hashlib.sha256(conv_int8.path.read_bytes()).hexdigest()
     assert m.threads == 2
 
@@ -57,28 +58,53 @@ def test_builtin_kernels_compute_the_same_int8_model(conv_int8, fracatlas, conv_
     assert np.abs(fast - builtin).max() <= 2.5 / 255
 
 
-def test_sidecar_is_the_fallback(conv_int8, tmp_path):
+def _without_spec(src, dest):
     from ai_edge_litert import schema_py_generated as fb
     import flatbuffers
 
-    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(conv_int8.path.read_bytes(), 0))
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(src.read_bytes(), 0))
     model.metadata = [e for e in model.metadata if e.name not in (b"fracture_edge_spec", "fracture_edge_spec")]
     b = flatbuffers.Builder(1024)
     b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    bare = tmp_path / "bare.tflite"
-    bare.write_bytes(bytes(b.Output()))
-    assert read_embedded_spec(bare.read_bytes()) is None
+    dest.write_bytes(bytes(b.Output()))
+    return dest
+
+
+def test_only_the_embedded_spec_counts(conv_int8, tmp_path):
+    """The .json beside the file is a copy for people; a file without an embedded spec is refused
+    even with a .json next to it (the spec a signature covers is the one inside)."""
+    embedded = ModelSpec.read(conv_int8.path.read_bytes(), conv_int8.path)
+    assert sidecar_path(conv_int8.path).read_bytes() == embedded.to_json()
+    bare = _without_spec(conv_int8.path, tmp_path / "bare.tflite")
+    assert ModelSpec.read(bare.read_bytes(), bare) is None
+    sidecar_path(bare).write_bytes(embedded.to_json())
     with pytest.raises(EdgeError, match="carries no fracture-edge spec"):
         EdgeModel.load(bare)
-    sidecar_path(bare).write_text(sidecar_path(conv_int8.path).read_text())
-    m = EdgeModel.load(bare)
-    assert m.labels == ["fractured", "not_fractured"]
-    # a sidecar that lies about the tensors is refused, not silently used
-    bad = json.loads(sidecar_path(conv_int8.path).read_text())
-    bad["input"]["dtype"] = "float32"
-    sidecar_path(bare).write_text(json.dumps(bad))
-    with pytest.raises(EdgeError, match="input dtype float32"):
-        EdgeModel.load(bare)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d["input"].update(dtype="float32"), "input dtype float32"),
+    (lambda d: d["input"].update(shape=[1, 49, 48, 1]), "input shape"),
+    (lambda d: d["input"].update(scale=0.5), "input quantisation"),
+    (lambda d: d.pop("threshold"), "lacks threshold"),
+    (lambda d: d.update(threshold=None), "threshold must be a probability"),
+    (lambda d: d.update(threshold=1.2), "threshold must be a probability"),
+    (lambda d: d.update(positive_label="broken"), "positive_label"),
+    (lambda d: d.update(version=2), "version"),
+    (lambda d: d["preprocess"].update(std=[0]), "preprocess"),
+    (lambda d: d["output"].pop("scale"), "'output' tensor is malformed"),
+])
+def test_a_spec_that_lies_is_refused(conv_int8, tmp_path, edit, words):
+    data = conv_int8.path.read_bytes()
+    d = ModelSpec.read(data, conv_int8.path).to_dict()
+    edit(d)
+    spec = ModelSpec.__new__(ModelSpec)  # embed the edited JSON as it is, bypassing the builder
+    object.__setattr__(spec, "to_json", lambda: json.dumps(d).encode())
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(ModelSpec.embed(spec, data))
+    with pytest.raises(EdgeError, match=words) as e:
+        EdgeModel.load(bad)
+    assert "\n" not in str(e.value)
 
 
 def test_not_a_tflite(tmp_path):

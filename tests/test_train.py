@@ -26,7 +26,7 @@ def test_every_architecture_trains_and_writes_a_bundle(small_data, tmp_path, arc
     b2 = load_bundle(b.path)
     assert b2.arch == arch and b2.task == "binary" and b2.positive_label == "fractured"
     assert b2.spec.channels == (1 if arch in ("custom", "tiny") else 3)
-    assert set(b2.card["metrics"]) == {"val", "test"}
+    assert set(b2.card.metrics) == {"val", "test"}
     assert 0.0 <= b2.threshold <= 1.0
     model = b2.load_model()
     assert model.input_shape[1:] == (size, size, b2.spec.channels)
@@ -53,7 +53,40 @@ def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]  # epochs 1-2 kept, 3-4 added, none repeated
     assert rows[:2] == first
     assert json.loads((tmp_path / "run" / "state.json").read_text())["phases_done"] == ["all"]
-    assert bundle.card["training"]["epochs"] == 4
+    assert bundle.card.training["epochs"] == 4
+
+
+class _LastWeights(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.by_epoch = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.by_epoch[epoch] = [w.copy() for w in self.model.get_weights()]
+
+
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(small_data, tmp_path):
+    """Same batches, augmentation, dropout masks and optimizer steps after a kill as without one."""
+    cfg = _cfg(small_data, tmp_path / "resumed", epochs=4, patience=10)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, callbacks=[_Crash()])
+    resumed = _LastWeights()
+    train(cfg, progress=False, callbacks=[resumed])
+    straight = _LastWeights()
+    train(_cfg(small_data, tmp_path / "straight", epochs=4, patience=10), progress=False, callbacks=[straight])
+    assert sorted(resumed.by_epoch) == [2, 3]
+    for epoch in (2, 3):
+        assert all(np.array_equal(a, b) for a, b in zip(resumed.by_epoch[epoch], straight.by_epoch[epoch])), epoch
+    logs = [list(csv.DictReader(open(tmp_path / run / "log_all.csv"))) for run in ("resumed", "straight")]
+    assert logs[0] == logs[1]  # every loss and metric, to the last digit
+
+
+def test_every_epoch_sees_new_batches(small_data, tmp_path):
+    from train.pipeline import BatchPlan
+
+    plan = BatchPlan(np.arange(20) % 2, 8, seed=1, balanced=False)
+    first = [list(next(plan.batches())[0]) for _ in range(3)]  # tf.data stops pulling after the last batch
+    assert plan.epoch == 3 and first[0] != first[1] != first[2]
 
 
 def test_resume_refuses_other_settings(small_data, tmp_path):
@@ -65,8 +98,8 @@ def test_resume_refuses_other_settings(small_data, tmp_path):
 @pytest.mark.parametrize("mode", ["class_weight", "oversample", "focal", "none"])
 def test_each_imbalance_mode(small_data, tmp_path, mode):
     b = train(_cfg(small_data, tmp_path / mode, imbalance=mode), progress=False)
-    assert b.card["imbalance"] == mode
-    assert (b.card["training"]["class_weights"] is not None) == (mode == "class_weight")
+    assert b.card.imbalance == mode
+    assert (b.card.training["class_weights"] is not None) == (mode == "class_weight")
 
 
 def test_imbalance_helpers():
@@ -83,7 +116,7 @@ def test_multiclass_fracture_types(bone_types, tmp_path):
     b = train(_cfg(bone_types, tmp_path / "types", max_per_class=5, val_fraction=0.4), progress=False)
     assert b.task == "multiclass" and len(b.labels) == 10 and b.positive_label is None
     assert b.load_model().output_shape == (None, 10)
-    assert set(b.card["metrics"]["val"]["per_class"]) == set(b.labels)
+    assert set(b.card.metrics["val"]["per_class"]) == set(b.labels)
 
 
 def test_imagenet_weights_load_from_keras_cache_offline(tmp_path, monkeypatch):
@@ -123,6 +156,6 @@ def test_pretrained_two_phase_training_records_phases(small_data, tmp_path, monk
     ref.save_weights(str(tmp_path / "keras" / "models" / IMAGENET_FILES["vgg16"][0]))
     b = train(_cfg(small_data, tmp_path / "ft", arch="vgg16", weights="imagenet", warmup_epochs=1, max_per_class=4),
               progress=False)
-    assert b.card["training"]["phases"] == ["warmup", "finetune"]
+    assert b.card.training["phases"] == ["warmup", "finetune"]
     # the frozen-backbone warm-up must not have changed the first conv layer; fine-tuning only the top blocks neither
     assert np.array_equal(b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])

@@ -38,7 +38,9 @@ def test_api_passes_on_good_int8(conv_bundle, conv_int8, conv_valdata, tmp_path)
     assert r["data"]["n"] == 24 and r["size_bytes"]["edge"] == conv_int8.path.stat().st_size
     assert r["latency_ms"]["source"] == "measured" and r["latency_ms"]["edge"]["runs"] == 10
     saved = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert saved["passed"] is True and set(saved["checks"]) == {"accuracy_drop", "auroc_drop", "agreement", "latency_ms", "size_mb", "source"}
+    assert saved["passed"] is True and set(saved["checks"]) == {"accuracy_drop", "auroc_drop", "agreement", "latency_ms", "size_mb",
+                                                                "source", "contract"}
+    assert saved["checks"]["contract"]["passed"] is True and saved["checks"]["contract"]["value"] == []
     for png in ("confusion.png", "prob_diff.png", "latency.png"):
         assert (tmp_path / "rep" / png).stat().st_size > 1000
     assert "PASSED" in (tmp_path / "rep" / "report.md").read_text()
@@ -148,11 +150,6 @@ def test_exit_2_bad_inputs(conv_bundle, conv_int8, conv_valdata, tmp_path, fraca
     (odd / "not_fractured").rename(odd / "cat")
     r = _run("--full", conv_bundle.path, "--edge", conv_int8.path, "--data", odd)
     assert r.exit_code == 2 and "not among the model's classes" in r.output
-    # a .tflite made for another input size
-    big = make_bundle(tmp_path / "big", fracatlas, size=40)
-    c = convert_bundle(big, "float32", out=tmp_path / "big.tflite", report=False)
-    r = _run("--full", conv_bundle.path, "--edge", c.path, "--data", conv_valdata)
-    assert r.exit_code == 2 and "does not match the bundle" in r.output
     # not a bundle, unknown option
     assert _run("--full", tmp_path, "--edge", conv_int8.path, "--data", conv_valdata).exit_code == 2
     assert _run("--bogus").exit_code == 2
@@ -185,3 +182,66 @@ def test_gate_passes_on_embedded_default(tmp_path, fracatlas, monkeypatch):
     r = _run("--data", data, "--report", tmp_path / "rep", "--runs", "20")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["passed"] is True
+
+
+def _respec(src, dest, **changes):
+    """The same .tflite with decision fields of its embedded spec changed (what a careless re-export does)."""
+    from dataclasses import replace
+
+    from edge.core.spec import ModelSpec
+
+    data = src.read_bytes()
+    dest.write_bytes(replace(ModelSpec.read(data, src), **changes).embed(data))
+    return dest
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"threshold": 0.94}, ["threshold: the edge model decides at 0.94, the full model at 0.5"]),
+    ({"positive_label": "not_fractured"}, ["positive label: the edge model's is 'not_fractured'"]),
+    ({"labels": ["not_fractured", "fractured"]}, ["labels: the edge model has ['not_fractured', 'fractured']"]),
+    ({"threshold": 0.3, "labels": ["not_fractured", "fractured"]}, ["threshold:", "labels:"]),
+], ids=["threshold", "positive", "label-order", "two"])
+def test_contract_differences_fail_with_a_sentence_each(conv_bundle, conv_int8, conv_valdata, tmp_path, changes, words):
+    f = _respec(conv_int8.path, tmp_path / "respec.tflite", **changes)
+    r = _run("--full", conv_bundle.path, "--edge", f, "--data", conv_valdata, *GATE)
+    assert r.exit_code == 1, r.output
+    failures = [ln.strip()[2:] for ln in r.output.splitlines() if ln.strip().startswith("- ")]
+    for w in words:
+        assert sum(f.startswith(w.split(":")[0] + ":") for f in failures) == 1 and any(w in f for f in failures), r.output
+
+
+def test_other_preprocessing_fails_and_runs_on_its_own_spec(conv_bundle, conv_valdata, tmp_path, fracatlas):
+    from convert.tflite import convert_bundle
+
+    big = make_bundle(tmp_path / "big", fracatlas, size=40)
+    c = convert_bundle(big, "float32", out=tmp_path / "big.tflite", report=False)
+    r = edge.validate(full=conv_bundle, edge=c.path, data=conv_valdata, runs=2, warmup=1)
+    assert not r["passed"] and r["checks"]["contract"]["passed"] is False
+    assert any(f.startswith("preprocessing: the edge model's size differ") and "[40, 40] vs [48, 48]" in f for f in r["failures"])
+    assert r["edge"]["n"] == r["full"]["n"] == 24  # each model saw the images through its own preprocessing
+
+
+def test_a_model_for_another_task_cannot_be_compared(conv_bundle, conv_int8, conv_valdata, tmp_path):
+    f = _respec(conv_int8.path, tmp_path / "cats.tflite", labels=["fractured", "cat"])
+    r = _run("--full", conv_bundle.path, "--edge", f, "--data", conv_valdata)
+    assert r.exit_code == 1 and "labels: the edge model has ['fractured', 'cat']" in r.output and "Traceback" not in r.output
+
+
+def test_require_signature(conv_bundle, conv_int8, conv_valdata, tmp_path):
+    from edge.core.signing import generate_keypair, sign
+
+    key, pub = tmp_path / "k.key", tmp_path / "k.pub"
+    generate_keypair(key, pub)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(conv_bundle.path, bundle)
+    tfl = tmp_path / "m.tflite"
+    shutil.copy(conv_int8.path, tfl)
+    args = ("--full", bundle, "--edge", tfl, "--data", conv_valdata, "--require-signature", pub, *GATE)
+    r = _run(*args)
+    assert r.exit_code == 2 and "bundle is not signed" in r.output
+    sign(bundle, key)
+    r = _run(*args)
+    assert r.exit_code == 2 and "m.tflite: file is not signed" in r.output
+    sign(tfl, key)
+    r = _run(*args)
+    assert r.exit_code == 0, r.output

@@ -30,13 +30,15 @@ class BatchPlan:
         return max(1, int(np.ceil(len(self.labels) / self.batch_size)))
 
     def batches(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
+        # the epoch advances when a pass starts: tf.data stops pulling after the last batch, so
+        # code after the loop would not run and every later epoch would repeat the same batches
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        rng = np.random.default_rng([self.seed, epoch])
         n = len(self.labels)
         order = balanced_indices(self.labels, n, rng) if self.balanced else rng.permutation(n)
         for step in range(self.steps):
             idx = order[step * self.batch_size : (step + 1) * self.batch_size]
             yield idx, int(rng.integers(0, 2**31 - 1))
-        self.epoch += 1
 
 
 def targets_for(labels: np.ndarray, n_classes: int, task: str) -> np.ndarray:
@@ -59,6 +61,10 @@ def train_dataset(canvases: np.ndarray, targets: np.ndarray, spec: PreprocessSpe
         plan.batches,
         output_signature=(tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64)),
     )
+    # a known length: without it Keras probes the end of the first epoch of every fit() with one more
+    # step, which advances the optimizer's step count (Adam's bias correction) without an update, so a
+    # resumed run drifted from an uninterrupted one in the last bits
+    ds = ds.apply(tf.data.experimental.assert_cardinality(plan.steps))
     ds = ds.map(
         lambda i, s: tf.numpy_function(load, [i, s], [tf.float32, tf.float32, tf.float32]),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -23,6 +23,7 @@ import numpy as np
 from edge.core import plots
 from edge.core._tf import keras, tf
 from edge.core.bundle import Bundle, save_bundle, to_probabilities
+from edge.core.card import Contract, ModelCard
 from edge.core.data import Dataset, discover, load_canvases, positive_label
 from edge.core.errors import DataError, EdgeError
 from edge.core.fsutil import write_json
@@ -129,6 +130,28 @@ def _best_so_far(csv_path: Path, key: str) -> float | None:
     return max(vals) if vals else None
 
 
+@dataclass
+class _Data:
+    """Everything training reads, decoded once: canvases and label indices per split."""
+
+    ds: Dataset
+    classes: list[str]
+    task: str
+    pos: str | None
+    spec: PreprocessSpec
+    x_tr: np.ndarray
+    y_tr: np.ndarray
+    x_va: np.ndarray
+    y_va: np.ndarray
+    x_te: np.ndarray | None
+    y_te: np.ndarray | None
+    bad: list[tuple[str, str]]
+
+    @property
+    def n_out(self) -> int:
+        return 1 if self.task == "binary" else len(self.classes)
+
+
 def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None = None) -> Bundle:
     """Train one model end to end and write its bundle to ``<out>/bundle``.
 
@@ -136,23 +159,71 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     check_mode(cfg.imbalance)
-    info = get_arch(cfg.arch)
-    keras.utils.set_random_seed(cfg.seed)
+    _deterministic(cfg.seed)
+    state = _run_state(run, cfg)
+    data = _load_data(cfg, run, progress)
+    strategy = _strategy(cfg.strategy)
+    with strategy.scope():
+        model = create_model(cfg.arch, data.spec.input_shape, data.n_out, weights=cfg.weights, dropout=cfg.dropout)
+    pretrained = cfg.weights not in ("none", None) and get_arch(cfg.arch).pretrained
+    phases = [("warmup", cfg.warmup_epochs, cfg.lr), ("finetune", cfg.epochs, cfg.finetune_lr)] if pretrained \
+        else [("all", cfg.epochs, cfg.lr)]
+    aug_pipe = load_augmentation(cfg.augment, data.spec.pad_value)
+    class_w = class_weights(data.y_tr, 2 if data.task == "binary" else len(data.classes))
+    for phase, epochs, lr in phases:
+        _fit_phase(cfg, run, state, model, strategy, (phase, epochs, lr), data, Augmenter(aug_pipe), class_w, progress, callbacks)
+    write_json(run / "state.json", state)
+    return _write_bundle(cfg, run, model, data, [p[0] for p in phases], describe(aug_pipe), class_w)
 
+
+def _deterministic(seed: int) -> None:
+    """Seeds, and dropout drawing from tf.random.Generator objects that EpochSeeds re-seeds.
+
+    With these, the known-length input pipeline (train.pipeline) and BackupAndRestore, a resumed
+    run is bit-identical to an uninterrupted one on this CPU (tests/test_train.py checks it)
+    without tf.config.experimental.enable_op_determinism, which would slow every later op."""
+    keras.utils.set_random_seed(seed)
+    keras.backend.experimental.enable_tf_random_generator()
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Re-seed every layer's random generator (dropout) from (seed, phase, epoch) at each epoch start,
+    so a resumed run is bit-identical to an uninterrupted one.
+
+    BackupAndRestore restores weights, optimizer state and the epoch, but not random state: the
+    generators' state variables are not part of the model's checkpoint, and TF's default stateful
+    random ops keep theirs inside the traced function, which a resumed process starts afresh.
+    Batches and augmentation are already a function of (seed, epoch) (BatchPlan)."""
+
+    def __init__(self, seed: int, phase: str):
+        super().__init__()
+        self.seed, self.phase = seed, phase
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        base = int.from_bytes(hashlib.sha256(f"{self.seed}|{self.phase}|{epoch}".encode()).digest()[:4], "little")
+        for i, layer in enumerate(self.model.layers):
+            gen = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+            if gen is not None:
+                gen.reset_from_seed(base + i)
+
+
+def _run_state(run: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """state.json of a run being resumed (its settings must match), or a fresh one."""
     state_path = run / "state.json"
     cfg_dict = asdict(cfg)
-    state: dict[str, Any] = {"config": cfg_dict, "phases_done": []}
-    if state_path.exists():
-        prev = json.loads(state_path.read_text())
-        # epochs and patience may change on resume (to extend or cut a run short); the rest may not
-        changed = {k for k in cfg_dict if k not in ("out", "epochs", "patience") and prev["config"].get(k) != cfg_dict[k]}
-        if changed:
-            raise EdgeError(f"run directory holds a run with other settings ({', '.join(sorted(changed))})", run,
-                            "use another --out or delete the directory")
-        state = prev
-        log.info("resuming run in %s (phases done: %s)", run, state["phases_done"] or "none")
+    if not state_path.exists():
+        return {"config": cfg_dict, "phases_done": []}
+    prev = json.loads(state_path.read_text())
+    # epochs and patience may change on resume (to extend or cut a run short); the rest may not
+    changed = {k for k in cfg_dict if k not in ("out", "epochs", "patience") and prev["config"].get(k) != cfg_dict[k]}
+    if changed:
+        raise EdgeError(f"run directory holds a run with other settings ({', '.join(sorted(changed))})", run,
+                        "use another --out or delete the directory")
+    log.info("resuming run in %s (phases done: %s)", run, prev["phases_done"] or "none")
+    return prev
 
-    # ---- data ---------------------------------------------------------------------------
+
+def _load_data(cfg: TrainConfig, run: Path, progress: bool | None) -> _Data:
     ds = discover(cfg.data).capped(cfg.max_per_class, cfg.seed)
     if "val" not in ds.splits:
         ds = _carve_val(ds, cfg.val_fraction, cfg.seed)
@@ -161,7 +232,7 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     if task == "binary" and len(classes) != 2:
         raise DataError(f"binary task needs exactly 2 classes, found {classes}", cfg.data, "use --task multiclass")
     pos = positive_label(classes, cfg.positive) if task == "binary" else None
-    spec = PreprocessSpec.for_arch(cfg.arch, cfg.size, cfg.channels or info.default_channels)
+    spec = PreprocessSpec.for_arch(cfg.arch, cfg.size, cfg.channels)
     bad_all: list[tuple[str, str]] = []
 
     def load(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -188,102 +259,83 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     if bad_all:
         write_json(run / "skipped_files.json", [{"path": p, "problem": why} for p, why in bad_all])
         log.warning("skipped %d unreadable files (listed in %s)", len(bad_all), run / "skipped_files.json")
-    n_classes = len(classes)
-    n_out = 1 if task == "binary" else n_classes
     if len(x_tr) == 0 or len(x_va) == 0:
         raise DataError("need images in both the training and validation splits", cfg.data)
-    label_space = 2 if task == "binary" else n_classes
-    class_w = class_weights(y_tr, label_space)
-    sample_w = np.array([class_w[int(c)] for c in y_tr], np.float32) if cfg.imbalance == "class_weight" else None
-    aug_pipe = load_augmentation(cfg.augment, spec.pad_value)
-    augmenter = Augmenter(aug_pipe)
+    return _Data(ds, classes, task, pos, spec, x_tr, y_tr, x_va, y_va, x_te, y_te, bad_all)
 
-    # ---- model --------------------------------------------------------------------------
-    strategy = _strategy(cfg.strategy)
+
+def _fit_phase(cfg: TrainConfig, run: Path, state: dict[str, Any], model, strategy, phase_plan: tuple[str, int, float],
+               data: _Data, augmenter: Augmenter, class_w, progress: bool | None, callbacks: list | None) -> None:
+    """One training phase, resumable: a finished phase is loaded, an interrupted one continues."""
+    phase, epochs, lr = phase_plan
+    weights_done = run / f"phase_{phase}.weights.h5"
+    if phase in state["phases_done"] and weights_done.exists():
+        model.load_weights(str(weights_done))
+        return
+    set_backbone_trainable(model, cfg.arch, phase)
     with strategy.scope():
-        model = create_model(cfg.arch, spec.input_shape, n_out, weights=cfg.weights, dropout=cfg.dropout)
-    pretrained = cfg.weights not in ("none", None) and info.pretrained
-    phases = [("warmup", cfg.warmup_epochs, cfg.lr), ("finetune", cfg.epochs, cfg.finetune_lr)] if pretrained \
-        else [("all", cfg.epochs, cfg.lr)]
-
-    y_tr_t, y_va_t = targets_for(y_tr, n_classes, task), targets_for(y_va, n_classes, task)
-    x_va_in = eval_inputs(x_va, spec)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay),
+            loss=loss_for(data.task, cfg.imbalance, data.y_tr),
+            metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="acc") if data.task == "binary"
+                     else keras.metrics.CategoricalAccuracy(name="acc")],
+        )
+    plan = BatchPlan(data.y_tr, cfg.batch_size, cfg.seed + len(phase), balanced=cfg.imbalance == "oversample")
+    csv_log = run / f"log_{phase}.csv"
+    best_path = run / f"best_{phase}.weights.h5"
+    phase_callbacks = [
+        keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_auc", mode="max", save_best_only=True,
+                                        save_weights_only=True, initial_value_threshold=_best_so_far(csv_log, "val_auc")),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
+        keras.callbacks.LearningRateScheduler(_cosine(lr, epochs)),
+        keras.callbacks.CSVLogger(str(csv_log), append=True),
+        keras.callbacks.TensorBoard(str(run / "tensorboard" / phase), write_graph=False, profile_batch=0),
+        EpochSeeds(cfg.seed, phase),
+    ] + list(callbacks or [])
+    # the plan must know the epoch a resumed run starts at, so batches stay reproducible
+    plan.epoch = _rows(csv_log)
+    sample_w = np.array([class_w[int(c)] for c in data.y_tr], np.float32) if cfg.imbalance == "class_weight" else None
+    train_ds = train_dataset(data.x_tr, targets_for(data.y_tr, len(data.classes), data.task), data.spec, plan, augmenter, sample_w)
     verbose = 1 if (progress if progress is not None else sys.stdout.isatty()) else 2
+    model.fit(train_ds, validation_data=(eval_inputs(data.x_va, data.spec), targets_for(data.y_va, len(data.classes), data.task)),
+              epochs=epochs, callbacks=phase_callbacks, verbose=verbose)
+    if best_path.exists():
+        model.load_weights(str(best_path))
+    model.save_weights(str(weights_done))
+    state["phases_done"].append(phase)
+    write_json(run / "state.json", state)
 
-    for phase, epochs, lr in phases:
-        weights_done = run / f"phase_{phase}.weights.h5"
-        if phase in state["phases_done"] and weights_done.exists():
-            model.load_weights(str(weights_done))
-            continue
-        set_backbone_trainable(model, cfg.arch, phase)
-        with strategy.scope():
-            model.compile(
-                optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay),
-                loss=loss_for(task, cfg.imbalance, y_tr),
-                metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="acc") if task == "binary"
-                         else keras.metrics.CategoricalAccuracy(name="acc")],
-            )
-        plan = BatchPlan(y_tr, cfg.batch_size, cfg.seed + len(phase), balanced=cfg.imbalance == "oversample")
-        csv_log = run / f"log_{phase}.csv"
-        best_path = run / f"best_{phase}.weights.h5"
-        best = _best_so_far(csv_log, "val_auc")
-        phase_callbacks = [
-            keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
-            keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_auc", mode="max", save_best_only=True,
-                                            save_weights_only=True, initial_value_threshold=best),
-            keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
-            keras.callbacks.LearningRateScheduler(_cosine(lr, epochs)),
-            keras.callbacks.CSVLogger(str(csv_log), append=True),
-            keras.callbacks.TensorBoard(str(run / "tensorboard" / phase), write_graph=False, profile_batch=0),
-        ]
-        phase_callbacks += list(callbacks or [])
-        # the plan must know the epoch a resumed run starts at, so batches stay reproducible
-        plan.epoch = _rows(csv_log)
-        train_ds = train_dataset(x_tr, y_tr_t, spec, plan, augmenter, sample_w)
-        model.fit(train_ds, validation_data=(x_va_in, y_va_t), epochs=epochs, callbacks=phase_callbacks, verbose=verbose)
-        if best_path.exists():
-            model.load_weights(str(best_path))
-        model.save_weights(str(weights_done))
-        state["phases_done"].append(phase)
-        write_json(state_path, state)
-    write_json(state_path, state)
 
-    # ---- operating point and honest metrics ------------------------------------------------
-    p_va = model.predict(x_va_in, batch_size=64, verbose=0)
-    probs_va = to_probabilities(p_va, task, classes, pos)
-    yva_idx = _to_label_index(y_va, task, classes, pos)
+def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[str], augmentation, class_w) -> Bundle:
+    """Operating point on val, honest metrics on val and test, the card, the bundle."""
+    classes, task, pos, spec = data.classes, data.task, data.pos, data.spec
+    probs_va = to_probabilities(model.predict(eval_inputs(data.x_va, spec), batch_size=64, verbose=0), task, classes, pos)
+    yva_idx = _to_label_index(data.y_va, task, classes, pos)
     threshold = choose_threshold(yva_idx == classes.index(pos), probs_va[:, classes.index(pos)], cfg.target_sensitivity) \
         if task == "binary" else 0.5
     metrics = {"val": compute_metrics(yva_idx, probs_va, classes, task, pos, threshold)}
-    if x_te is not None and len(x_te):
-        p_te = model.predict(eval_inputs(x_te, spec), batch_size=64, verbose=0)
-        metrics["test"] = compute_metrics(_to_label_index(y_te, task, classes, pos), to_probabilities(p_te, task, classes, pos),
+    if data.x_te is not None and len(data.x_te):
+        p_te = model.predict(eval_inputs(data.x_te, spec), batch_size=64, verbose=0)
+        metrics["test"] = compute_metrics(_to_label_index(data.y_te, task, classes, pos), to_probabilities(p_te, task, classes, pos),
                                           classes, task, pos, threshold)
     curves = plots.training_curves(sorted(run.glob("log_*.csv")), run / "curves.png")
-
     rng = np.random.default_rng(cfg.seed)
-    calib = x_tr[np.sort(rng.permutation(len(x_tr))[: cfg.calibration_samples])]
-    card = {
-        "model_id": cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
-        "arch": cfg.arch,
-        "task": task,
-        "labels": classes,
-        "positive_label": pos,
-        "threshold": threshold,
-        "threshold_policy": {"target_sensitivity": cfg.target_sensitivity, "chosen_on": "val"} if task == "binary" else None,
-        "preprocess": spec.to_dict(),
-        "gradcam_layer": info.gradcam_layer,
-        "params": int(model.count_params()),
-        "training": {**cfg_dict, "augmentation": describe(aug_pipe), "phases": [p[0] for p in phases],
-                     "class_weights": class_w if cfg.imbalance == "class_weight" else None,
-                     "tensorflow": tf.__version__, "skipped_files": len(bad_all)},
-        "imbalance": cfg.imbalance,
-        "data": fingerprint(ds),
-        "metrics": metrics,
-        "compression": None,
-    }
-    extra = {"curves.png": curves} if curves else {}
-    return save_bundle(run / "bundle", model, card, extra=extra, calibration=calib)
+    calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
+    policy = {"target_sensitivity": cfg.target_sensitivity, "chosen_on": "val"} if task == "binary" else None
+    card = ModelCard(
+        Contract.create(cfg.arch, task, classes, pos, threshold, spec, policy),
+        model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
+        gradcam_layer=get_arch(cfg.arch).gradcam_layer,
+        params=int(model.count_params()),
+        training={**asdict(cfg), "augmentation": augmentation, "phases": phases,
+                  "class_weights": class_w if cfg.imbalance == "class_weight" else None,
+                  "tensorflow": tf.__version__, "skipped_files": len(data.bad)},
+        imbalance=cfg.imbalance,
+        data=fingerprint(data.ds),
+        metrics=metrics,
+    )
+    return save_bundle(run / "bundle", model, card, extra={"curves.png": curves} if curves else {}, calibration=calib)
 
 
 def _rows(csv_path: Path) -> int:

@@ -12,7 +12,9 @@ may be added)::
     passed: bool                     every check held
     failures: [str]                  one plain sentence per failed check
     checks: {name: {value, limit, op, passed}}   accuracy_drop, auroc_drop, agreement,
-                                     latency_ms, size_mb, source (null limit = not checked)
+                                     latency_ms, size_mb, source, contract (null limit = not checked;
+                                     contract: value = the decision fields where the .tflite's spec
+                                     differs from the bundle: threshold, labels, positive label, preprocessing)
     thresholds: {max_accuracy_drop, max_auroc_drop, min_agreement, max_latency_ms, max_size_mb, source}
     data: {root, n, skipped: [{path, problem}], counts}
     full, edge: {model_id, file, sha256, precision, n, accuracy, precision_score (=precision), recall,
@@ -36,7 +38,9 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -46,6 +50,7 @@ from edge.app.device_report import read_device_report
 from edge.core.bundle import Bundle, load_bundle
 from edge.core.data import Dataset, discover, load_canvases, read_metadata
 from edge.core.errors import DataError, EdgeError
+from edge.core.inference import decisions
 from edge.core.metrics import compute_metrics, subgroup_metrics
 from edge.core.preprocess import normalize
 
@@ -177,166 +182,198 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-# ---- the validator ----------------------------------------------------------------------
 def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = None, data: str | Path | None = None,
-             metadata: str | Path | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
-             thresholds: dict[str, Any] | None = None, device_report: str | Path | None = None,
-             report_dir: str | Path | None = None, split: str | None = None, config: str | Path | None = None,
-             max_images: int | None = None, progress: Callable | None = None) -> dict[str, Any]:
+             progress: Callable | None = None, **options: Any) -> dict[str, Any]:
     """Compare the edge model (a .tflite, or a phone's device report) with the full model.
 
-    ``full`` None: the embedded default bundle. ``edge`` None (and no device report): the
-    bundle's int8 conversion, made once and cached. ``thresholds``: overrides of the config.
-    Returns the report dict (schema in this module's docstring); ``report["passed"]`` is the gate.
-    """
-    t_start = time.perf_counter()
-    if data is None:
-        raise ValidationError("no data to validate on", hint="pass --data DIR (class folders, or a split tree: the test split is used)")
-    th = load_thresholds(config, thresholds)
-    bundle = full if isinstance(full, Bundle) else load_bundle(full)
-    labels = bundle.labels
-    ds = _dataset(data, split)
-    if max_images and len(ds) > max_images:  # a fixed, class-stratified-by-order subset (reproducible)
-        pick = np.sort(np.random.default_rng(0).permutation(len(ds))[:max_images])
-        ds = Dataset([ds.samples[i] for i in pick], ds.classes, ds.root)
-    y_all = ds.labels_index(labels)  # unknown labels -> DataError (exit 2)
+    ``options`` are the other fields of ValidationConfig. Returns the report dict (schema in this
+    module's docstring); ``report["passed"]`` is the gate."""
+    return run_validation(ValidationConfig(data=data, full=full, edge=edge, **options), progress)
 
-    edge_model = None
-    device = None
-    if device_report is not None:
-        device = read_device_report(device_report, labels)
-        dm = device.get("model") or {}
+
+def run_validation(cfg: ValidationConfig, progress: Callable | None = None) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    if cfg.data is None:
+        raise ValidationError("no data to validate on", hint="pass --data DIR (class folders, or a split tree: the test split is used)")
+    th = load_thresholds(cfg.config, cfg.thresholds)
+    models = _load_models(cfg)
+    inputs = _load_inputs(cfg, models, progress)
+    outs = _run_models(models, inputs, cfg.device_report)
+    report = _compare(cfg, th, models, inputs, outs)
+    report["timing_s"] = {"decode_preprocess": inputs.seconds, "full_inference": outs.t_full, "edge_inference": outs.t_edge,
+                          "total": time.perf_counter() - t_start}
+    if cfg.report_dir is not None:
+        report["plots"] = write_validation_report(cfg.report_dir, report, *report.pop("_plot_data"))
+    report.pop("_plot_data", None)
+    return report
+
+
+def _load_models(cfg: ValidationConfig) -> _Models:
+    """The bundle, the .tflite and/or the device report; signatures and the contract checked."""
+    from edge.core.signing import require_signed
+
+    bundle = cfg.full if isinstance(cfg.full, Bundle) else load_bundle(cfg.full)
+    require_signed(bundle, cfg.require_signature)
+    models = _Models(bundle)
+    if cfg.device_report is not None:
+        models.device = read_device_report(cfg.device_report, bundle.labels)
+        dm = models.device.get("model") or {}
         if dm.get("bundle_sha256") and dm["bundle_sha256"] != bundle.sha256:
             raise ValidationError(f"device report was made with the model of bundle {dm['bundle_sha256'][:12]}…, "
-                                  f"not this bundle ({bundle.sha256[:12]}…)", device_report,
+                                  f"not this bundle ({bundle.sha256[:12]}…)", cfg.device_report,
                                   "validate against the bundle the phone's model was converted from")
-    if edge is None and device is None:
+    edge = cfg.edge
+    if edge is None and models.device is None:
         from convert.tflite import cached_int8  # lazy: the core does not depend on the conversion stage
 
-        edge = cached_int8(bundle)
+        edge = cached_int8(bundle)  # converted here from the (verified) bundle: nothing to sign
+    elif edge is not None:
+        require_signed(edge, cfg.require_signature)
     if edge is not None:
         from edge.core.runtime import EdgeModel
 
         mem0 = _rss_mb()[0]
-        edge_model = EdgeModel.load(edge, threads=threads)
-        _check_edge_matches(edge_model, bundle)
-        if device is not None:
-            sha = (device.get("model") or {}).get("sha256")
-            if sha and sha != edge_model.sha256:
-                raise ValidationError(f"device report was made with another .tflite (sha256 {sha[:12]}…) than {Path(edge).name} "
-                                      f"({edge_model.sha256[:12]}…)", device_report)
-        edge_mem = _rss_mb()[0] - mem0
-    else:
-        edge_mem = None
+        models.edge = EdgeModel.load(edge, threads=cfg.threads)
+        models.edge_mem = _rss_mb()[0] - mem0
+        models.mismatches = models.edge.spec.mismatches(bundle, "the full model")
+        _check_comparable(models.edge, bundle, models.mismatches)
+        sha = ((models.device or {}).get("model") or {}).get("sha256")
+        if sha and sha != models.edge.sha256:
+            raise ValidationError(f"device report was made with another .tflite (sha256 {sha[:12]}…) than {Path(edge).name} "
+                                  f"({models.edge.sha256[:12]}…)", cfg.device_report)
+    return models
 
-    # ---- decode and preprocess once, for both models -----------------------------------
+
+def _check_comparable(edge_model, bundle: Bundle, mismatches: list[str]) -> None:
+    """Models that answer different questions (task, label set) cannot be compared image by image:
+    exit 1 with every mismatch named. Other differences (threshold, order, preprocessing) are failed checks."""
+    if edge_model.task != bundle.task or sorted(edge_model.labels) != sorted(bundle.labels):
+        raise ContractMismatch("; ".join(mismatches), edge_model.path)
+
+
+class ContractMismatch(EdgeError):
+    """The edge model's contract differs so much from the bundle's that nothing can be compared."""
+
+    exit_code = 1
+
+
+def _load_inputs(cfg: ValidationConfig, models: _Models, progress: Callable | None) -> _Inputs:
+    """Decode every image once per preprocessing (once in all when the two models agree on it)."""
     t0 = time.perf_counter()
+    bundle = models.bundle
+    ds = _dataset(cfg.data, cfg.split)
+    if cfg.max_images and len(ds) > cfg.max_images:  # a fixed, reproducible subset
+        pick = np.sort(np.random.default_rng(0).permutation(len(ds))[: cfg.max_images])
+        ds = Dataset([ds.samples[i] for i in pick], ds.classes, ds.root)
+    y_all = ds.labels_index(bundle.labels)  # unknown labels -> DataError (exit 2)
     paths = [s.path for s in ds.samples]
     canv, kept, bad = load_canvases(paths, bundle.spec, skip_bad=True, progress=progress)
     if len(canv) == 0:
-        raise DataError(f"no readable image among {len(paths)} files", data)
-    y = y_all[kept]
-    rel = [_rel(paths[i], ds.root) for i in kept]
-    if device is not None:  # images the phone failed on are compared nowhere and listed as skipped
-        on_phone = dr.match(device, rel, [_rel(Path(p), ds.root) for p, _ in bad], device_report)
+        raise DataError(f"no readable image among {len(paths)} files", cfg.data)
+    paths, y, rel = [paths[i] for i in kept], y_all[kept], [_rel(paths[i], ds.root) for i in kept]
+    if models.device is not None:
+        on_phone = dr.match(models.device, rel, [_rel(Path(p), ds.root) for p, _ in bad], cfg.device_report)
         canv, y = canv[on_phone], y[on_phone]
-        kept, rel = [k for k, m in zip(kept, on_phone) if m], [r for r, m in zip(rel, on_phone) if m]
-        bad = bad + [(f["path"], f["problem"]) for f in dr.failures(device)]
-    x = normalize(canv, bundle.spec)
-    t_decode = time.perf_counter() - t0
+        paths, rel = [p for p, m in zip(paths, on_phone, strict=True) if m], [r for r, m in zip(rel, on_phone, strict=True) if m]
+        bad = bad + [(f["path"], f["problem"]) for f in dr.failures(models.device)]
+    canv_edge = canv
+    if models.edge is not None and models.edge.preprocess_spec != bundle.spec:  # the phone would see its own
+        canv_edge, _, _ = load_canvases(paths, models.edge.preprocess_spec, skip_bad=False)
+    return _Inputs(ds, paths, rel, canv, canv_edge, y, bad, time.perf_counter() - t0)
 
+
+def _run_models(models: _Models, inputs: _Inputs, device_report) -> _Outputs:
+    bundle = models.bundle
     t0 = time.perf_counter()
     mem0 = _rss_mb()[0]
-    model = bundle.load_model()
-    p_full = bundle.probabilities(model.predict(x, batch_size=32, verbose=0))
-    full_mem = _rss_mb()[0] - mem0
-    t_full = time.perf_counter() - t0
-
+    p_full = bundle.predict_proba(normalize(inputs.canv, bundle.spec))
+    full_mem, t_full = _rss_mb()[0] - mem0, time.perf_counter() - t0
     t0 = time.perf_counter()
-    dev_latency = None
-    if device is not None:
-        p_edge, dev_latency = dr.probabilities(device, rel, labels)
+    if models.device is not None:
+        p_edge, dev_latency = dr.probabilities(models.device, inputs.rel, bundle.labels)
     else:
-        p_edge = edge_model.predict_canvases(canv)
-    t_edge = time.perf_counter() - t0
+        raw = models.edge.predict_canvases(inputs.canv_edge)  # columns in the edge model's label order
+        p_edge = raw[:, [models.edge.labels.index(lbl) for lbl in bundle.labels]]
+        dev_latency = None
+    return _Outputs(p_full, p_edge, full_mem, t_full, time.perf_counter() - t0, dev_latency)
 
-    # ---- metrics, drift, agreement ----------------------------------------------------------
-    thr = bundle.threshold
-    m_full = compute_metrics(y, p_full, labels, bundle.task, bundle.positive_label, thr, ci=False)
-    m_edge = compute_metrics(y, p_edge, labels, bundle.task, bundle.positive_label, thr, ci=False)
-    dec_full, dec_edge = _decisions(p_full, bundle, thr), _decisions(p_edge, bundle, thr)
+
+def _edge_rule(models: _Models) -> Any:
+    """How the edge model decides, in the bundle's label order: its own threshold and positive label."""
+    b, e = models.bundle, models.edge
+    return SimpleNamespace(task=b.task, labels=b.labels, positive_label=e.positive_label if e else b.positive_label,
+                           threshold=e.threshold if e else b.threshold)
+
+
+def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs: _Inputs, outs: _Outputs) -> dict[str, Any]:
+    """Metrics, drift, agreement, latency and the checks: the report (without timings)."""
+    bundle, labels, y = models.bundle, models.bundle.labels, inputs.y
+    rule = _edge_rule(models)
+    m_full = compute_metrics(y, outs.p_full, labels, bundle.task, bundle.positive_label, bundle.threshold, ci=False)
+    m_edge = compute_metrics(y, outs.p_edge, labels, bundle.task, bundle.positive_label, rule.threshold, ci=False)
+    dec_full, dec_edge = decisions(bundle, outs.p_full), decisions(rule, outs.p_edge)
     agree = float((dec_full == dec_edge).mean())
-    diff = np.abs(p_edge - p_full).max(axis=1)
-    drift = {k: _sub(m_edge.get(k), m_full.get(k)) for k in METRIC_KEYS}
+    diff = np.abs(outs.p_edge - outs.p_full).max(axis=1)
+    drift: dict[str, Any] = {k: _sub(m_edge.get(k), m_full.get(k)) for k in METRIC_KEYS}
     drift["per_class"] = {c: {k: _sub(m_edge["per_class"][c][k], m_full["per_class"][c][k]) for k in ("precision", "recall", "f1")}
                           for c in labels if c in m_full.get("per_class", {})}
-    drift["subgroups"] = _subgroups(metadata, [paths[i] for i in kept], y, p_full, p_edge, bundle, thr)
-    pi = bundle.positive_index() if bundle.task == "binary" else None
-    disagreements = [{"path": rel[i], "label": labels[y[i]], "full": labels[dec_full[i]], "edge": labels[dec_edge[i]],
-                      "p_full": float(p_full[i, pi] if pi is not None else p_full[i].max()),
-                      "p_edge": float(p_edge[i, pi] if pi is not None else p_edge[i].max())}
-                     for i in np.flatnonzero(dec_full != dec_edge)[:MAX_LISTED]]
-
-    # ---- latency ----------------------------------------------------------------------
-    x_one = x[0]
-    lat_full = time_full(model, x_one, runs, warmup)
-    if device is not None:
-        lat_edge, lat_source = dev_latency, "device"
-    else:
-        lat_edge, lat_source = time_edge(edge_model, edge_model.quantize_input(x_one), runs, warmup), "measured"
-    latency = {"full": latency_stats(lat_full), "edge": latency_stats(lat_edge), "warmup": warmup,
-               "threads": (device or {}).get("threads", threads) if device else threads, "source": lat_source}
-    size_full = sum(f.stat().st_size for f in bundle.path.glob("model.h5"))
-    size_edge = edge_model.size_bytes if edge_model is not None else None
-
-    checks = _checks(th, m_full, m_edge, agree, latency["edge"]["p50"], size_edge, edge_model, bundle, device)
-    failures = [c["message"] for c in checks.values() if c["passed"] is False]
-    report: dict[str, Any] = {
+    drift["subgroups"] = _subgroups(cfg.metadata, inputs.paths, y, outs.p_full, outs.p_edge, bundle, bundle.threshold)
+    latency, lat_full, lat_edge = _latency(cfg, models, inputs, outs)
+    size_edge = models.edge.size_bytes if models.edge is not None else None
+    checks = _checks(th, m_full, m_edge, agree, latency["edge"]["p50"], size_edge, models)
+    failures = [msg for c in checks.values() if c["passed"] is False for msg in c["messages"]]
+    return {
         "format": REPORT_FORMAT, "version": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "passed": not failures, "failures": failures,
-        "checks": {k: {kk: vv for kk, vv in v.items() if kk != "message"} for k, v in checks.items()},
+        "checks": {k: {kk: vv for kk, vv in v.items() if kk != "messages"} for k, v in checks.items()},
         "thresholds": th,
-        "data": {"root": str(ds.root), "n": int(len(y)), "skipped": [{"path": p, "problem": w} for p, w in bad],
+        "data": {"root": str(inputs.ds.root), "n": int(len(y)), "skipped": [{"path": p, "problem": w} for p, w in inputs.bad],
                  "counts": {lbl: int((y == i).sum()) for i, lbl in enumerate(labels)}},
         "full": _model_summary(m_full, bundle.model_id, str(bundle.path), bundle.sha256, "float32 (Keras)"),
-        "edge": _model_summary(m_edge, (edge_model.spec.get("model_id") if edge_model else (device.get("model") or {}).get("file")),
-                               str(edge_model.path) if edge_model else str(device_report),
-                               edge_model.sha256 if edge_model else (device.get("model") or {}).get("sha256"),
-                               edge_model.precision if edge_model else (device.get("model") or {}).get("precision")),
+        "edge": _edge_summary(m_edge, models, cfg.device_report),
         "drift": drift, "agreement": agree,
         "prob_diff": {"mean": float(diff.mean()), "p99": float(np.percentile(diff, 99)), "max": float(diff.max())},
-        "disagreements": disagreements,
+        "disagreements": _disagreements(inputs, outs, bundle, dec_full, dec_edge),
         "latency_ms": latency,
-        "memory_mb": {"full_rss_increase": full_mem, "edge_rss_increase": edge_mem, "process_peak": _rss_mb()[1]},
-        "size_bytes": {"full": size_full, "edge": size_edge},
-        "timing_s": {"decode_preprocess": t_decode, "full_inference": t_full, "edge_inference": t_edge,
-                     "total": time.perf_counter() - t_start},
+        "memory_mb": {"full_rss_increase": outs.full_mem, "edge_rss_increase": models.edge_mem, "process_peak": _rss_mb()[1]},
+        "size_bytes": {"full": sum(f.stat().st_size for f in bundle.path.glob("model.h5")), "edge": size_edge},
+        **({"device": {k: models.device.get(k) for k in ("model", "device", "accelerator", "threads", "fallback", "created")}}
+           if models.device is not None else {}),
+        "_plot_data": (m_full, m_edge, diff, lat_full, lat_edge),
     }
-    if device is not None:
-        report["device"] = {k: device.get(k) for k in ("model", "device", "accelerator", "threads", "fallback", "created")}
-    if report_dir is not None:
-        report["plots"] = write_validation_report(report_dir, report, m_full, m_edge, diff, lat_full, lat_edge)
-    return report
 
 
-def _check_edge_matches(edge_model, bundle: Bundle) -> None:
-    """A .tflite expecting other input than the bundle's preprocessing cannot be compared: bad input, exit 2."""
-    es, bs = edge_model.preprocess_spec, bundle.spec
-    if es != bs:
-        raise ValidationError(f"the .tflite's input spec ({es.size[0]}x{es.size[1]}x{es.channels}, mean {list(es.mean)}, "
-                              f"std {list(es.std)}) does not match the bundle's ({bs.size[0]}x{bs.size[1]}x{bs.channels}, "
-                              f"mean {list(bs.mean)}, std {list(bs.std)})", edge_model.path)
-    if edge_model.labels != bundle.labels or edge_model.task != bundle.task:
-        raise ValidationError(f"the .tflite's labels {edge_model.labels} ({edge_model.task}) differ from the bundle's "
-                              f"{bundle.labels} ({bundle.task})", edge_model.path)
+def _edge_summary(m_edge, models: _Models, device_report) -> dict[str, Any]:
+    e, dm = models.edge, ((models.device or {}).get("model") or {})
+    if e is not None:
+        return _model_summary(m_edge, e.spec.model_id, str(e.path), e.sha256, e.precision)
+    return _model_summary(m_edge, dm.get("file"), str(device_report), dm.get("sha256"), dm.get("precision"))
 
 
-def _decisions(p: np.ndarray, bundle: Bundle, thr: float) -> np.ndarray:
-    if bundle.task == "binary":
-        pi = bundle.positive_index()
-        return np.where(p[:, pi] >= thr, pi, 1 - pi)
-    return p.argmax(axis=1)
+def _disagreements(inputs: _Inputs, outs: _Outputs, bundle: Bundle, dec_full, dec_edge) -> list[dict[str, Any]]:
+    labels, y = bundle.labels, inputs.y
+    pi = bundle.positive_index() if bundle.task == "binary" else None
+
+    def p(probs, i):
+        return float(probs[i, pi] if pi is not None else probs[i].max())
+
+    return [{"path": inputs.rel[i], "label": labels[y[i]], "full": labels[dec_full[i]], "edge": labels[dec_edge[i]],
+             "p_full": p(outs.p_full, i), "p_edge": p(outs.p_edge, i)}
+            for i in np.flatnonzero(dec_full != dec_edge)[:MAX_LISTED]]
+
+
+def _latency(cfg: ValidationConfig, models: _Models, inputs: _Inputs, outs: _Outputs) -> tuple[dict[str, Any], np.ndarray, Any]:
+    bundle = models.bundle
+    lat_full = time_full(bundle.load_model(), normalize(inputs.canv[0], bundle.spec), cfg.runs, cfg.warmup)
+    if models.device is not None:
+        lat_edge, source = outs.dev_latency, "device"
+    else:
+        x_edge = normalize(inputs.canv_edge[0], models.edge.preprocess_spec)
+        lat_edge, source = time_edge(models.edge, models.edge.quantize_input(x_edge), cfg.runs, cfg.warmup), "measured"
+    threads = models.device.get("threads", cfg.threads) if models.device else cfg.threads
+    return ({"full": latency_stats(lat_full), "edge": latency_stats(lat_edge), "warmup": cfg.warmup, "threads": threads,
+             "source": source}, lat_full, lat_edge)
 
 
 def _sub(a: Any, b: Any) -> float | None:
@@ -376,12 +413,12 @@ def _model_summary(m: dict[str, Any], model_id, file, sha, precision) -> dict[st
     return out
 
 
-def _checks(th, m_full, m_edge, agree, p50, size_edge, edge_model, bundle, device) -> dict[str, dict[str, Any]]:
+def _checks(th, m_full, m_edge, agree, p50, size_edge, models: _Models) -> dict[str, dict[str, Any]]:
     def check(value, limit, op, words):
         if limit is None or value is None or (isinstance(value, float) and np.isnan(value)):
-            return {"value": value, "limit": limit, "op": op, "passed": None, "message": ""}
+            return {"value": value, "limit": limit, "op": op, "passed": None, "messages": []}
         ok = value <= limit if op == "<=" else value >= limit
-        return {"value": value, "limit": limit, "op": op, "passed": bool(ok), "message": words.format(v=value, l=limit)}
+        return {"value": value, "limit": limit, "op": op, "passed": bool(ok), "messages": [words.format(v=value, l=limit)]}
 
     acc_drop = _sub(m_full["accuracy"], m_edge["accuracy"])
     auc_drop = _sub(m_full.get("auroc"), m_edge.get("auroc"))
@@ -397,12 +434,16 @@ def _checks(th, m_full, m_edge, agree, p50, size_edge, edge_model, bundle, devic
         "size_mb": check(size_edge / 2**20 if size_edge is not None else None, th["max_size_mb"], "<=",
                          "size: the edge model is {v:.2f} MiB (at most {l:.2f} MiB allowed)"),
     }
-    if edge_model is not None:
-        src = edge_model.spec.get("bundle_sha256")
+    if models.edge is not None:
+        bundle = models.bundle
+        src = models.edge.spec.bundle_sha256
         same = src == bundle.sha256
         out["source"] = {"value": src, "limit": bundle.sha256, "op": "==", "passed": same,
-                         "message": "" if same else f"source: the edge model was converted from bundle {str(src)[:12]}…, "
-                                                    f"not from the full bundle {bundle.sha256[:12]}…"}
+                         "messages": [] if same else [f"source: the edge model was converted from bundle {str(src)[:12]}…, "
+                                                      f"not from the full bundle {bundle.sha256[:12]}…"]}
+        # threshold, labels, positive label, preprocessing: one sentence per difference
+        out["contract"] = {"value": list(models.mismatches), "limit": "identical", "op": "==", "passed": not models.mismatches,
+                           "messages": list(models.mismatches)}
     return out
 
 

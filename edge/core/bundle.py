@@ -7,101 +7,93 @@ A bundle is a directory::
     calibration.npz    letterboxed uint8 samples for int8 calibration (optional)
     ...                plots, logs and reports the producing stage chose to keep
 
-``model_card.json`` is the single description: architecture, task, labels, the
-preprocessing spec, the operating threshold, training configuration, data fingerprint,
-metrics, compression history. ``bundle_sha256`` is a hash over the files' hashes, so a
-converted .tflite can name exactly the bundle it came from.
+``model_card.json`` is the single description (edge.core.card.ModelCard): the contract
+(architecture, task, labels, the preprocessing spec, the operating threshold...) and the
+record (training configuration, data fingerprint, metrics, compression history).
+``bundle_sha256`` is a hash over the files' hashes and the contract, so a converted .tflite
+can name exactly the bundle it came from, and editing a decision in the JSON is refused.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import card as card_mod
+from .card import ModelCard
 from .errors import BundleError
 from .fsutil import atomic_dir, sha256_file, write_json
 from .preprocess import PreprocessSpec
 
 CARD = "model_card.json"
-MODEL_FILE = "model.h5"  # HDF5: the tf-keras format that can leave the optimizer state out
+MODEL_FILE = "model.h5"  # HDF5 weights of the graph the card's architecture rebuilds (never deserialised as a model)
 CALIB_FILE = "calibration.npz"
-FORMAT = "fracture-edge/bundle"
-VERSION = 1
+FORMAT = card_mod.FORMAT
+VERSION = card_mod.VERSION
 DEFAULT_BUNDLE = Path(__file__).parent.parent / "assets" / "default_bundle"
 SAMPLES_DIR = Path(__file__).parent.parent / "assets" / "samples"
-
-
-def _bundle_hash(files: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
 class Bundle:
     path: Path
-    card: dict[str, Any]
+    card: ModelCard
     _model: Any = field(default=None, repr=False)
 
-    # --- what every stage needs -------------------------------------------------------
+    # --- what every stage needs (read through the card's contract) -----------------------
     @property
     def spec(self) -> PreprocessSpec:
-        return PreprocessSpec.from_dict(self.card["preprocess"])
+        return self.card.spec
 
     @property
     def labels(self) -> list[str]:
-        return list(self.card["labels"])
+        return self.card.labels
 
     @property
     def task(self) -> str:
-        return self.card["task"]
+        return self.card.task
 
     @property
     def positive_label(self) -> str | None:
-        return self.card.get("positive_label")
+        return self.card.positive_label
 
     @property
     def threshold(self) -> float:
-        return float(self.card.get("threshold", 0.5))
+        return self.card.threshold
 
     @property
     def model_id(self) -> str:
-        return self.card.get("model_id", self.path.name)
+        return self.card.model_id
 
     @property
     def sha256(self) -> str:
-        return self.card["bundle_sha256"]
+        return self.card.bundle_sha256
 
     @property
     def arch(self) -> str:
-        return self.card.get("arch", "unknown")
+        return self.card.arch
+
+    @property
+    def qat(self) -> bool:
+        return self.card.qat
 
     def load_model(self):
-        """The Keras model, loaded once (QAT bundles need tfmot's custom objects)."""
+        """The Keras model, loaded once: the card's architecture rebuilt, then weights only (see weights.py)."""
         if self._model is None:
-            from ._tf import keras
+            from .weights import load_weights_only
 
-            path = self.path / MODEL_FILE
-            try:
-                if (self.card.get("compression") or {}).get("qat"):
-                    import tensorflow_model_optimization as tfmot
-
-                    with tfmot.quantization.keras.quantize_scope():
-                        self._model = keras.models.load_model(path, compile=False)
-                else:
-                    self._model = keras.models.load_model(path, compile=False)
-            except (OSError, ValueError) as e:
-                raise BundleError(f"cannot load the Keras model ({e})", path) from None
+            self._model = load_weights_only(self.card, self.path / MODEL_FILE)
         return self._model
 
     def calibration_canvases(self) -> np.ndarray | None:
         p = self.path / CALIB_FILE
-        if not p.exists():
+        if CALIB_FILE not in self.card.files or not p.exists():  # an unlisted file is not part of the bundle
             return None
         with np.load(p) as z:
             return z["canvases"]
@@ -135,9 +127,9 @@ def to_probabilities(raw: np.ndarray, task: str, labels: list[str], positive: st
     return out
 
 
-def save_bundle(dest: str | Path, model, card: dict[str, Any], extra: dict[str, Any] | None = None,
+def save_bundle(dest: str | Path, model, card: ModelCard, extra: dict[str, Any] | None = None,
                 calibration: np.ndarray | None = None) -> Bundle:
-    """Write a complete bundle atomically: model, calibration samples, extra files, card with hashes.
+    """Write a complete bundle atomically: weights, calibration samples, extra files, card with hashes.
 
     ``extra`` maps file names to bytes, str, or an existing Path to copy."""
     dest = Path(dest)
@@ -157,56 +149,67 @@ def save_bundle(dest: str | Path, model, card: dict[str, Any], extra: dict[str, 
             else:
                 target.write_text(str(content))
         files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != CARD}
-        full = {"format": FORMAT, "version": VERSION, **card}
-        full.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        full["files"] = files
-        full["bundle_sha256"] = _bundle_hash(files)
-        write_json(tmp / CARD, full)
+        full = replace(card, version=VERSION, files=files,
+                       created=card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        full.contract.check(tmp / CARD)
+        full.bundle_sha256 = full.content_hash()
+        write_json(tmp / CARD, full.to_dict())
     return load_bundle(dest)
 
 
-def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
-    """Open a bundle (None: the embedded default) and check its files against their hashes."""
-    path = Path(path) if path is not None else DEFAULT_BUNDLE
+def read_card(path: Path) -> ModelCard:
+    """The card of the bundle at ``path``, parsed and checked (files not yet verified)."""
     card_path = path / CARD
     if not path.is_dir() or not card_path.is_file():
         if path == DEFAULT_BUNDLE:
             raise BundleError("the embedded default bundle is missing from this installation", path)
         raise BundleError(f"not a model bundle (no {CARD})", path, "pass a directory written by `edge train` or `edge compress`")
     try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as e:
-        raise BundleError(f"model card is not valid JSON ({e.msg}, line {e.lineno})", card_path) from None
-    if card.get("format") != FORMAT:
-        raise BundleError(f"not a fracture-edge bundle card (format={card.get('format')!r})", card_path)
-    if card.get("version", 0) > VERSION:
-        raise BundleError(f"bundle version {card['version']} is newer than this toolkit understands", card_path, "upgrade fracture-edge")
-    for key in ("labels", "task", "preprocess", "files", "bundle_sha256"):
-        if key not in card:
-            raise BundleError(f"model card lacks '{key}'", card_path)
+        raw = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"model card is not valid JSON ({getattr(e, 'msg', e)})", card_path) from None
+    return ModelCard.from_dict(raw, card_path)
+
+
+def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
+    """Open a bundle (None: the embedded default) and check its files and contract against the hash."""
+    path = Path(path) if path is not None else DEFAULT_BUNDLE
+    card = read_card(path)
     if verify:
         verify_files(path, card)
     return Bundle(path, card)
 
 
-def verify_files(path: Path, card: dict[str, Any]) -> None:
-    files = card["files"]
-    if MODEL_FILE not in files:
+def verify_files(path: Path, card: ModelCard) -> None:
+    """Every listed file matches its hash, and bundle_sha256 covers the file hashes and the contract."""
+    if MODEL_FILE not in card.files:
         raise BundleError(f"model card lists no {MODEL_FILE}", path / CARD)
-    for name, digest in files.items():
+    for name, digest in card.files.items():
         f = path / name
+        if not f.resolve().is_relative_to(path.resolve()):
+            raise BundleError("file listed in the model card lies outside the bundle", f)
         if not f.is_file():
             raise BundleError("file listed in the model card is missing", f)
         if sha256_file(f) != digest:
             raise BundleError("SHA-256 does not match the model card (file changed or damaged)", f,
                               "restore the file or re-create the bundle")
-    if _bundle_hash(files) != card["bundle_sha256"]:
-        raise BundleError("bundle_sha256 does not match the files listed", path / CARD)
+    if card_mod.expected_hash(card) != card.bundle_sha256:
+        raise BundleError("bundle_sha256 does not match the files and the contract (threshold, labels, "
+                          "preprocessing...) in the model card", path / CARD, "restore the card or re-create the bundle")
 
 
 def update_card(bundle: Bundle, **fields: Any) -> Bundle:
-    """Add or replace card fields that are not files (e.g. evaluation metrics); hashes stay valid."""
-    card = dict(bundle.card)
-    card.update(fields)
-    write_json(bundle.path / CARD, card)
+    """Replace record fields (metrics, notes...); the contract and the hashes stay as they are."""
+    card = bundle.card.with_record(**fields)
+    write_json(bundle.path / CARD, card.to_dict())
     return Bundle(bundle.path, card, bundle._model)
+
+
+def migrate_bundle(path: str | Path) -> Bundle:
+    """Rewrite a version-1 card as version 2 (files untouched; the new hash covers the contract)."""
+    path = Path(path)
+    old = load_bundle(path)
+    if old.card.version >= VERSION:
+        return old
+    write_json(path / CARD, card_mod.migrate(old.card).to_dict())
+    return load_bundle(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,14 +37,33 @@ def decode_frames(path: Path, spec) -> list[tuple[str, np.ndarray]]:
     return [(f"{path}#{i}", letterbox_u8(read_image(path, frame=i).pixels, spec)) for i in range(first.frames)]
 
 
-def decide(bundle: Bundle, probs: np.ndarray) -> tuple[str, float | None, bool | None]:
+class Decides(Protocol):
+    """What a decision needs: a Bundle, an EdgeModel (its embedded spec) or a card's contract."""
+
+    task: str
+    labels: list[str]
+    positive_label: str | None
+    threshold: float
+
+
+def decisions(model: Decides, probs: np.ndarray) -> np.ndarray:
+    """The one decision rule: index of the decided label per row of N x K probabilities.
+
+    Binary: the positive label when P(positive) >= the model's threshold. Multi-class: arg-max."""
+    probs = np.asarray(probs).reshape(len(probs), -1)
+    if model.task == "binary":
+        pi = list(model.labels).index(model.positive_label)
+        return np.where(probs[:, pi] >= model.threshold, pi, 1 - pi)
+    return probs.argmax(axis=1)
+
+
+def decide(model: Decides, probs: np.ndarray) -> tuple[str, float | None, bool | None]:
     """(label, P(positive) or None, decision or None) for one probability row."""
-    if bundle.task == "binary":
-        p = float(probs[bundle.positive_index()])
-        decision = p >= bundle.threshold
-        negative = next(lbl for lbl in bundle.labels if lbl != bundle.positive_label)
-        return (bundle.positive_label if decision else negative), p, decision
-    return bundle.labels[int(np.argmax(probs))], None, None
+    idx = int(decisions(model, np.asarray(probs)[None])[0])
+    label = list(model.labels)[idx]
+    if model.task == "binary":
+        return label, float(probs[list(model.labels).index(model.positive_label)]), label == model.positive_label
+    return label, None, None
 
 
 def predict_files(bundle: Bundle, paths: Sequence[Path], skip_bad: bool = False, batch_size: int = 32,

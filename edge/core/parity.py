@@ -28,7 +28,9 @@ from PIL import Image
 
 from .fsutil import atomic_dir, write_json
 from .imageio import read_image
+from .inference import decide
 from .preprocess import PreprocessSpec, letterbox_u8, normalize
+
 from .runtime import EdgeModel
 
 TOLERANCE = {"input_f32_abs": 1e-5, "u8_max_diff": 1, "u8_mismatch_fraction": 0.001, "quantized_max_diff": 1, "prob_abs": 1e-6}
@@ -82,14 +84,9 @@ def variant_specs(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _expected(model: EdgeModel, u8: np.ndarray) -> dict[str, Any]:
     probs = model.predict_canvases(u8[None])[0]
-    label_probs = {lbl: float(p) for lbl, p in zip(model.labels, probs)}
-    pos = model.positive_label
-    if model.task == "binary" and pos is not None:
-        decision = label_probs[pos] >= model.threshold
-        label = pos if decision else next(lbl for lbl in model.labels if lbl != pos)
-    else:
-        decision, label = None, model.labels[int(np.argmax(probs))]
-    return {"probabilities": label_probs, "label": label, "decision": decision}
+    label, _, decision = decide(model, probs)  # the one decision rule (edge.core.inference)
+    return {"probabilities": {lbl: float(p) for lbl, p in zip(model.labels, probs, strict=True)}, "label": label,
+            "decision": decision}
 
 
 def _write_set(tmp: Path, key: str, spec: dict[str, Any], sources: list[tuple[str, np.ndarray]],
@@ -130,12 +127,12 @@ def write_vectors(models: EdgeModel | Sequence[EdgeModel], images: Sequence[Path
         for name, argb in sources:
             (tmp / f"{name}.argb.bin").write_bytes(argb.astype("<i4").tobytes())
         for i, model in enumerate(models):
-            entries.append(_write_set(tmp, f"m{i}-{model.precision}", model.spec, sources, model))
+            entries.append(_write_set(tmp, f"m{i}-{model.precision}", model.spec.to_dict(), sources, model))
         if spec_variants and models:
-            entries += [_write_set(tmp, key, spec, sources, None) for key, spec in variant_specs(models[0].spec)]
+            entries += [_write_set(tmp, key, spec, sources, None) for key, spec in variant_specs(models[0].spec.to_dict())]
         write_json(tmp / "manifest.json", entries)
         if models:
-            pre = PreprocessSpec.from_dict(models[0].spec["preprocess"])
+            pre = models[0].preprocess_spec
             for sub, writer in (("dicom", write_dicom_vectors), ("png16", write_png16_vectors)):
                 (tmp / sub).mkdir()
                 writer(tmp / sub, pre)

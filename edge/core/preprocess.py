@@ -67,16 +67,15 @@ class PreprocessSpec:
 
     @classmethod
     def for_arch(cls, arch: str, size: int | tuple[int, int], channels: int | None = None) -> PreprocessSpec:
-        """Defaults per architecture: ImageNet backbones take Keras' 'caffe' normalisation
-        (BGR mean subtraction, no scaling) on grey replicated to 3 channels."""
+        """The architecture's input contract: its registry entry carries the normalisation and
+        the default channel count (ImageNet backbones: grey replicated to 3 channels)."""
+        from .architectures import get_arch  # TensorFlow-free; lazy to keep this module import-light
+
+        info = get_arch(arch)
+        ch = channels or info.default_channels
+        mean, std = info.mean_std(ch)
         hw = (size, size) if isinstance(size, int) else tuple(size)
-        if arch in ("vgg16", "resnet50"):
-            ch = channels or 3
-            if ch == 3:
-                return cls(size=hw, channels=3, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
-            return cls(size=hw, channels=1, mean=(114.799,), std=(1.0,))
-        ch = channels or 1
-        return cls(size=hw, channels=ch, mean=(0.0,) * ch, std=(255.0,) * ch)
+        return cls(size=hw, channels=ch, mean=mean, std=std)
 
 
 def to_grey(pixels: np.ndarray) -> np.ndarray:

@@ -72,11 +72,11 @@ def spatial_layers(model) -> list[str]:
     return out
 
 
-def resolve_layer(model, requested: str | None, card: dict[str, Any]) -> str:
+def resolve_layer(model, requested: str | None, default: str | None) -> str:
     """The CAM target layer: the one asked for, else the card's per-architecture choice, else
     the last spatial layer of the graph."""
     candidates = spatial_layers(model)
-    name = requested or card.get("gradcam_layer")
+    name = requested or default
     if name is None:
         if not candidates:
             raise EdgeError("the model has no layer with a spatial feature map to explain")
@@ -112,7 +112,7 @@ class Explainer:
         self.labels = bundle.labels
         self.task = bundle.task
         model = bundle.load_model()
-        self.layer = resolve_layer(model, layer, bundle.card)
+        self.layer = resolve_layer(model, layer, bundle.card.gradcam_layer)
         self.scorecam_channels = int(scorecam_channels)
         linear, self.head = _linear_clone(model)
         self.cam_model = ExtractIntermediateLayerForGradcam(self.layer, seek_conv_layer=False)(linear)

@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from convert.tflite import FORMATS  # the one table of export formats: every format it lists is measured
+
 
 ROUNDS = 5  # latency rounds: every format gets runs/ROUNDS invokes per round
 
@@ -36,28 +38,30 @@ def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, xnn
 def _arch_bundle(arch: str, size: int, canvases: np.ndarray, dest: Path):
     """A weights=None bundle of a backbone (sizes and speed do not depend on the weights' values)."""
     from edge.core.bundle import save_bundle
+    from edge.core.card import Contract, ModelCard
     from edge.core.preprocess import PreprocessSpec
     from train.models import create_model, get_arch
 
     spec = PreprocessSpec.for_arch(arch, size)
     model = create_model(arch, spec.input_shape, 1)
-    card = {"model_id": f"bench-{arch}-{size}", "arch": arch, "task": "binary", "labels": ["fractured", "not_fractured"],
-            "positive_label": "fractured", "threshold": 0.5, "preprocess": spec.to_dict(),
-            "gradcam_layer": get_arch(arch).gradcam_layer, "compression": None, "metrics": {}}
+    card = ModelCard(Contract.create(arch, "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
+                     model_id=f"bench-{arch}-{size}", gradcam_layer=get_arch(arch).gradcam_layer)
     return save_bundle(dest, model, card, calibration=canvases)
 
 
 def _accuracy(bundle, tflite: Path, canv: np.ndarray, y: np.ndarray) -> dict:
+    from edge.core.inference import decisions
     from edge.core.metrics import auroc
     from edge.core.preprocess import normalize
     from edge.core.runtime import EdgeModel
 
     pi = bundle.positive_index()
-    pf = bundle.probabilities(bundle.load_model().predict(normalize(canv, bundle.spec), batch_size=32, verbose=0))[:, pi]
-    pe = EdgeModel.load(tflite).predict_canvases(canv)[:, pi]
-    t = bundle.threshold
+    pf_all = bundle.probabilities(bundle.load_model().predict(normalize(canv, bundle.spec), batch_size=32, verbose=0))
+    pe_all = EdgeModel.load(tflite).predict_canvases(canv)
+    pf, pe = pf_all[:, pi], pe_all[:, pi]
     pos = y == pi
-    return {"auroc_float": auroc(pos, pf), "auroc_int8": auroc(pos, pe), "agreement": float(((pf >= t) == (pe >= t)).mean()),
+    same = decisions(bundle, pf_all) == decisions(bundle, pe_all)
+    return {"auroc_float": auroc(pos, pf), "auroc_int8": auroc(pos, pe), "agreement": float(same.mean()),
             "max_abs_diff": float(np.abs(pf - pe).max())}
 
 
@@ -104,7 +108,7 @@ def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_
     rows, builtin_rows = [], []
     for name, b in targets:
         files = {}
-        for prec in ("float32", "fp16", "dynamic", "int8"):
+        for prec in FORMATS:
             files[prec] = work / f"{b.model_id}_{prec}.tflite"
             convert_bundle(b, prec, out=files[prec], debug=False, report=False, calib_max=64)
         sizes = {k: p.stat().st_size for k, p in files.items()}
@@ -113,7 +117,7 @@ def bench(bundle, archs, size, threads, runs, warmup, data, qat_epochs, qat_max_
             pair = {k: files[k] for k in ("float32", "int8")}
             bl = _latencies(pair, threads, max(5, runs // 3), 2, xnnpack=False)
             builtin_rows.append([name, lats["float32"], lats["int8"], bl["float32"], bl["int8"], bl["int8"] / bl["float32"]])
-        for prec in ("float32", "fp16", "dynamic", "int8"):
+        for prec in FORMATS:
             rows.append([name, prec, sizes[prec] / 1e6, sizes[prec] / sizes["float32"], lats[prec], lats[prec] / lats["float32"]])
         click.echo(f"done: {name}", err=True)
     click.echo(f"\nLiteRT {threads} threads, median of {runs} invokes after {warmup} warm-up, formats interleaved in {ROUNDS} rounds; "

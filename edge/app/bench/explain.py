@@ -54,14 +54,14 @@ def _data_root(data: str | None) -> Path:
 
 def _resnet_bundle(tmp: Path, size: int):
     from edge.core.bundle import save_bundle
+    from edge.core.card import Contract, ModelCard
     from edge.core.preprocess import PreprocessSpec
     from train.models import create_model, get_arch
 
     spec = PreprocessSpec.for_arch("resnet50", size)
     model = create_model("resnet50", spec.input_shape, 1, weights=None)  # latency only: random weights
-    card = {"model_id": f"resnet50-{size}-random", "arch": "resnet50", "task": "binary", "labels": ["fractured", "not_fractured"],
-            "positive_label": "fractured", "threshold": 0.5, "preprocess": spec.to_dict(),
-            "gradcam_layer": get_arch("resnet50").gradcam_layer}
+    card = ModelCard(Contract.create("resnet50", "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
+                     model_id=f"resnet50-{size}-random", gradcam_layer=get_arch("resnet50").gradcam_layer)
     return save_bundle(tmp / "resnet50", model, card)
 
 
@@ -75,7 +75,7 @@ def _plain_gradcam(bundle, pixels: np.ndarray, n: int) -> list[float]:
     from tf_keras_vis.gradcam import Gradcam
 
     gc = Gradcam(bundle.load_model())
-    layer = bundle.card["gradcam_layer"]
+    layer = bundle.card.gradcam_layer
     out = []
     for i in range(n + 1):
         t = time.perf_counter()

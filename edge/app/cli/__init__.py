@@ -23,6 +23,7 @@ COMMANDS = {
     "compress": ("edge.app.cli.convert_cmd", "compress"),
     "convert": ("edge.app.cli.convert_cmd", "convert"),
     "validate": ("edge.app.cli.validate_cmd", "validate"),
+    "bundle": ("edge.app.cli.bundle_cmd", "bundle"),
     "explain": ("edge.app.cli.explain_cmd", "explain"),
     "serve": ("edge.app.cli.serve_cmd", "serve"),
     "bench": ("edge.app.cli.bench_cmd", "bench"),

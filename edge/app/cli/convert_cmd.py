@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import click
 
+from convert.tflite import FORMATS
 from edge.core.report import fmt
 
-PRECISIONS = ("int8", "fp16", "dynamic", "float32")
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, timeout, a CI job cancelled) raises KeyboardInterrupt while a command writes,
+    so the atomic writers remove their hidden .tmp files as they do on Ctrl-C; Python's default
+    SIGTERM action exits at once and left them next to the output."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def format_options(command):
+    """--format/-f NAME and one --NAME alias per format, both built from convert.tflite.FORMATS."""
+    for f in reversed(list(FORMATS.values())):
+        command = click.option(f.flag, f"as_{f.precision}", is_flag=True, help=f"Same as --format {f.precision}: {f.target}.")(command)
+    return click.option("-f", "--format", "fmt_name", type=click.Choice(list(FORMATS)), default=None,
+                        help="Export format (each also has its own flag, below).")(command)
+
+
+def chosen_format(fmt_name: str | None, aliases: dict[str, bool]) -> str:
+    """The one format asked for; two different ones (--int8 --fp16) are a usage error."""
+    asked = {name for name, on in aliases.items() if on} | ({fmt_name} if fmt_name else set())
+    if len(asked) > 1:
+        raise click.UsageError(f"choose one format, not {' and '.join(sorted(asked))}")
+    if not asked:
+        raise click.UsageError(f"choose a format: --format {{{','.join(FORMATS)}}} (or {', '.join(f.flag for f in FORMATS.values())})")
+    return asked.pop()
 
 
 @click.command()
@@ -38,10 +79,11 @@ def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_
     from convert.qat import CompressConfig
     from convert.qat import compress as run
 
-    b = run(bundle, CompressConfig(data=data, out=out, qat=qat, prune=prune, epochs=epochs, lr=lr,
-                                   distill=distill, batch_size=batch_size, max_per_class=max_per_class))
-    c = b.card["compression"]
-    click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {c['qat']})")
+    with sigterm_as_interrupt():
+        b = run(bundle, CompressConfig(data=data, out=out, qat=qat, prune=prune, epochs=epochs, lr=lr,
+                                       distill=distill, batch_size=batch_size, max_per_class=max_per_class))
+    c = b.card.compression or {}
+    click.echo(f"bundle: {b.path}  (sparsity {c['sparsity']:.2f}, qat {b.qat})")
     for split, after in c["metrics_after"].items():
         before = c["metrics_before"].get(split, {})
         agree = c.get("agreement_with_source", {}).get(split, {})
@@ -52,10 +94,7 @@ def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_
 
 @click.command()
 @click.argument("bundle", required=False, type=click.Path())
-@click.option("--int8", "precision", flag_value="int8", help="Full integer: int8 weights and activations (CPU/XNNPACK, NPU).")
-@click.option("--fp16", "precision", flag_value="fp16", help="float16 weights: the phone GPU delegate's format.")
-@click.option("--dynamic", "precision", flag_value="dynamic", help="Dynamic range: int8 weights, float activations; no calibration.")
-@click.option("--float32", "precision", flag_value="float32", help="No quantisation (the reference).")
+@format_options
 @click.option("--calib", type=click.Path(), default=None,
               help="Folder of images for int8 calibration (default: the samples kept in the bundle).")
 @click.option("--calib-max", default=200, show_default=True, help="Use at most this many calibration images.")
@@ -66,7 +105,7 @@ def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_
 @click.option("--keep-float-tol", default=0.05, show_default=True, help="Largest probability change 'auto' accepts.")
 @click.option("--no-debug", is_flag=True, help="Skip the per-layer int8 error table (faster).")
 @click.option("-o", "--out", type=click.Path(), default=None, help="Output .tflite (default: ./<model_id>_<precision>.tflite).")
-def convert(bundle, precision, calib, calib_max, io_type, keep_float, keep_float_tol, no_debug, out) -> None:
+def convert(bundle, fmt_name, calib, calib_max, io_type, keep_float, keep_float_tol, no_debug, out, **aliases) -> None:
     """Convert a model bundle (default: the embedded one) to a phone-ready .tflite.
 
     The file carries its model spec (labels, input size, normalisation, quantisation, threshold,
@@ -76,20 +115,19 @@ def convert(bundle, precision, calib, calib_max, io_type, keep_float, keep_float
     \b
     Examples:
       edge convert --int8                          # the embedded default model
-      edge convert runs/default/bundle --fp16 -o fracture_fp16.tflite
+      edge convert runs/default/bundle -f fp16 -o fracture_fp16.tflite
       edge convert BUNDLE --int8 --calib ../shared/data/fracatlas/train --keep-float auto
     """
-    from edge.core.errors import EdgeError
-
-    if precision is None:
-        raise EdgeError("choose a precision", hint="--int8, --fp16, --dynamic or --float32")
     from convert.tflite import convert_bundle
+
+    precision = chosen_format(fmt_name, {k.removeprefix("as_"): v for k, v in aliases.items()})
 
     kf = None
     if keep_float:
         kf = "auto" if keep_float == "auto" else [t.strip() for t in keep_float.split(",") if t.strip()]
-    c = convert_bundle(bundle, precision, out=out, calib=calib, io_type=io_type, keep_float=kf,
-                       keep_float_tol=keep_float_tol, debug=not no_debug, calib_max=calib_max)
+    with sigterm_as_interrupt():
+        c = convert_bundle(bundle, precision, out=out, calib=calib, io_type=io_type, keep_float=kf,
+                           keep_float_tol=keep_float_tol, debug=not no_debug, calib_max=calib_max)
     r = c.report
     click.echo(f"{c.path}: {r['size_bytes'] / 1e6:.3f} MB ({fmt(r['size_vs_float32'])}x float32 weights), "
                f"{sum(r['ops'].values())} ops, {len(r['precision_leftovers'])} left in another precision, "

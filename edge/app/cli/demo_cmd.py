@@ -37,7 +37,7 @@ def demo(out: str) -> None:
     o = Path(out)
     o.mkdir(parents=True, exist_ok=True)
     b = load_bundle(None)
-    test = (b.card.get("metrics") or {}).get("test", {})
+    test = b.card.metrics.get("test", {})
     click.echo(f"1. model: {b.summary()}, bundle {b.sha256[:12]}, threshold {b.threshold:.3f} on P({b.positive_label})")
     if test:
         click.echo(f"   FracAtlas test split (n={test['n']}): AUROC {fmt(test['auroc'])}, sensitivity {fmt(test['sensitivity'])}, "

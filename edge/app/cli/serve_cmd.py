@@ -26,10 +26,12 @@ TOKEN_ENV = "EDGE_API_TOKEN"  # also named in edge.server.settings
 @click.option("--queue-size", default=16, type=NON_NEGATIVE, show_default=True, help="Requests that may wait for a worker; beyond that: 503.")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Allow this browser origin (repeatable). CORS is off by default.")
 @click.option("--layer", default=None, help="Grad-CAM target layer (default: the card's gradcam_layer).")
+@click.option("--require-signature", type=click.Path(), default=None, metavar="PUB",
+              help="Refuse a bundle not signed with this Ed25519 public key (edge bundle sign).")
 @click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="info", show_default=True)
 def serve(bundle, host, port, token, no_auth, max_upload_mb, max_pixels, max_decoded_mb, max_connections,
           header_timeout, body_timeout, workers, queue_size, cors_origins, layer,
-          log_level) -> None:
+          require_signature, log_level) -> None:
     """Serve predictions and Grad-CAM explanations over HTTP (FastAPI on uvicorn).
 
     \b
@@ -62,10 +64,12 @@ def serve(bundle, host, port, token, no_auth, max_upload_mb, max_pixels, max_dec
     atexit.register(shutil.rmtree, tempfile.tempdir, True)
     import uvicorn
 
-    from edge.core.bundle import load_bundle
     from edge.app.server import create_app
+    from edge.core.bundle import load_bundle
+    from edge.core.signing import require_signed
 
     b = load_bundle(bundle)
+    require_signed(b, require_signature)
     logging.getLogger("edge.app.server").setLevel(log_level.upper())
     click.echo(f"serving {b.summary()} on http://{host}:{port} (docs at /docs, auth {'off' if no_auth else 'on'})", err=True)
     uvicorn.run(create_app(b, settings, scratch_dir=tempfile.tempdir), log_level=log_level, **settings.uvicorn_kwargs())

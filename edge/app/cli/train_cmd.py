@@ -50,7 +50,7 @@ def train(**kw) -> None:
 
     kw["channels"] = int(kw["channels"]) if kw["channels"] else None
     bundle = run_training(TrainConfig(**kw))
-    m = bundle.card["metrics"]
+    m = bundle.card.metrics
     skipped = Path(kw["out"]) / "skipped_files.json"
     if kw["skip_bad"] and skipped.is_file():
         echo_skipped(json.loads(skipped.read_text()))

@@ -26,13 +26,16 @@ import click
 @click.option("--max-size-mb", type=float, default=None, help="Largest allowed .tflite size in MiB.")
 @click.option("--config", type=click.Path(), default=None,
               help="TOML with [tool.edge.validate] (default: the nearest pyproject.toml). Flags override it.")
+@click.option("--require-signature", type=click.Path(), default=None, metavar="PUB",
+              help="Refuse a bundle or .tflite not signed with this Ed25519 public key (edge bundle sign).")
 @click.option("--report", "report_dir", type=click.Path(), default=None, help="Write report.json, report.md and plots here.")
 def validate(full, edge_model, data, split, metadata, device_report, threads, runs, warmup, max_accuracy_drop, max_auroc_drop,
-             min_agreement, max_latency_ms, max_size_mb, config, report_dir) -> None:
+             min_agreement, max_latency_ms, max_size_mb, config, require_signature, report_dir) -> None:
     """Check that the phone model still says what the full model says, fast enough.
 
     \b
-    Exit codes: 0 all checks hold; 1 a check failed (each named); 2 bad usage or input.
+    Exit codes: 0 all checks hold; 1 a check failed (each named), including a .tflite whose
+    threshold, labels, positive label or preprocessing differ from the bundle's; 2 bad usage or input.
     Thresholds come from [tool.edge.validate] in pyproject.toml; flags override them.
     \b
     Examples:
@@ -45,7 +48,8 @@ def validate(full, edge_model, data, split, metadata, device_report, threads, ru
     overrides = {"max_accuracy_drop": max_accuracy_drop, "max_auroc_drop": max_auroc_drop, "min_agreement": min_agreement,
                  "max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb}
     r = run(full=full, edge=edge_model, data=data, split=split, metadata=metadata, threads=threads, runs=runs, warmup=warmup,
-            thresholds=overrides, device_report=device_report, report_dir=report_dir, config=config)
+            thresholds=overrides, device_report=device_report, report_dir=report_dir, config=config,
+            require_signature=require_signature)
     f, e = r["full"], r["edge"]
     click.echo(f"{r['data']['n']} images; full AUROC {_f(f['auroc'])} accuracy {_f(f['accuracy'])}; "
                f"edge AUROC {_f(e['auroc'])} accuracy {_f(e['accuracy'])}; agreement {r['agreement']:.2%}; "

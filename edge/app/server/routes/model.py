@@ -12,4 +12,4 @@ router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Authorized])
 
 @router.get("/model", summary="The model card", responses={401: ERRORS[401]})
 def model_card(engine: EngineDep) -> dict:
-    return engine.bundle.card
+    return engine.bundle.card.to_dict()

@@ -1,0 +1,134 @@
+"""The one registry of architectures: name -> graph builder, input normalisation, Grad-CAM layer.
+
+It lives in the core because loading a bundle means *rebuilding* its graph from the card and
+reading only the weights from model.h5 (a Keras model file is code: a Lambda layer in it runs
+when the file is deserialised). Training adds the ImageNet weights and the fine-tune schedule.
+
+Each graph is flat (no model nested in a model) because tensorflow-model-optimization's
+quantize_model cannot wrap nested models (tfmot #957, #377), and has no Rescaling layer
+(tfmot #647): normalisation lives in the PreprocessSpec, and the registry says which.
+Importing this module does not import TensorFlow (the runtime and preprocessing use it).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import EdgeError
+
+# Keras' 'caffe' ImageNet normalisation (BGR means, no scaling); grey replicated into 3 channels,
+# or the mean of the three for a 1-channel input.
+CAFFE = {3: ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)), 1: ((114.799,), (1.0,))}
+UNIT = {1: ((0.0,), (255.0,)), 3: ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))}  # u8 / 255
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    name: str
+    build: Callable[..., Any]  # (input_shape, n_outputs, dropout=..., base_weights=None) -> keras.Model
+    pretrained: bool  # has ImageNet weights in keras.applications
+    default_channels: int
+    normalisation: dict[int, tuple[tuple[float, ...], tuple[float, ...]]]  # channels -> (mean, std)
+    gradcam_layer: str | None = None  # last conv feature map (Grad-CAM target)
+    finetune_prefixes: tuple[str, ...] = ()  # backbone layers unfrozen in the fine-tune phase
+    backbone_prefixes: tuple[str, ...] = ()  # layers that belong to the backbone (frozen in warm-up)
+
+    def mean_std(self, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if channels not in self.normalisation:
+            raise EdgeError(f"'{self.name}' takes {' or '.join(map(str, sorted(self.normalisation)))} channels, not {channels}")
+        return self.normalisation[channels]
+
+
+def _keras():
+    from ._tf import keras
+
+    return keras
+
+
+def _head(x, n_outputs: int, dropout: float, name: str = "head"):
+    layers = _keras().layers
+    x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
+    x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    activation = "sigmoid" if n_outputs == 1 else "softmax"
+    return layers.Dense(n_outputs, activation=activation, name=f"{name}_out")(x)
+
+
+def _conv_bn(x, filters: int, name: str, kernel: int = 3, strides: int = 1):
+    layers = _keras().layers
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _res_stage(x, filters: int, name: str, downsample: bool):
+    """Two 3x3 convs with a shortcut; Conv->BN pairs and Add keep it QAT-friendly."""
+    layers = _keras().layers
+    strides = 2 if downsample else 1
+    shortcut = x
+    if downsample or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_proj_conv")(x)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = _conv_bn(x, filters, f"{name}_a", strides=strides)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(y)
+    y = layers.BatchNormalization(name=f"{name}_b_bn")(y)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def build_custom(input_shape, n_outputs: int, widths=(24, 48, 96, 160, 224), dropout: float = 0.3, **_):
+    """A small residual CNN for phones (~1.3 M parameters at the default widths).
+
+    A stride-2 stem keeps the cost of full-resolution layers low; five stages halve the
+    resolution down to 1/32, like the ImageNet backbones, so Grad-CAM grids are comparable."""
+    keras = _keras()
+    inp = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inp, widths[0], "stem", kernel=5, strides=2)
+    for i, w in enumerate(widths[1:], start=1):
+        x = _res_stage(x, w, f"stage{i}", downsample=True)
+    x = _conv_bn(x, widths[-1], "features", kernel=1)
+    return keras.Model(inp, _head(x, n_outputs, dropout), name="custom_cnn")
+
+
+def build_tiny(input_shape, n_outputs: int, dropout: float = 0.1, **_):
+    """A test architecture (like timm's test_* models): builds and trains in seconds."""
+    keras = _keras()
+    inp = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inp, 8, "stem", strides=2)
+    x = _res_stage(x, 16, "stage1", downsample=True)
+    x = _conv_bn(x, 16, "features", kernel=1)
+    return keras.Model(inp, _head(x, n_outputs, dropout), name="tiny_cnn")
+
+
+def _application(arch: str):
+    def build(input_shape, n_outputs: int, dropout: float = 0.3, base_weights: str | None = None, **_):
+        keras = _keras()
+        app = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50}[arch]
+        # a named input: an unnamed one is called input_N by a process-wide counter
+        base = app(include_top=False, weights=None, input_tensor=keras.Input(shape=tuple(input_shape), name="image"))
+        if base_weights is not None:  # the ImageNet file training fetched (train.models)
+            base.load_weights(str(base_weights))
+        # Flat graph: the head continues from the backbone's output tensor, nothing nested.
+        return keras.Model(base.input, _head(base.output, n_outputs, dropout), name=f"{arch}_fracture")
+
+    return build
+
+
+ARCHS: dict[str, ArchInfo] = {a.name: a for a in (
+    ArchInfo("custom", build_custom, False, 1, UNIT, gradcam_layer="features_relu"),
+    ArchInfo("vgg16", _application("vgg16"), True, 3, CAFFE, gradcam_layer="block5_conv3",
+             finetune_prefixes=("block5_",), backbone_prefixes=("block", "input")),
+    ArchInfo("resnet50", _application("resnet50"), True, 3, CAFFE, gradcam_layer="conv5_block3_out",
+             finetune_prefixes=("conv5_",), backbone_prefixes=("conv", "pool", "input")),
+    ArchInfo("tiny", build_tiny, False, 1, UNIT, gradcam_layer="features_relu"),
+)}
+
+
+def get_arch(name: str) -> ArchInfo:
+    if name not in ARCHS:
+        close = difflib.get_close_matches(name, ARCHS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"choose one of {sorted(ARCHS)}"
+        raise EdgeError(f"unknown architecture '{name}'", hint=hint)
+    return ARCHS[name]

@@ -1,0 +1,108 @@
+"""Load a bundle's model as weights only: the graph comes from the registry, never from the file.
+
+A Keras model file is code: ``load_model`` rebuilds whatever layers the file describes, and a
+Lambda layer's Python runs while loading, even when every hash is right (the lesson behind
+safetensors). So the card's architecture is rebuilt from edge.core.architectures (and wrapped
+by tfmot when the card says quantization-aware), the file's layer list (plain HDF5 attributes
+and JSON, parsed as data) must name the same layers of the same classes, and only then are the
+weight arrays read into the rebuilt graph.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .architectures import get_arch
+from .card import ModelCard
+from .errors import BundleError, EdgeError
+
+
+def saved_layers(path: Path) -> tuple[list[str], dict[str, str] | None]:
+    """(layer names in weight order, {name: class} from the stored config or None), read as data."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])]
+            raw = f.attrs.get("model_config")
+    except (OSError, KeyError) as e:
+        raise BundleError(f"not a readable Keras HDF5 weights file ({e})", path) from None
+    if not names:
+        raise BundleError("the HDF5 file holds no Keras layer weights", path)
+    classes = None
+    if raw is not None:
+        try:
+            cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            classes = {layer["config"]["name"]: layer["class_name"] for layer in cfg["config"]["layers"]}
+        except (ValueError, KeyError, TypeError) as e:
+            raise BundleError(f"the model file's layer list is malformed ({e})", path) from None
+    return names, classes
+
+
+def rebuild(card: ModelCard):
+    """The card's graph, freshly built (random weights): the registry's architecture, QAT-wrapped if asked."""
+    c = card.contract
+    try:
+        info = get_arch(c.arch)
+    except EdgeError as e:
+        raise BundleError(f"the card's architecture cannot be rebuilt: {e.message}", hint=e.hint) from None
+    model = info.build(tuple(c.input["shape"]), int(c.output["units"]))
+    if c.qat:
+        import tensorflow_model_optimization as tfmot
+
+        q = tfmot.quantization.keras
+        with q.quantize_scope():
+            if (card.compression or {}).get("prune"):  # the prune-preserving scheme `edge compress` used
+                scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+                model = q.quantize_apply(q.quantize_annotate_model(model), scheme)
+            else:
+                model = q.quantize_model(model)
+    return model
+
+
+def _key(name: str, cls: str | None) -> str:
+    """A layer's name without Keras' process-wide counter suffix (tfmot's quantize_layer_2, an
+    unnamed input_3): the same graph built twice in one process numbers them differently."""
+    return "<input>" if cls == "InputLayer" else re.sub(r"_\d+$", "", name)
+
+
+def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | None:
+    """The first difference between the rebuilt graph and the file's layers, in words, or None."""
+    if classes is None:  # save_bundle always stores the layer list; without it nothing can be compared
+        return "the file lists no layers (not written by save_bundle)"
+    built = [(layer.name, type(layer).__name__) for layer in model.layers]
+    stored = list(classes.items())
+    known = {_key(n, c) for n, c in built}
+    extra = [(n, c) for n, c in stored if _key(n, c) not in known]
+    if extra:
+        n, c = extra[0]
+        return f"layer '{n}' ({c}) is not part of the '{model.name}' architecture"
+    if len(stored) != len(built):
+        return f"the file has {len(stored)} layers, the architecture {len(built)}"
+    for (fn, fc), (bn, bc) in zip(stored, built):
+        if fc != bc:
+            return f"layer '{fn}' is a {fc}, the architecture has a {bc} there"
+        if _key(fn, fc) != _key(bn, bc):
+            return f"layer '{fn}' stands where the architecture has '{bn}'"
+    if [_key(n, classes.get(n)) for n in names] != [_key(n, c) for n, c in built]:
+        return "the file's weights are not stored in the architecture's layer order"
+    return None
+
+
+def load_weights_only(card: ModelCard, path: Path) -> Any:
+    """Rebuild the card's graph and read ``path``'s weights into it; refuse a file that does not fit."""
+    names, classes = saved_layers(path)
+    model = rebuild(card)
+    why = _mismatch(model, names, classes)
+    if why:
+        raise BundleError(f"model file does not match the card's architecture '{card.arch}': {why}", path,
+                          "bundles load weights only; re-create the bundle with `edge train`")
+    try:
+        model.load_weights(str(path))
+    except (ValueError, OSError, KeyError) as e:
+        raise BundleError(f"weights do not fit the '{card.arch}' architecture ({str(e).splitlines()[0][:200]})", path) from None
+    return model
