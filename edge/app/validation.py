@@ -182,6 +182,58 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
+# ---- the validator ----------------------------------------------------------------------
+@dataclass
+class ValidationConfig:
+    """What to compare, on what, and against which limits (``validate``'s keyword arguments)."""
+
+    data: str | Path | None = None
+    full: Bundle | str | Path | None = None  # None: the embedded default bundle
+    edge: str | Path | None = None  # None (and no device report): the bundle's cached int8 conversion
+    metadata: str | Path | None = None
+    threads: int = 2
+    runs: int = 50
+    warmup: int = 5
+    thresholds: dict[str, Any] | None = None  # overrides of the config file
+    device_report: str | Path | None = None
+    report_dir: str | Path | None = None
+    split: str | None = None
+    config: str | Path | None = None
+    max_images: int | None = None
+    require_signature: str | Path | None = None  # Ed25519 public key the bundle and the .tflite must be signed with
+
+
+@dataclass
+class _Models:
+    bundle: Bundle
+    edge: Any = None  # EdgeModel
+    device: dict[str, Any] | None = None
+    edge_mem: float | None = None
+    mismatches: list[str] = field(default_factory=list)  # decision fields where the edge model differs
+
+
+@dataclass
+class _Inputs:
+    ds: Dataset
+    paths: list[Path]  # readable images, in order
+    rel: list[str]
+    canv: np.ndarray  # for the full model (the bundle's preprocessing)
+    canv_edge: np.ndarray  # for the edge model (its own spec; the same array when the specs agree)
+    y: np.ndarray
+    bad: list[tuple[str, str]]
+    seconds: float
+
+
+@dataclass
+class _Outputs:
+    p_full: np.ndarray
+    p_edge: np.ndarray
+    full_mem: float
+    t_full: float
+    t_edge: float
+    dev_latency: np.ndarray | None = None
+
+
 def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = None, data: str | Path | None = None,
              progress: Callable | None = None, **options: Any) -> dict[str, Any]:
     """Compare the edge model (a .tflite, or a phone's device report) with the full model.
