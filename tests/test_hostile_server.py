@@ -37,9 +37,27 @@ class Server:
         self.log = tmp / f"serve-{self.port}.log"
         env = {**os.environ, "TMPDIR": str(tmp)}  # autograph leftovers would land here
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge", "serve", "--no-auth", "--port", str(self.port), "--workers", "1",
-             "--header-timeout", "2", "--body-timeout", "4", *extra],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("wb"))
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "serve",
+                "--no-auth",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--header-timeout",
+                "2",
+                "--body-timeout",
+                "4",
+                *extra,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("wb"),
+        )
         deadline = time.time() + 240
         while True:
             try:
@@ -65,6 +83,7 @@ class Server:
             while not done.is_set():
                 peak[0] = max(peak[0], self.rss_mb())
                 time.sleep(0.005)
+
         t = threading.Thread(target=sample)
         t.start()
         try:
@@ -165,8 +184,10 @@ def test_slowloris_headers_time_out(server):
 
 
 def test_stalled_upload_is_dropped(server):
-    head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            b"Content-Length: 19000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n")
+    head = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b'Content-Length: 19000000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n'
+    )
     t = time.time()
     _raw_exchange(server.port, head + b"\0" * 100_000, 20)  # then silence: the server must let go
     assert time.time() - t < 15 and server.alive()
@@ -193,8 +214,10 @@ def test_full_queue_is_refused_before_the_body_is_read(tmp_path, fracatlas):
     answered 503 although its body was never sent."""
     s = Server(tmp_path, "--queue-size", "0")
     try:
-        head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                b"Content-Length: 5000000\r\n\r\n")
+        head = (
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 5000000\r\n\r\n"
+        )
         with socket.create_connection(("127.0.0.1", s.port)) as holder:
             holder.sendall(head + b"--b\r\n")  # takes the slot, then trickles
             time.sleep(0.5)

@@ -82,18 +82,21 @@ def test_only_the_embedded_spec_counts(conv_int8, tmp_path):
         EdgeModel.load(bare)
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda d: d["input"].update(dtype="float32"), "input dtype float32"),
-    (lambda d: d["input"].update(shape=[1, 49, 48, 1]), "input shape"),
-    (lambda d: d["input"].update(scale=0.5), "input quantisation"),
-    (lambda d: d.pop("threshold"), "lacks threshold"),
-    (lambda d: d.update(threshold=None), "threshold must be a probability"),
-    (lambda d: d.update(threshold=1.2), "threshold must be a probability"),
-    (lambda d: d.update(positive_label="broken"), "positive_label"),
-    (lambda d: d.update(version=2), "version"),
-    (lambda d: d["preprocess"].update(std=[0]), "preprocess"),
-    (lambda d: d["output"].pop("scale"), "'output' tensor is malformed"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda d: d["input"].update(dtype="float32"), "input dtype float32"),
+        (lambda d: d["input"].update(shape=[1, 49, 48, 1]), "input shape"),
+        (lambda d: d["input"].update(scale=0.5), "input quantisation"),
+        (lambda d: d.pop("threshold"), "lacks threshold"),
+        (lambda d: d.update(threshold=None), "threshold must be a probability"),
+        (lambda d: d.update(threshold=1.2), "threshold must be a probability"),
+        (lambda d: d.update(positive_label="broken"), "positive_label"),
+        (lambda d: d.update(version=2), "version"),
+        (lambda d: d["preprocess"].update(std=[0]), "preprocess"),
+        (lambda d: d["output"].pop("scale"), "'output' tensor is malformed"),
+    ],
+)
 def test_a_spec_that_lies_is_refused(conv_int8, tmp_path, edit, words):
     data = conv_int8.path.read_bytes()
     d = ModelSpec.read(data, conv_int8.path).to_dict()

@@ -14,8 +14,18 @@ from train.trainer import TrainConfig, train
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), arch="tiny", size=32, epochs=1, batch_size=8, max_per_class=6,
-                augment="radiograph", calibration_samples=4, seed=3)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        arch="tiny",
+        size=32,
+        epochs=1,
+        batch_size=8,
+        max_per_class=6,
+        augment="radiograph",
+        calibration_samples=4,
+        seed=3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -154,8 +164,11 @@ def test_pretrained_two_phase_training_records_phases(small_data, tmp_path, monk
     ref = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     (tmp_path / "keras" / "models").mkdir(parents=True)
     ref.save_weights(str(tmp_path / "keras" / "models" / IMAGENET_FILES["vgg16"][0]))
-    b = train(_cfg(small_data, tmp_path / "ft", arch="vgg16", weights="imagenet", warmup_epochs=1, max_per_class=4),
-              progress=False)
+    b = train(
+        _cfg(small_data, tmp_path / "ft", arch="vgg16", weights="imagenet", warmup_epochs=1, max_per_class=4), progress=False
+    )
     assert b.card.training["phases"] == ["warmup", "finetune"]
     # the frozen-backbone warm-up must not have changed the first conv layer; fine-tuning only the top blocks neither
-    assert np.array_equal(b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])
+    assert np.array_equal(
+        b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0]
+    )

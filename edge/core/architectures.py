@@ -116,14 +116,33 @@ def _application(arch: str):
     return build
 
 
-ARCHS: dict[str, ArchInfo] = {a.name: a for a in (
-    ArchInfo("custom", build_custom, False, 1, UNIT, gradcam_layer="features_relu"),
-    ArchInfo("vgg16", _application("vgg16"), True, 3, CAFFE, gradcam_layer="block5_conv3",
-             finetune_prefixes=("block5_",), backbone_prefixes=("block", "input")),
-    ArchInfo("resnet50", _application("resnet50"), True, 3, CAFFE, gradcam_layer="conv5_block3_out",
-             finetune_prefixes=("conv5_",), backbone_prefixes=("conv", "pool", "input")),
-    ArchInfo("tiny", build_tiny, False, 1, UNIT, gradcam_layer="features_relu"),
-)}
+ARCHS: dict[str, ArchInfo] = {
+    a.name: a
+    for a in (
+        ArchInfo("custom", build_custom, False, 1, UNIT, gradcam_layer="features_relu"),
+        ArchInfo(
+            "vgg16",
+            _application("vgg16"),
+            True,
+            3,
+            CAFFE,
+            gradcam_layer="block5_conv3",
+            finetune_prefixes=("block5_",),
+            backbone_prefixes=("block", "input"),
+        ),
+        ArchInfo(
+            "resnet50",
+            _application("resnet50"),
+            True,
+            3,
+            CAFFE,
+            gradcam_layer="conv5_block3_out",
+            finetune_prefixes=("conv5_",),
+            backbone_prefixes=("conv", "pool", "input"),
+        ),
+        ArchInfo("tiny", build_tiny, False, 1, UNIT, gradcam_layer="features_relu"),
+    )
+}
 
 
 def get_arch(name: str) -> ArchInfo:

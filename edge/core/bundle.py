@@ -127,8 +127,9 @@ def to_probabilities(raw: np.ndarray, task: str, labels: list[str], positive: st
     return out
 
 
-def save_bundle(dest: str | Path, model, card: ModelCard, extra: dict[str, Any] | None = None,
-                calibration: np.ndarray | None = None) -> Bundle:
+def save_bundle(
+    dest: str | Path, model, card: ModelCard, extra: dict[str, Any] | None = None, calibration: np.ndarray | None = None
+) -> Bundle:
     """Write a complete bundle atomically: weights, calibration samples, extra files, card with hashes.
 
     ``extra`` maps file names to bytes, str, or an existing Path to copy."""
@@ -149,8 +150,12 @@ def save_bundle(dest: str | Path, model, card: ModelCard, extra: dict[str, Any] 
             else:
                 target.write_text(str(content))
         files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != CARD}
-        full = replace(card, version=VERSION, files=files,
-                       created=card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        full = replace(
+            card,
+            version=VERSION,
+            files=files,
+            created=card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
         full.contract.check(tmp / CARD)
         full.bundle_sha256 = full.content_hash()
         write_json(tmp / CARD, full.to_dict())
@@ -191,11 +196,15 @@ def verify_files(path: Path, card: ModelCard) -> None:
         if not f.is_file():
             raise BundleError("file listed in the model card is missing", f)
         if sha256_file(f) != digest:
-            raise BundleError("SHA-256 does not match the model card (file changed or damaged)", f,
-                              "restore the file or re-create the bundle")
+            raise BundleError(
+                "SHA-256 does not match the model card (file changed or damaged)", f, "restore the file or re-create the bundle"
+            )
     if card_mod.expected_hash(card) != card.bundle_sha256:
-        raise BundleError("bundle_sha256 does not match the files and the contract (threshold, labels, "
-                          "preprocessing...) in the model card", path / CARD, "restore the card or re-create the bundle")
+        raise BundleError(
+            "bundle_sha256 does not match the files and the contract (threshold, labels, preprocessing...) in the model card",
+            path / CARD,
+            "restore the card or re-create the bundle",
+        )
 
 
 def update_card(bundle: Bundle, **fields: Any) -> Bundle:

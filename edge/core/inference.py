@@ -25,8 +25,14 @@ class Prediction:
     error: str | None = None
 
     def as_row(self) -> dict[str, Any]:
-        return {"source": self.source, "label": self.label, "positive_probability": self.positive_probability,
-                "decision": self.decision, "probabilities": self.probabilities, "error": self.error}
+        return {
+            "source": self.source,
+            "label": self.label,
+            "positive_probability": self.positive_probability,
+            "decision": self.decision,
+            "probabilities": self.probabilities,
+            "error": self.error,
+        }
 
 
 def decode_frames(path: Path, spec) -> list[tuple[str, np.ndarray]]:
@@ -66,8 +72,13 @@ def decide(model: Decides, probs: np.ndarray) -> tuple[str, float | None, bool |
     return label, None, None
 
 
-def predict_files(bundle: Bundle, paths: Sequence[Path], skip_bad: bool = False, batch_size: int = 32,
-                  progress: Callable[[Iterable], Iterable] | None = None) -> list[Prediction]:
+def predict_files(
+    bundle: Bundle,
+    paths: Sequence[Path],
+    skip_bad: bool = False,
+    batch_size: int = 32,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> list[Prediction]:
     spec = bundle.spec
     out: list[Prediction] = []
     pending: list[tuple[str, np.ndarray]] = []
@@ -82,7 +93,7 @@ def predict_files(bundle: Bundle, paths: Sequence[Path], skip_bad: bool = False,
             out.append(Prediction(src, {lbl: float(v) for lbl, v in zip(bundle.labels, row)}, label, p, dec))
         pending.clear()
 
-    for path in (progress(paths) if progress else paths):
+    for path in progress(paths) if progress else paths:
         try:
             pending += decode_frames(Path(path), spec)
         except ImageReadError as e:

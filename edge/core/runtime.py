@@ -39,8 +39,7 @@ class EdgeModel:
             # XNNPACK is LiteRT's default CPU delegate; the thread count reaches it through num_threads.
             # xnnpack=False runs TFLite's builtin kernels (ruy), for benchmarks that compare the two.
             resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            self.interpreter = Interpreter(model_content=model_bytes, num_threads=threads,
-                                           experimental_op_resolver_type=resolver)
+            self.interpreter = Interpreter(model_content=model_bytes, num_threads=threads, experimental_op_resolver_type=resolver)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgeError(f"LiteRT cannot load this model ({str(e).splitlines()[0]})", path) from None
@@ -120,10 +119,11 @@ class EdgeModel:
             canvases = canvases[None]
         spec = self.preprocess_spec
         if tuple(canvases.shape[1:3]) != tuple(spec.size):
-            raise EdgeError(f"canvases are {canvases.shape[1]}x{canvases.shape[2]} but the model takes "
-                            f"{spec.size[0]}x{spec.size[1]}", self.path)
-        rows = [self.dequantize_output(self.invoke_raw(self.quantize_input(normalize(c, spec)))).reshape(-1)
-                for c in canvases]
+            raise EdgeError(
+                f"canvases are {canvases.shape[1]}x{canvases.shape[2]} but the model takes {spec.size[0]}x{spec.size[1]}",
+                self.path,
+            )
+        rows = [self.dequantize_output(self.invoke_raw(self.quantize_input(normalize(c, spec)))).reshape(-1) for c in canvases]
         return np.stack(rows) if rows else np.zeros((0, 1), np.float32)
 
     def predict_canvases(self, canvases: np.ndarray) -> np.ndarray:
@@ -132,8 +132,10 @@ class EdgeModel:
 
     def summary(self) -> str:
         s = self.preprocess_spec
-        return (f"{self.path.name} ({self.precision}, {self.task}, {len(self.labels)} classes, "
-                f"{s.size[0]}x{s.size[1]}x{s.channels}, {self.size_bytes / 1e6:.2f} MB)")
+        return (
+            f"{self.path.name} ({self.precision}, {self.task}, {len(self.labels)} classes, "
+            f"{s.size[0]}x{s.size[1]}x{s.channels}, {self.size_bytes / 1e6:.2f} MB)"
+        )
 
 
 def _sha256(data: bytes) -> str:

@@ -91,8 +91,11 @@ def _subject(path: Path) -> tuple[str, str, Path]:
     if path.is_dir():
         b = load_bundle(path)  # files and contract verified against the card first
         if b.card.version < 2:
-            raise SignatureError("a version-1 card does not cover the contract; migrate it before signing", path,
-                                 "run `edge bundle migrate BUNDLE`")
+            raise SignatureError(
+                "a version-1 card does not cover the contract; migrate it before signing",
+                path,
+                "run `edge bundle migrate BUNDLE`",
+            )
         return "bundle", content_hash(b.card.files, b.card.contract), path / BUNDLE_SIG
     if not path.is_file():
         raise SignatureError("no such bundle or .tflite file", path)
@@ -104,15 +107,28 @@ def sign(path: str | Path, private_key: str | Path) -> Path:
     key = load_private_key(private_key)
     kind, digest, sig_path = _subject(Path(path))
     sig = key.sign(_DOMAIN[kind] + digest.encode())
-    write_json(sig_path, {"format": SIG_FORMAT, "version": SIG_VERSION, "algorithm": "ed25519", "kind": kind,
-                          "sha256": digest, "key_id": key_id(key.public_key()), "signature": base64.b64encode(sig).decode()})
+    write_json(
+        sig_path,
+        {
+            "format": SIG_FORMAT,
+            "version": SIG_VERSION,
+            "algorithm": "ed25519",
+            "kind": kind,
+            "sha256": digest,
+            "key_id": key_id(key.public_key()),
+            "signature": base64.b64encode(sig).decode(),
+        },
+    )
     return sig_path
 
 
 def _read_signature(sig_path: Path, kind: str, where: Path) -> dict[str, Any]:
     if not sig_path.is_file():
-        raise SignatureError(f"{'bundle' if kind == 'bundle' else 'file'} is not signed (no {sig_path.name})", where,
-                             "sign it with `edge bundle sign`")
+        raise SignatureError(
+            f"{'bundle' if kind == 'bundle' else 'file'} is not signed (no {sig_path.name})",
+            where,
+            "sign it with `edge bundle sign`",
+        )
     try:
         doc = json.loads(sig_path.read_text())
         ok = doc["format"] == SIG_FORMAT and doc["algorithm"] == "ed25519" and doc["kind"] == kind

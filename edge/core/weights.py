@@ -99,8 +99,11 @@ def load_weights_only(card: ModelCard, path: Path) -> Any:
     model = rebuild(card)
     why = _mismatch(model, names, classes)
     if why:
-        raise BundleError(f"model file does not match the card's architecture '{card.arch}': {why}", path,
-                          "bundles load weights only; re-create the bundle with `edge train`")
+        raise BundleError(
+            f"model file does not match the card's architecture '{card.arch}': {why}",
+            path,
+            "bundles load weights only; re-create the bundle with `edge train`",
+        )
     try:
         model.load_weights(str(path))
     except (ValueError, OSError, KeyError) as e:
