@@ -20,7 +20,7 @@ import numpy as np
 from edge.core.bundle import Bundle, load_bundle
 from edge.core.data import list_images, load_canvases
 from edge.core.errors import BundleError, DataError, EdgeError
-from edge.core.fsutil import atomic_path, write_json
+from edge.core.fsutil import atomic_path
 from edge.core.preprocess import normalize
 from edge.core.report import write_report
 from edge.core.runtime import EdgeModel
@@ -166,8 +166,9 @@ def _run_converter(conv, bundle: Bundle, precision: str) -> bytes:
 
 def _quantize_keeping_float(debugger, io_type: str, nodes: list[str]) -> bytes:
     """Re-quantise the debugger's calibrated model with ``nodes`` (output tensor names) left in float."""
-    from edge.core._tf import tf
     from tensorflow.lite.python import convert as _tfl_convert  # the selective quantiser behind QuantizationDebugger
+
+    from edge.core._tf import tf
 
     dt = {"uint8": tf.uint8, "int8": tf.int8}[io_type]
     return _tfl_convert.mlir_quantize(

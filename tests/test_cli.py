@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 from edge.app.cli import main

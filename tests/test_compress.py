@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conv_helpers import make_bundle, real_canvases
 
+from conv_helpers import make_bundle, real_canvases
 from convert.qat import CompressConfig, compress
 from convert.tflite import convert_bundle
-from edge.core.bundle import load_bundle
 from edge.app.cli import main
+from edge.core.bundle import load_bundle
 from edge.core.errors import EdgeError
 from edge.core.preprocess import normalize
 from edge.core.runtime import EdgeModel

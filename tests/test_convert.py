@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conv_helpers import make_bundle, real_canvases
 
+from conv_helpers import make_bundle, real_canvases
 from convert import tflite as ct
 from edge.app.cli import main
 from edge.core.errors import EdgeError

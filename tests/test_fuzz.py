@@ -15,11 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_hostile_decode import dicom_bytes
 
 from edge.core.errors import ImageReadError
 from edge.core.imageio import Decoded, decode_bytes
-
-from test_hostile_decode import dicom_bytes
 
 N = int(os.environ.get("EDGE_FUZZ_N", "200"))
 
@@ -67,7 +66,7 @@ def seeds(fracatlas: Path) -> dict[str, bytes]:
     small = Image.open(io.BytesIO(jpg)).convert("L").resize((64, 80))
     png8, png16 = io.BytesIO(), io.BytesIO()
     small.save(png8, "PNG")
-    Image.fromarray((np.asarray(small).astype(np.uint16) * 257)).save(png16, "PNG")
+    Image.fromarray(np.asarray(small).astype(np.uint16) * 257).save(png16, "PNG")
     jpg_small = io.BytesIO()
     small.save(jpg_small, "JPEG", quality=90)
     return {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -17,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_hostile_decode import MALFORMED, MARKER, dicom_bytes
 
 ROOT = Path(__file__).resolve().parents[1]

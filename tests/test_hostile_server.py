@@ -4,7 +4,6 @@ fields, malformed DICOM whose values must never reach the server's log."""
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import socket
@@ -14,10 +13,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import psutil
 import pytest
-
 from test_hostile_decode import BOMBS, MALFORMED, MARKER, dicom_bytes
 
 REPO = Path(__file__).resolve().parents[1]

@@ -133,7 +133,7 @@ def test_dicom_vectors_are_what_they_claim(tmp_path):
         )
         grey = np.frombuffer((tmp_path / case["grey_f64"]).read_bytes(), "<f8").reshape(case["height"], case["width"])
         assert np.array_equal(grey, read_image(tmp_path / case["file"]).pixels)
-        assert 0 <= grey.min() and grey.max() <= 255 + 1e-9 and grey.std() > 10  # real content, not a flat window
+        assert grey.min() >= 0 and grey.max() <= 255 + 1e-9 and grey.std() > 10  # real content, not a flat window
         assert ("phone_error" in case) == ts.is_compressed
     assert (True, False, 16, 0, "MONOCHROME1") in seen and (False, False, 16, 1, "MONOCHROME2") in seen
     assert (False, False, 8, 0, "MONOCHROME2") in seen and (False, True, 8, 0, "MONOCHROME2") in seen

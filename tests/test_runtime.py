@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conv_helpers import real_canvases
 
+from conv_helpers import real_canvases
 from edge.core.errors import EdgeError
 from edge.core.metrics import auroc
 from edge.core.preprocess import normalize
@@ -59,8 +59,8 @@ def test_builtin_kernels_compute_the_same_int8_model(conv_int8, fracatlas, conv_
 
 
 def _without_spec(src, dest):
-    from ai_edge_litert import schema_py_generated as fb
     import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
 
     model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(src.read_bytes(), 0))
     model.metadata = [e for e in model.metadata if e.name not in (b"fracture_edge_spec", "fracture_edge_spec")]

@@ -16,13 +16,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from edge.app.bench.live_server import LiveServer
+from edge.app.bench.live_server import free_port as _free_port
 from edge.app.cli import main
+from edge.app.server import ServerSettings, create_app
 from edge.core.errors import EdgeError, ImageReadError
-from edge.explain.mapping import grid_shape
 from edge.core.imageio import read_image
 from edge.core.preprocess import preprocess
-from edge.app.server import ServerSettings, create_app
-from edge.app.bench.live_server import LiveServer, free_port as _free_port
+from edge.explain.mapping import grid_shape
 
 TOKEN = "test-token-0123456789"
 

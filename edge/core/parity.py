@@ -30,7 +30,6 @@ from .fsutil import atomic_dir, write_json
 from .imageio import read_image
 from .inference import decide
 from .preprocess import PreprocessSpec, letterbox_u8, normalize
-
 from .runtime import EdgeModel
 
 TOLERANCE = {"input_f32_abs": 1e-5, "u8_max_diff": 1, "u8_mismatch_fraction": 0.001, "quantized_max_diff": 1, "prob_abs": 1e-6}

@@ -14,7 +14,6 @@ import numpy as np
 
 from convert.tflite import FORMATS  # the one table of export formats: every format it lists is measured
 
-
 ROUNDS = 5  # latency rounds: every format gets runs/ROUNDS invokes per round
 
 
@@ -22,8 +21,8 @@ def _latencies(paths: dict[str, Path], threads: int, runs: int, warmup: int, xnn
     """Median invoke time per file, measured round-robin (a few invokes of each file in turn,
     ROUNDS times): this VM's speed drifts by tens of percent over minutes, and interleaving
     makes the drift hit every format alike instead of whichever ran during a slow spell."""
-    from edge.core.runtime import EdgeModel
     from edge.app.validation import time_edge
+    from edge.core.runtime import EdgeModel
 
     models = {k: EdgeModel.load(p, threads=threads, xnnpack=xnnpack) for k, p in paths.items()}
     inputs = {k: m.quantize_input(np.zeros(m.preprocess_spec.input_shape, np.float32) + 0.5) for k, m in models.items()}

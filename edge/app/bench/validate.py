@@ -41,9 +41,9 @@ def bare_invoke_ms(path, threads: int, runs: int, warmup: int) -> np.ndarray:
 @click.option("--runs", default=200, show_default=True)
 def bench(full, edge_model, data, images, threads, runs) -> None:
     """Validate N radiographs: time split, and reported vs bare invoke latency."""
+    from edge.app.validation import validate
     from edge.core.bundle import load_bundle
     from edge.core.report import table
-    from edge.app.validation import validate
 
     b = load_bundle(full)
     if edge_model is None:

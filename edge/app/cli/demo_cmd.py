@@ -26,14 +26,14 @@ def demo(out: str) -> None:
     from pathlib import Path
 
     from convert.tflite import convert_bundle
-
     from edge.core.bundle import SAMPLES_DIR, load_bundle
     from edge.core.data import list_images
-    from ..evaluate import evaluate
-    from edge.explain.run import explain_files
     from edge.core.fsutil import write_text
     from edge.core.inference import predict_files
     from edge.core.report import fmt
+    from edge.explain.run import explain_files
+
+    from ..evaluate import evaluate
     from ..validation import validate
 
     o = Path(out)

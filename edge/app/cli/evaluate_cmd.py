@@ -31,9 +31,10 @@ def evaluate(
                     --skip-bad --report out/eval
     """
     from edge.core.bundle import load_bundle
+    from edge.core.progress import bar
+
     from ..evaluate import evaluate as run
     from ..evaluate import markdown
-    from edge.core.progress import bar
 
     b = load_bundle(bundle)
     rep = run(

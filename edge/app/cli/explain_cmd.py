@@ -72,8 +72,8 @@ def explain(args, method, layer, target, out, boxes, metadata, data, split, limi
     from edge.core.bundle import load_bundle
     from edge.core.data import discover, list_images
     from edge.core.errors import EdgeError
-    from edge.explain import explain_files, localisation_check
     from edge.core.report import fmt
+    from edge.explain import explain_files, localisation_check
 
     bundle_path, inputs = split_bundle_arg(args)
     if data:

@@ -19,10 +19,10 @@ import numpy as np
 
 from edge.core.bundle import Bundle
 from edge.core.errors import EdgeError, ImageReadError
+from edge.core.imageio import decode_bytes, sniff
+from edge.core.inference import decide
 from edge.explain import METHODS, Explainer
 from edge.explain.overlay import caption, overlay_png
-from edge.core.inference import decide
-from edge.core.imageio import decode_bytes, sniff
 
 from .errors import ApiError, from_image_error
 from .settings import ServerSettings
