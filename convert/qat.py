@@ -163,7 +163,7 @@ def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 8)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         lows = np.minimum(lows, [float(tf.reduce_min(o)) for o in outs])
         highs = np.maximum(highs, [float(tf.reduce_max(o)) for o in outs])
-    ranges = {n: (float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs)}
+    ranges = {n: (float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs, strict=True)}
     count = 0
     for name, vs in wanted.items():
         if name not in ranges:

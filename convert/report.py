@@ -42,31 +42,32 @@ def ops(model_bytes: bytes) -> list[dict[str, Any]]:
     from ai_edge_litert import schema_py_generated as fb
 
     m = fb.Model.GetRootAs(model_bytes, 0)
-    names, types = _op_names(), _type_names()
+    names = _op_names()
     codes = []
     for i in range(m.OperatorCodesLength()):
         oc = m.OperatorCodes(i)
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         codes.append(names.get(code, f"OP_{code}") if code != 32 else (oc.CustomCode() or b"CUSTOM").decode())
+    types = _type_names()
+
+    def tinfo(g: Any, idx: int) -> dict[str, Any]:  # g: the subgraph the tensor index refers to
+        t = g.Tensors(idx)
+        buf = m.Buffers(t.Buffer()) if t.Buffer() < m.BuffersLength() else None
+        const = bool(buf is not None and buf.DataLength() > 0)
+        return {
+            "type": types.get(t.Type(), str(t.Type())),
+            "const": const,
+            "elements": int(np.prod(t.ShapeAsNumpy())) if t.ShapeLength() else 1,
+            "name": (t.Name() or b"").decode(),
+        }
+
     out = []
     for s in range(m.SubgraphsLength()):
         g = m.Subgraphs(s)
-
-        def tinfo(idx: int) -> dict[str, Any]:
-            t = g.Tensors(idx)
-            buf = m.Buffers(t.Buffer()) if t.Buffer() < m.BuffersLength() else None
-            const = bool(buf is not None and buf.DataLength() > 0)
-            return {
-                "type": types.get(t.Type(), str(t.Type())),
-                "const": const,
-                "elements": int(np.prod(t.ShapeAsNumpy())) if t.ShapeLength() else 1,
-                "name": (t.Name() or b"").decode(),
-            }
-
         for k in range(g.OperatorsLength()):
             op = g.Operators(k)
-            ins = [tinfo(int(i)) for i in op.InputsAsNumpy() if i >= 0] if op.InputsLength() else []
-            outs = [tinfo(int(i)) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
+            ins = [tinfo(g, int(i)) for i in op.InputsAsNumpy() if i >= 0] if op.InputsLength() else []
+            outs = [tinfo(g, int(i)) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
             out.append({"op": codes[op.OpcodeIndex()], "inputs": ins, "outputs": outs, "subgraph": s})
     return out
 

@@ -169,7 +169,7 @@ def test_a_model_file_with_a_lambda_layer_is_refused_without_running_it(tmp_path
     base = build_tiny(spec.input_shape, 1)
 
     def payload(x, path=str(marker)):
-        open(path, "w").write("ran")  # what a hostile model file would do at load time
+        Path(path).write_text("ran")  # what a hostile model file would do at load time
         return x
 
     x = keras.layers.Lambda(payload, name="features_relu_hook")(base.get_layer("features_relu").output)

@@ -4,6 +4,7 @@ fields, malformed DICOM whose values must never reach the server's log."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -147,10 +148,8 @@ def test_no_dicom_value_and_no_traceback_in_the_server_log(server):
 def _raw_exchange(port: int, payload: bytes, wait: float) -> bytes:
     """Send ``payload`` and read whatever the server answers within ``wait`` seconds."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
-        try:
+        with contextlib.suppress(OSError):
             s.sendall(payload)
-        except OSError:
-            pass
         out = b""
         deadline = time.time() + wait
         while time.time() < deadline:

@@ -186,7 +186,7 @@ def test_parallel_clients_get_sequential_results(srv_auth, srv_images):
     order = [jobs[i % len(jobs)] for i in range(3, 3 + 8 * 3)]  # 24 calls, interleaved differently
     with ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(call, order))
-    for job, got in zip(order, parallel):
+    for job, got in zip(order, parallel, strict=True):
         want = sequential[jobs.index(job)]
         assert got["label"] == want["label"]
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)

@@ -13,6 +13,11 @@ from train.models import IMAGENET_FILES, create_model
 from train.trainer import TrainConfig, train
 
 
+def _csv_rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _cfg(data, out, **kw):
     base = dict(
         data=str(data),
@@ -55,11 +60,11 @@ def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False, callbacks=[_Crash()])
     log = tmp_path / "run" / "log_all.csv"
-    first = list(csv.DictReader(open(log)))
+    first = _csv_rows(log)
     assert [r["epoch"] for r in first] == ["0", "1"]
     assert not (tmp_path / "run" / "bundle").exists()  # no half-written bundle
     bundle = train(cfg, progress=False)  # same command again resumes
-    rows = list(csv.DictReader(open(log)))
+    rows = _csv_rows(log)
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]  # epochs 1-2 kept, 3-4 added, none repeated
     assert rows[:2] == first
     assert json.loads((tmp_path / "run" / "state.json").read_text())["phases_done"] == ["all"]
@@ -86,8 +91,8 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(small_data, tmp_pa
     train(_cfg(small_data, tmp_path / "straight", epochs=4, patience=10), progress=False, callbacks=[straight])
     assert sorted(resumed.by_epoch) == [2, 3]
     for epoch in (2, 3):
-        assert all(np.array_equal(a, b) for a, b in zip(resumed.by_epoch[epoch], straight.by_epoch[epoch])), epoch
-    logs = [list(csv.DictReader(open(tmp_path / run / "log_all.csv"))) for run in ("resumed", "straight")]
+        assert all(np.array_equal(a, b) for a, b in zip(resumed.by_epoch[epoch], straight.by_epoch[epoch], strict=True)), epoch
+    logs = [_csv_rows(tmp_path / run / "log_all.csv") for run in ("resumed", "straight")]
     assert logs[0] == logs[1]  # every loss and metric, to the last digit
 
 

@@ -150,10 +150,10 @@ def _device_report(edge_model, data, bundle_sha):
         {
             "path": ds.samples[i].path.relative_to(data).as_posix(),
             "label": ds.samples[i].label,
-            "probabilities": dict(zip(edge_model.labels, map(float, p))),
+            "probabilities": dict(zip(edge_model.labels, map(float, p), strict=True)),
             "latency_ms": 3.0 + 0.1 * j,
         }
-        for j, (i, p) in enumerate(zip(kept, probs))
+        for j, (i, p) in enumerate(zip(kept, probs, strict=True))
     ]
     return {
         "format": "fracture-edge/device-report",

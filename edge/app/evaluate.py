@@ -134,7 +134,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Confusion matrix (rows: true, columns: predicted)",
         "",
-        table(["", *cm["labels"]], [[lbl, *row] for lbl, row in zip(cm["labels"], cm["matrix"])]),
+        table(["", *cm["labels"]], [[lbl, *row] for lbl, row in zip(cm["labels"], cm["matrix"], strict=True)]),
     ]
     if r.get("subgroups"):
         lines += ["", "## Subgroups", ""]

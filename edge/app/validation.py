@@ -673,7 +673,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [table(["metric", "full", "edge", "drift (edge − full)"], mrows, 4), ""]
     pd = r["prob_diff"]
     lines += [
-        f"Top-1 agreement {r['agreement']:.2%}; |ΔP| mean {fmt(pd['mean'], 4)}, p99 {fmt(pd['p99'], 4)}, max {fmt(pd['max'], 4)}; "
+        f"Top-1 agreement {r['agreement']:.2%}; "
+        f"|ΔP| mean {fmt(pd['mean'], 4)}, p99 {fmt(pd['p99'], 4)}, max {fmt(pd['max'], 4)}; "
         f"{len(r['disagreements'])} disagreement(s).",
         "",
     ]

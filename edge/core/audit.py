@@ -63,7 +63,7 @@ def _near_pairs(thumbs: np.ndarray, min_corr: float) -> list[tuple[int, int, flo
     out = []
     for start in range(0, len(thumbs), 512):  # blocks keep memory small on big datasets
         block = thumbs[start : start + 512] @ thumbs.T
-        for r, c in zip(*np.nonzero(block >= min_corr)):
+        for r, c in zip(*np.nonzero(block >= min_corr), strict=True):
             i = start + int(r)
             if int(c) > i:
                 out.append((i, int(c), float(block[r, c])))

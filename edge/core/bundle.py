@@ -111,7 +111,8 @@ class Bundle:
         return self.probabilities(raw)
 
     def summary(self) -> str:
-        return f"{self.model_id} ({self.arch}, {self.task}, {len(self.labels)} classes, {self.spec.size[0]}x{self.spec.size[1]}x{self.spec.channels})"
+        h, w = self.spec.size  # (height, width)
+        return f"{self.model_id} ({self.arch}, {self.task}, {len(self.labels)} classes, {h}x{w}x{self.spec.channels})"
 
 
 def to_probabilities(raw: np.ndarray, task: str, labels: list[str], positive: str | None) -> np.ndarray:

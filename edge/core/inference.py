@@ -88,9 +88,9 @@ def predict_files(
             return
         x = normalize(np.stack([c for _, c in pending]), spec)
         probs = bundle.predict_proba(x, batch_size=batch_size)
-        for (src, _), row in zip(pending, probs):
+        for (src, _), row in zip(pending, probs, strict=True):
             label, p, dec = decide(bundle, row)
-            out.append(Prediction(src, {lbl: float(v) for lbl, v in zip(bundle.labels, row)}, label, p, dec))
+            out.append(Prediction(src, {lbl: float(v) for lbl, v in zip(bundle.labels, row, strict=True)}, label, p, dec))
         pending.clear()
 
     for path in progress(paths) if progress else paths:

@@ -82,7 +82,7 @@ def confusion(matrices: dict[str, tuple[list[str], Any]], dest: Path) -> Path:
     n = len(matrices)
     k = max(len(lbls) for lbls, _ in matrices.values())
     fig, axes = plt.subplots(1, n, figsize=(max(3.8, 0.6 * k + 2.5) * n, max(3.4, 0.55 * k + 2)), squeeze=False)
-    for ax, (name, (labels, m)) in zip(axes[0], matrices.items()):
+    for ax, (name, (labels, m)) in zip(axes[0], matrices.items(), strict=True):
         m = np.asarray(m)
         ax.imshow(m, cmap="Blues")
         for i in range(m.shape[0]):

@@ -26,7 +26,7 @@ def saved_layers(path: Path) -> tuple[list[str], dict[str, str] | None]:
 
     try:
         with h5py.File(path, "r") as f:
-            group = f["model_weights"] if "model_weights" in f else f
+            group = f.get("model_weights", f)
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])]
             raw = f.attrs.get("model_config")
     except (OSError, KeyError) as e:
@@ -83,7 +83,7 @@ def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | 
         return f"layer '{n}' ({c}) is not part of the '{model.name}' architecture"
     if len(stored) != len(built):
         return f"the file has {len(stored)} layers, the architecture {len(built)}"
-    for (fn, fc), (bn, bc) in zip(stored, built):
+    for (fn, fc), (bn, bc) in zip(stored, built, strict=True):
         if fc != bc:
             return f"layer '{fn}' is a {fc}, the architecture has a {bc} there"
         if _key(fn, fc) != _key(bn, bc):

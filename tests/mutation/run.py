@@ -17,6 +17,7 @@ summary.json into the work directory. Exit code 1 when a module scores below --m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -81,14 +82,10 @@ def mutmut(root: Path, *args: str, log: Path | None = None) -> subprocess.Comple
     # no PYTHONPATH here: mutmut puts mutants/ first itself, and an earlier import defeats its trampolines
     env = dict(os.environ, EDGE_DATA_DIR=os.environ.get("EDGE_DATA_DIR", "/work/shared/data"))
     env.setdefault("EDGE_HYPOTHESIS_EXAMPLES", "20")  # each mutant reruns the property tests: fewer draws
-    out = open(log, "a") if log else subprocess.PIPE
-    try:
+    with open(log, "a") if log else contextlib.nullcontext(subprocess.PIPE) as out:
         return subprocess.run(
             [sys.executable, "-m", "mutmut", *args], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
         )
-    finally:
-        if log:
-            out.close()
 
 
 def run_module(work: Path, entry: dict, rev: str | None) -> dict:

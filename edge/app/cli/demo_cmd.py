@@ -70,7 +70,8 @@ def demo(out: str) -> None:
     val = validate(full=b, edge=conv.path, data=SAMPLES_DIR, report_dir=o / "validation")
     verdict = "PASSED" if val["passed"] else "FAILED: " + "; ".join(val["failures"])
     click.echo(
-        f"5. validation gate {verdict}: agreement {fmt(val['agreement'])}, edge p50 {fmt(val['latency_ms']['edge']['p50'], 2)} ms "
+        f"5. validation gate {verdict}: agreement {fmt(val['agreement'])}, "
+        f"edge p50 {fmt(val['latency_ms']['edge']['p50'], 2)} ms "
         f"vs full {fmt(val['latency_ms']['full']['p50'], 2)} ms -> {o / 'validation/report.md'}"
     )
 

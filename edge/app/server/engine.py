@@ -105,7 +105,7 @@ class Engine:
             "model": {"id": b.model_id, "sha256": b.sha256},
             "task": b.task,
             "label": label,
-            "probabilities": {k: float(v) for k, v in zip(b.labels, probs)},
+            "probabilities": {k: float(v) for k, v in zip(b.labels, probs, strict=True)},
             "positive_probability": pp,
             "threshold": b.threshold if b.task == "binary" else None,
             "decision": decision,
