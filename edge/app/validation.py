@@ -415,7 +415,7 @@ def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs:
     return {
         "format": REPORT_FORMAT,
         "version": 1,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "passed": not failures,
         "failures": failures,
         "checks": {k: {kk: vv for kk, vv in v.items() if kk != "messages"} for k, v in checks.items()},

@@ -155,7 +155,7 @@ def save_bundle(
             card,
             version=VERSION,
             files=files,
-            created=card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            created=card.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
         full.contract.check(tmp / CARD)
         full.bundle_sha256 = full.content_hash()

@@ -46,10 +46,15 @@ def decode_frames(path: Path, spec) -> list[tuple[str, np.ndarray]]:
 class Decides(Protocol):
     """What a decision needs: a Bundle, an EdgeModel (its embedded spec) or a card's contract."""
 
-    task: str
-    labels: list[str]
-    positive_label: str | None
-    threshold: float
+    # read-only: a Bundle exposes these as properties
+    @property
+    def task(self) -> str: ...
+    @property
+    def labels(self) -> list[str]: ...
+    @property
+    def positive_label(self) -> str | None: ...
+    @property
+    def threshold(self) -> float: ...
 
 
 def decisions(model: Decides, probs: np.ndarray) -> np.ndarray:
