@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.core import plots
 from edge.core._tf import keras, tf
-from edge.core.bundle import Bundle, save_bundle, to_probabilities
+from edge.core.bundle import Bundle, positive_column, save_bundle, to_probabilities
 from edge.core.card import Contract, ModelCard
 from edge.core.data import Dataset, discover, load_canvases, positive_label
 from edge.core.errors import DataError, EdgeError
@@ -348,7 +348,9 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
     probs_va = to_probabilities(model.predict(eval_inputs(data.x_va, spec), batch_size=64, verbose=0), task, classes, pos)
     yva_idx = _to_label_index(data.y_va, task, classes, pos)
     threshold = (
-        choose_threshold(yva_idx == classes.index(pos), probs_va[:, classes.index(pos)], cfg.target_sensitivity)
+        choose_threshold(
+            yva_idx == positive_column(classes, pos), probs_va[:, positive_column(classes, pos)], cfg.target_sensitivity
+        )
         if task == "binary"
         else 0.5
     )
@@ -397,5 +399,5 @@ def _rows(csv_path: Path) -> int:
 def _to_label_index(y: np.ndarray, task: str, classes: list[str], pos: str | None) -> np.ndarray:
     if task != "binary":
         return y
-    pi = classes.index(pos)
+    pi = positive_column(classes, pos)
     return np.where(y == 1, pi, 1 - pi)

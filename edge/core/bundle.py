@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ class Bundle:
     def qat(self) -> bool:
         return self.card.qat
 
-    def load_model(self):
+    def load_model(self) -> Any:  # a keras.Model
         """The Keras model, loaded once: the card's architecture rebuilt, then weights only (see weights.py)."""
         if self._model is None:
             from .weights import load_weights_only
@@ -115,6 +116,13 @@ class Bundle:
         return f"{self.model_id} ({self.arch}, {self.task}, {len(self.labels)} classes, {h}x{w}x{self.spec.channels})"
 
 
+def positive_column(labels: Sequence[str], positive: str | None) -> int:
+    """Column of a binary model's positive label (the card's checks put it among the labels)."""
+    if positive is None:
+        raise BundleError(f"a binary model needs a positive label (labels {list(labels)})")
+    return list(labels).index(positive)
+
+
 def to_probabilities(raw: np.ndarray, task: str, labels: list[str], positive: str | None) -> np.ndarray:
     """Model outputs -> N x K probabilities in ``labels`` order.
 
@@ -123,13 +131,13 @@ def to_probabilities(raw: np.ndarray, task: str, labels: list[str], positive: st
     if task != "binary":
         return raw
     out = np.empty((len(raw), 2))
-    pi = labels.index(positive)
+    pi = positive_column(labels, positive)
     out[:, pi], out[:, 1 - pi] = raw[:, 0], 1.0 - raw[:, 0]
     return out
 
 
 def save_bundle(
-    dest: str | Path, model, card: ModelCard, extra: dict[str, Any] | None = None, calibration: np.ndarray | None = None
+    dest: str | Path, model: Any, card: ModelCard, extra: dict[str, Any] | None = None, calibration: np.ndarray | None = None
 ) -> Bundle:
     """Write a complete bundle atomically: weights, calibration samples, extra files, card with hashes.
 

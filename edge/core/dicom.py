@@ -24,7 +24,7 @@ JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 DICOM_EXTRA = "pip install 'fracture-edge[dicom]'"
 
 
-def _import_pydicom():
+def _import_pydicom() -> Any:  # the pydicom module
     """Import pydicom and silence it, here and only here: pydicom resets its logger when first
     imported, so silencing it earlier does not hold. Its warnings quote element values."""
     import pydicom
@@ -142,7 +142,7 @@ def _check_size(ds: Any, name: str, limits: Limits) -> tuple[int, int]:
     return max(frames, 1), samples
 
 
-def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEFAULT_LIMITS):
+def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEFAULT_LIMITS) -> tuple[np.ndarray, str, int]:
     """DICOM bytes -> (2D grey float64 0..255 or HxWx3 uint8, photometric, frames)."""
     ds = _read_dataset(data, name, limits)
     if "PixelData" not in ds and "FloatPixelData" not in ds:

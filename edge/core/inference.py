@@ -9,10 +9,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .bundle import Bundle
+from .bundle import Bundle, positive_column
 from .errors import ImageReadError
 from .imageio import read_image
-from .preprocess import letterbox_u8, normalize
+from .preprocess import PreprocessSpec, letterbox_u8, normalize
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Prediction:
         }
 
 
-def decode_frames(path: Path, spec) -> list[tuple[str, np.ndarray]]:
+def decode_frames(path: Path, spec: PreprocessSpec) -> list[tuple[str, np.ndarray]]:
     """Letterboxed canvases for a file; one per frame for multi-frame DICOM (CT/MRI series)."""
     first = read_image(path)
     if first.frames <= 1:
@@ -63,7 +63,7 @@ def decisions(model: Decides, probs: np.ndarray) -> np.ndarray:
     Binary: the positive label when P(positive) >= the model's threshold. Multi-class: arg-max."""
     probs = np.asarray(probs).reshape(len(probs), -1)
     if model.task == "binary":
-        pi = list(model.labels).index(model.positive_label)
+        pi = positive_column(model.labels, model.positive_label)
         return np.where(probs[:, pi] >= model.threshold, pi, 1 - pi)
     return probs.argmax(axis=1)
 
@@ -73,7 +73,7 @@ def decide(model: Decides, probs: np.ndarray) -> tuple[str, float | None, bool |
     idx = int(decisions(model, np.asarray(probs)[None])[0])
     label = list(model.labels)[idx]
     if model.task == "binary":
-        return label, float(probs[list(model.labels).index(model.positive_label)]), label == model.positive_label
+        return label, float(probs[positive_column(model.labels, model.positive_label)]), label == model.positive_label
     return label, None, None
 
 

@@ -194,7 +194,17 @@ def _dicom_pixels(rows: int, cols: int, bits: int, signed: bool, frames: int) ->
     return np.round(np.stack(stack) if frames > 1 else stack[0]).astype(dtype)
 
 
-def make_dicom(path: Path, syntax: str, bits: int, signed: bool, photometric: str, slope, intercept, window, frames: int) -> None:
+def make_dicom(
+    path: Path,
+    syntax: str,
+    bits: int,
+    signed: bool,
+    photometric: str,
+    slope: float | None,
+    intercept: float | None,
+    window: tuple[float, float] | None,
+    frames: int,
+) -> None:
     """A minimal but valid secondary-capture DICOM file written by pydicom."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import (

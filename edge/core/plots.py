@@ -15,7 +15,7 @@ import numpy as np
 from .fsutil import atomic_path
 
 
-def _plt():
+def _plt() -> Any:  # matplotlib.pyplot, imported on first use
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +24,7 @@ def _plt():
     return plt
 
 
-def _save(fig, dest: Path) -> Path:
+def _save(fig: Any, dest: Path) -> Path:
     with atomic_path(dest, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     _plt().close(fig)

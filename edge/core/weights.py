@@ -43,7 +43,7 @@ def saved_layers(path: Path) -> tuple[list[str], dict[str, str] | None]:
     return names, classes
 
 
-def rebuild(card: ModelCard):
+def rebuild(card: ModelCard) -> Any:  # a keras.Model
     """The card's graph, freshly built (random weights): the registry's architecture, QAT-wrapped if asked."""
     c = card.contract
     try:
@@ -70,7 +70,7 @@ def _key(name: str, cls: str | None) -> str:
     return "<input>" if cls == "InputLayer" else re.sub(r"_\d+$", "", name)
 
 
-def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | None:
+def _mismatch(model: Any, names: list[str], classes: dict[str, str] | None) -> str | None:
     """The first difference between the rebuilt graph and the file's layers, in words, or None."""
     if classes is None:  # save_bundle always stores the layer list; without it nothing can be compared
         return "the file lists no layers (not written by save_bundle)"

@@ -79,7 +79,7 @@ def bounded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             if not self.transport.is_closing():  # the route sees a disconnect; nothing is answered
                 self.transport.close()
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm(limits.header_timeout, self._header_timeout)  # a connection that never speaks
 
