@@ -223,7 +223,9 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
     x_tr, y_tr = _load(train_part, b, cfg.skip_bad, "train", progress)
     if len(x_tr) == 0:
         raise DataError("no readable training images for fine-tuning", cfg.data)
-    evals = {name: _load(ds.split(name), b, cfg.skip_bad, name, progress) for name in ("val", "test") if name in ds.splits}
+    evals: dict[str, tuple[np.ndarray, np.ndarray]] = {
+        name: _load(ds.split(name), b, cfg.skip_bad, name, progress) for name in ("val", "test") if name in ds.splits
+    }
     if not evals:  # no held-out split: report on the fine-tuning images, and say so
         evals = {"train": (x_tr, y_tr)}
 

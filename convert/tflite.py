@@ -100,11 +100,12 @@ def calibration_set(
             raise DataError(f"calibration folder has no readable image ({len(bad)} unreadable)", calib)
         source = str(calib)
     else:
-        canv = bundle.calibration_canvases()
-        if canv is None or len(canv) == 0:
+        stored = bundle.calibration_canvases()
+        if stored is None or len(stored) == 0:
             raise BundleError(
                 "bundle has no calibration samples", bundle.path, "pass --calib DIR with a few hundred training images"
             )
+        canv = stored
         if tuple(canv.shape[1:3]) != tuple(spec.size):
             raise BundleError(
                 f"calibration samples are {canv.shape[1]}x{canv.shape[2]}, the model takes {spec.size}", bundle.path

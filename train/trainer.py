@@ -355,7 +355,7 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
         else 0.5
     )
     metrics = {"val": compute_metrics(yva_idx, probs_va, classes, task, pos, threshold)}
-    if data.x_te is not None and len(data.x_te):
+    if data.x_te is not None and data.y_te is not None and len(data.x_te):
         p_te = model.predict(eval_inputs(data.x_te, spec), batch_size=64, verbose=0)
         metrics["test"] = compute_metrics(
             _to_label_index(data.y_te, task, classes, pos),

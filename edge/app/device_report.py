@@ -98,7 +98,7 @@ def _failure_text(f: Any) -> str:
     return f"{f.get('path')}: {f.get('error')}" if isinstance(f, dict) else repr(f)
 
 
-def match(device: dict[str, Any], readable: list[str], unreadable: list[str], path: str | Path) -> np.ndarray:
+def match(device: dict[str, Any], readable: list[str], unreadable: list[str], path: str | Path | None) -> np.ndarray:
     """Which of the ``readable`` data images (relative paths) the phone classified, as a bool mask.
 
     Raises a DeviceReportError naming the first mismatch when the report and the data disagree on

@@ -344,6 +344,7 @@ def _load_inputs(cfg: ValidationConfig, models: _Models, progress: Callable | No
     """Decode every image once per preprocessing (once in all when the two models agree on it)."""
     t0 = time.perf_counter()
     bundle = models.bundle
+    assert cfg.data is not None  # run_validation refused a missing --data
     ds = _dataset(cfg.data, cfg.split)
     if cfg.max_images and len(ds) > cfg.max_images:  # a fixed, reproducible subset
         pick = np.sort(np.random.default_rng(0).permutation(len(ds))[: cfg.max_images])
@@ -474,7 +475,7 @@ def _disagreements(inputs: _Inputs, outs: _Outputs, bundle: Bundle, dec_full, de
 def _latency(cfg: ValidationConfig, models: _Models, inputs: _Inputs, outs: _Outputs) -> tuple[dict[str, Any], np.ndarray, Any]:
     bundle = models.bundle
     lat_full = time_full(bundle.load_model(), normalize(inputs.canv[0], bundle.spec), cfg.runs, cfg.warmup)
-    if models.device is not None:
+    if outs.dev_latency is not None:  # set exactly when the edge results come from a device report
         lat_edge, source = outs.dev_latency, "device"
     else:
         x_edge = normalize(inputs.canv_edge[0], models.edge.preprocess_spec)

@@ -21,7 +21,7 @@ from .fsutil import sha256_file
 from .preprocess import PreprocessSpec, dequantize, normalize, quantize
 from .spec import ModelSpec
 
-_DTYPES = {"uint8": np.uint8, "int8": np.int8, "float32": np.float32, "float16": np.float16}
+_DTYPES = {k: np.dtype(k) for k in ("uint8", "int8", "float32", "float16")}
 
 
 class EdgeModel:
@@ -97,7 +97,7 @@ class EdgeModel:
         x = np.asarray(x, dtype=np.float32).reshape(self._in["shape"])
         dt = _DTYPES[want.dtype]
         if want.scale is not None:
-            return quantize(x, want.scale, want.zero_point, dt)
+            return quantize(x, want.scale, want.zero_point or 0, dt)  # TFLite: no zero point = 0
         return x.astype(dt)
 
     def invoke_raw(self, x_in: np.ndarray) -> np.ndarray:
@@ -109,7 +109,7 @@ class EdgeModel:
     def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
         out = self.spec.output
         if out.scale is not None:
-            return dequantize(raw, out.scale, out.zero_point)
+            return dequantize(raw, out.scale, out.zero_point or 0)
         return np.asarray(raw, dtype=np.float32)
 
     def predict_raw(self, canvases: np.ndarray) -> np.ndarray:

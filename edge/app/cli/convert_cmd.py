@@ -199,4 +199,5 @@ def convert(bundle, fmt_name, calib, calib_max, io_type, keep_float, keep_float_
         click.echo(f"kept in float: {', '.join(r['keep_float'])}")
     if r.get("calibration", {}) and r["calibration"].get("warning"):
         click.echo(f"warning: {r['calibration']['warning']}", err=True)
-    click.echo(f"report: {c.report_dir / 'report.md'}")
+    if c.report_dir is not None:  # always written by this command (report=True)
+        click.echo(f"report: {c.report_dir / 'report.md'}")
