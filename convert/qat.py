@@ -64,8 +64,12 @@ def _load(ds: Dataset, bundle: Bundle, skip_bad: bool, name: str, progress: bool
     if not len(ds):
         return np.zeros((0, *bundle.spec.size), np.uint8), np.zeros(0, np.int64)
     y = ds.labels_index(bundle.labels)  # DataError for labels the bundle does not know
-    canv, kept, _ = load_canvases([s.path for s in ds.samples], bundle.spec, skip_bad=skip_bad,
-                                  progress=lambda it: bar(it, f"decode {name}", len(ds), progress))
+    canv, kept, _ = load_canvases(
+        [s.path for s in ds.samples],
+        bundle.spec,
+        skip_bad=skip_bad,
+        progress=lambda it: bar(it, f"decode {name}", len(ds), progress),
+    )
     return canv, y[kept]
 
 
@@ -96,12 +100,14 @@ def _prune(model, target: float, x, y, cfg: CompressConfig, loss, verbose: int =
 
     epochs = cfg.prune_epochs or cfg.epochs
     steps = max(1, int(np.ceil(len(x) / cfg.batch_size))) * epochs
-    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target, begin_step=0,
-                                                    end_step=max(1, steps - 1), frequency=max(1, steps // 10))
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=target, begin_step=0, end_step=max(1, steps - 1), frequency=max(1, steps // 10)
+    )
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     pruned.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
-    pruned.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, verbose=verbose,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    pruned.fit(
+        x, y, batch_size=cfg.batch_size, epochs=epochs, verbose=verbose, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()]
+    )
     return tfmot.sparsity.keras.strip_pruning(pruned)
 
 
@@ -157,7 +163,7 @@ def calibrate_ranges(qat_model, float_model, x: np.ndarray, batch_size: int = 8)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         lows = np.minimum(lows, [float(tf.reduce_min(o)) for o in outs])
         highs = np.maximum(highs, [float(tf.reduce_max(o)) for o in outs])
-    ranges = {n: (float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs)}
+    ranges = {n: (float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs, strict=True)}
     count = 0
     for name, vs in wanted.items():
         if name not in ranges:
@@ -189,7 +195,9 @@ def _fine_tune(b: Bundle, model, x: np.ndarray, t: np.ndarray, cfg: CompressConf
         try:
             work = _quantize(work, keep_sparsity=bool(cfg.prune))
         except (ValueError, RuntimeError) as e:
-            raise EdgeError(f"quantization-aware training cannot wrap this model ({str(e).splitlines()[0][:200]})", b.path) from None
+            raise EdgeError(
+                f"quantization-aware training cannot wrap this model ({str(e).splitlines()[0][:200]})", b.path
+            ) from None
         n_ranges = calibrate_ranges(work, model, x[: cfg.calibration_images])
         log.info("seeded %d activation ranges from %d images", n_ranges, min(len(x), cfg.calibration_images))
         work.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss)
@@ -215,15 +223,19 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
     x_tr, y_tr = _load(train_part, b, cfg.skip_bad, "train", progress)
     if len(x_tr) == 0:
         raise DataError("no readable training images for fine-tuning", cfg.data)
-    evals = {name: _load(ds.split(name), b, cfg.skip_bad, name, progress) for name in ("val", "test") if name in ds.splits}
+    evals: dict[str, tuple[np.ndarray, np.ndarray]] = {
+        name: _load(ds.split(name), b, cfg.skip_bad, name, progress) for name in ("val", "test") if name in ds.splits
+    }
     if not evals:  # no held-out split: report on the fine-tuning images, and say so
         evals = {"train": (x_tr, y_tr)}
 
     model = b.load_model()
     evals = {k: v for k, v in evals.items() if len(v[0])}
     p_before = {k: _probabilities(model, b, c) for k, (c, _) in evals.items()}
-    before = {k: compute_metrics(y, p_before[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
-              for k, (_, y) in evals.items()}
+    before = {
+        k: compute_metrics(y, p_before[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
+        for k, (_, y) in evals.items()
+    }
     verbose = 1 if (progress if progress is not None else sys.stderr.isatty()) else 0
     x = normalize(x_tr, b.spec)
     t = model.predict(x, batch_size=32, verbose=0).astype(np.float32) if cfg.distill else _targets(y_tr, b)
@@ -231,18 +243,36 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
 
     work = _fine_tune(b, model, x, t, cfg, loss, verbose)
     p_after = {k: _probabilities(work, b, c) for k, (c, _) in evals.items()}
-    after = {k: compute_metrics(y, p_after[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
-             for k, (_, y) in evals.items()}
+    after = {
+        k: compute_metrics(y, p_after[k], b.labels, b.task, b.positive_label, b.threshold, ci=False)
+        for k, (_, y) in evals.items()
+    }
     agree = {k: agreement(b, p_before[k], p_after[k]) for k in evals}
 
     compression = {
-        "prune": cfg.prune, "sparsity": sparsity(work), "source_bundle_sha256": b.sha256,
-        "source_model_id": b.model_id, "config": asdict(cfg), "eval_split": eval_name or "train",
-        "metrics_before": before, "metrics_after": after, "agreement_with_source": agree, "tfmot": _tfmot_version(), "tensorflow": tf.__version__,
+        "prune": cfg.prune,
+        "sparsity": sparsity(work),
+        "source_bundle_sha256": b.sha256,
+        "source_model_id": b.model_id,
+        "config": asdict(cfg),
+        "eval_split": eval_name or "train",
+        "metrics_before": before,
+        "metrics_after": after,
+        "agreement_with_source": agree,
+        "tfmot": _tfmot_version(),
+        "tensorflow": tf.__version__,
     }
     # the same contract (labels, threshold, preprocessing) with the graph now quantization-aware
-    card = replace(b.card, contract=replace(b.card.contract, qat=cfg.qat), model_id=f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}",
-                   metrics=after, compression=compression, created=None, files={}, bundle_sha256="")
+    card = replace(
+        b.card,
+        contract=replace(b.card.contract, qat=cfg.qat),
+        model_id=f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}",
+        metrics=after,
+        compression=compression,
+        created=None,
+        files={},
+        bundle_sha256="",
+    )
     out = save_bundle(cfg.out, work, card, calibration=b.calibration_canvases())
     log.info("compressed bundle: %s", out.path)
     return out

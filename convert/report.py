@@ -42,28 +42,32 @@ def ops(model_bytes: bytes) -> list[dict[str, Any]]:
     from ai_edge_litert import schema_py_generated as fb
 
     m = fb.Model.GetRootAs(model_bytes, 0)
-    names, types = _op_names(), _type_names()
+    names = _op_names()
     codes = []
     for i in range(m.OperatorCodesLength()):
         oc = m.OperatorCodes(i)
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         codes.append(names.get(code, f"OP_{code}") if code != 32 else (oc.CustomCode() or b"CUSTOM").decode())
+    types = _type_names()
+
+    def tinfo(g: Any, idx: int) -> dict[str, Any]:  # g: the subgraph the tensor index refers to
+        t = g.Tensors(idx)
+        buf = m.Buffers(t.Buffer()) if t.Buffer() < m.BuffersLength() else None
+        const = bool(buf is not None and buf.DataLength() > 0)
+        return {
+            "type": types.get(t.Type(), str(t.Type())),
+            "const": const,
+            "elements": int(np.prod(t.ShapeAsNumpy())) if t.ShapeLength() else 1,
+            "name": (t.Name() or b"").decode(),
+        }
+
     out = []
     for s in range(m.SubgraphsLength()):
         g = m.Subgraphs(s)
-
-        def tinfo(idx: int) -> dict[str, Any]:
-            t = g.Tensors(idx)
-            buf = m.Buffers(t.Buffer()) if t.Buffer() < m.BuffersLength() else None
-            const = bool(buf is not None and buf.DataLength() > 0)
-            return {"type": types.get(t.Type(), str(t.Type())), "const": const,
-                    "elements": int(np.prod(t.ShapeAsNumpy())) if t.ShapeLength() else 1,
-                    "name": (t.Name() or b"").decode()}
-
         for k in range(g.OperatorsLength()):
             op = g.Operators(k)
-            ins = [tinfo(int(i)) for i in op.InputsAsNumpy() if i >= 0] if op.InputsLength() else []
-            outs = [tinfo(int(i)) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
+            ins = [tinfo(g, int(i)) for i in op.InputsAsNumpy() if i >= 0] if op.InputsLength() else []
+            outs = [tinfo(g, int(i)) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
             out.append({"op": codes[op.OpcodeIndex()], "inputs": ins, "outputs": outs, "subgraph": s})
     return out
 
@@ -103,7 +107,9 @@ def gpu_compatibility(model_bytes: bytes) -> dict[str, Any]:
     except Exception as e:  # the analyzer is experimental: a failure must not sink the conversion
         return {"compatible": None, "issues": [f"analyzer failed: {type(e).__name__}: {e}"]}
     text = buf.getvalue()
-    issues = sorted({ln.strip() for ln in text.splitlines() if "GPU COMPATIBILITY WARNING" in ln or "not supported" in ln.lower()})
+    issues = sorted(
+        {ln.strip() for ln in text.splitlines() if "GPU COMPATIBILITY WARNING" in ln or "not supported" in ln.lower()}
+    )
     compatible = "looks compatible with GPU delegate" in text and not issues
     return {"compatible": compatible, "issues": issues[:50]}
 
@@ -124,9 +130,17 @@ def layer_errors(converter, dataset: Callable[[], Iterable[list[np.ndarray]]]) -
     for r in csv.DictReader(io.StringIO(dump.getvalue())):
         scale, mse = _f(r.get("scale")), _f(r.get("mean_squared_error"))
         rmse = float(np.sqrt(mse)) if np.isfinite(mse) else np.nan
-        rows.append({"tensor": r.get("tensor_name", ""), "op": r.get("op_name", ""), "scale": scale,
-                     "mean_error": _f(r.get("mean_error")), "max_abs_error": _f(r.get("max_abs_error")),
-                     "rmse": rmse, "rmse_over_scale": rmse / scale if scale else np.nan})
+        rows.append(
+            {
+                "tensor": r.get("tensor_name", ""),
+                "op": r.get("op_name", ""),
+                "scale": scale,
+                "mean_error": _f(r.get("mean_error")),
+                "max_abs_error": _f(r.get("max_abs_error")),
+                "rmse": rmse,
+                "rmse_over_scale": rmse / scale if scale else np.nan,
+            }
+        )
     rows.sort(key=lambda r: -np.nan_to_num(r["rmse_over_scale"], nan=-1))
     return rows, debugger
 
@@ -145,13 +159,19 @@ def choose_float_layers(rows: list[dict[str, Any]], limit: float = DEFAULT_KEEP_
 
 def markdown(rep: dict[str, Any]) -> str:
     """A human report of one conversion (the same facts as the JSON)."""
-    lines = [f"# Conversion: {rep['model_id']} -> {rep['precision']}", "",
-             f"- file: `{rep['file']}` ({rep['size_bytes'] / 1e6:.3f} MB, {fmt(rep.get('size_vs_float32'))}x the float32 file)",
-             f"- source bundle: `{rep['bundle_sha256'][:16]}…` ({rep['arch']})",
-             f"- input: {rep['spec']['input']}", f"- output: {rep['spec']['output']}"]
+    lines = [
+        f"# Conversion: {rep['model_id']} -> {rep['precision']}",
+        "",
+        f"- file: `{rep['file']}` ({rep['size_bytes'] / 1e6:.3f} MB, {fmt(rep.get('size_vs_float32'))}x the float32 file)",
+        f"- source bundle: `{rep['bundle_sha256'][:16]}…` ({rep['arch']})",
+        f"- input: {rep['spec']['input']}",
+        f"- output: {rep['spec']['output']}",
+    ]
     if rep.get("calibration"):
         c = rep["calibration"]
-        lines.append(f"- calibration: {c['n']} images from {c['source']}" + (f" (warning: {c['warning']})" if c.get("warning") else ""))
+        lines.append(
+            f"- calibration: {c['n']} images from {c['source']}" + (f" (warning: {c['warning']})" if c.get("warning") else "")
+        )
     if rep.get("keep_float"):
         lines.append(f"- layers kept in float: {', '.join(rep['keep_float'])}")
     lines += ["", "## Ops", "", table(["op", "count"], list(rep["ops"].items()))]
@@ -163,13 +183,24 @@ def markdown(rep: dict[str, Any]) -> str:
     verdict = {True: "compatible", False: "NOT fully compatible", None: "unknown"}[g["compatible"]]
     lines += ["", f"## GPU delegate: {verdict}", ""] + [f"- {x}" for x in g["issues"][:20]]
     if rep.get("layers"):
-        lines += ["", "## Per-layer int8 error (QuantizationDebugger; rmse/scale ≈ 0.289 is ideal)", "",
-                  table(["op", "tensor", "rmse/scale", "max abs error", "scale"],
-                        [[r["op"], r["tensor"][:60], r["rmse_over_scale"], r["max_abs_error"], r["scale"]] for r in rep["layers"][:15]], 4)]
+        lines += [
+            "",
+            "## Per-layer int8 error (QuantizationDebugger; rmse/scale ≈ 0.289 is ideal)",
+            "",
+            table(
+                ["op", "tensor", "rmse/scale", "max abs error", "scale"],
+                [[r["op"], r["tensor"][:60], r["rmse_over_scale"], r["max_abs_error"], r["scale"]] for r in rep["layers"][:15]],
+                4,
+            ),
+        ]
     if rep.get("agreement"):
         a = rep["agreement"]
-        lines += ["", "## Agreement with the Keras model on the calibration images", "",
-                  f"max |Δp| {fmt(a['max_abs_diff'], 4)}, mean |Δp| {fmt(a['mean_abs_diff'], 4)} over {a['n']} images"]
+        lines += [
+            "",
+            "## Agreement with the Keras model on the calibration images",
+            "",
+            f"max |Δp| {fmt(a['max_abs_diff'], 4)}, mean |Δp| {fmt(a['mean_abs_diff'], 4)} over {a['n']} images",
+        ]
     return "\n".join(lines) + "\n"
 
 

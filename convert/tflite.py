@@ -20,7 +20,7 @@ import numpy as np
 from edge.core.bundle import Bundle, load_bundle
 from edge.core.data import list_images, load_canvases
 from edge.core.errors import BundleError, DataError, EdgeError
-from edge.core.fsutil import atomic_path, write_json
+from edge.core.fsutil import atomic_path
 from edge.core.preprocess import normalize
 from edge.core.report import write_report
 from edge.core.runtime import EdgeModel
@@ -60,12 +60,15 @@ class Format:
             conv.inference_output_type = conv.inference_input_type
 
 
-FORMATS: dict[str, Format] = {f.precision: f for f in (
-    Format("int8", "int8", "int8", True, "CPU/XNNPACK and NPUs: smallest and fastest"),
-    Format("fp16", "float16", "float32 (float16 on the GPU delegate)", False, "phone GPU delegate"),
-    Format("dynamic", "int8", "float32, int8 matmuls at run time", False, "CPU without calibration data"),
-    Format("float32", "float32", "float32", False, "reference; any delegate"),
-)}
+FORMATS: dict[str, Format] = {
+    f.precision: f
+    for f in (
+        Format("int8", "int8", "int8", True, "CPU/XNNPACK and NPUs: smallest and fastest"),
+        Format("fp16", "float16", "float32 (float16 on the GPU delegate)", False, "phone GPU delegate"),
+        Format("dynamic", "int8", "float32, int8 matmuls at run time", False, "CPU without calibration data"),
+        Format("float32", "float32", "float32", False, "reference; any delegate"),
+    )
+}
 IO_TYPES = ("uint8", "int8")
 MIN_CALIBRATION = 50  # fewer images than this gives noisy activation ranges (warned, not refused)
 AGREEMENT_IMAGES = 32  # images used for the Keras-vs-LiteRT check in every report
@@ -85,8 +88,9 @@ def default_output(bundle: Bundle, precision: str) -> Path:
     return Path.cwd() / f"{bundle.model_id}_{precision}.tflite"
 
 
-def calibration_set(bundle: Bundle, calib: str | Path | None = None, max_images: int = 200,
-                    seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+def calibration_set(
+    bundle: Bundle, calib: str | Path | None = None, max_images: int = 200, seed: int = 0
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Letterboxed uint8 canvases for int8 calibration: a folder of images, else the bundle's own samples."""
     spec = bundle.spec
     if calib is not None:
@@ -96,11 +100,16 @@ def calibration_set(bundle: Bundle, calib: str | Path | None = None, max_images:
             raise DataError(f"calibration folder has no readable image ({len(bad)} unreadable)", calib)
         source = str(calib)
     else:
-        canv = bundle.calibration_canvases()
-        if canv is None or len(canv) == 0:
-            raise BundleError("bundle has no calibration samples", bundle.path, "pass --calib DIR with a few hundred training images")
+        stored = bundle.calibration_canvases()
+        if stored is None or len(stored) == 0:
+            raise BundleError(
+                "bundle has no calibration samples", bundle.path, "pass --calib DIR with a few hundred training images"
+            )
+        canv = stored
         if tuple(canv.shape[1:3]) != tuple(spec.size):
-            raise BundleError(f"calibration samples are {canv.shape[1]}x{canv.shape[2]}, the model takes {spec.size}", bundle.path)
+            raise BundleError(
+                f"calibration samples are {canv.shape[1]}x{canv.shape[2]}, the model takes {spec.size}", bundle.path
+            )
         source = "bundle calibration.npz"
     if len(canv) > max_images:
         canv = canv[np.sort(np.random.default_rng(seed).permutation(len(canv))[:max_images])]
@@ -130,7 +139,8 @@ def _converter(model, spec, precision: str, rep=None, io_type: str = "uint8", qa
     from edge.core._tf import tf
 
     fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-        tf.TensorSpec([1, *spec.input_shape], tf.float32, name="image"))
+        tf.TensorSpec([1, *spec.input_shape], tf.float32, name="image")
+    )
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
     FORMATS[precision].configure(conv, tf, rep, io_type)
     return conv
@@ -141,27 +151,37 @@ def _run_converter(conv, bundle: Bundle, precision: str) -> bytes:
         return conv.convert()
     except Exception as e:  # ConverterError and friends: say which op, not a 200-line MLIR dump
         msg = str(e)
-        first = next((ln.strip() for ln in msg.splitlines() if "error" in ln.lower()), msg.splitlines()[0] if msg else type(e).__name__)
+        first = next(
+            (ln.strip() for ln in msg.splitlines() if "error" in ln.lower()), msg.splitlines()[0] if msg else type(e).__name__
+        )
         if precision == "int8":
             blocked = creport.ops_named_in(msg)
-            raise EdgeError(f"cannot fully integer-quantise this model{' (ops: ' + ', '.join(blocked[:5]) + ')' if blocked else ''}: "
-                            f"{first[:300]}", bundle.path, "use --keep-float NODE or convert with --dynamic/--fp16") from None
+            raise EdgeError(
+                f"cannot fully integer-quantise this model{' (ops: ' + ', '.join(blocked[:5]) + ')' if blocked else ''}: "
+                f"{first[:300]}",
+                bundle.path,
+                "use --keep-float NODE or convert with --dynamic/--fp16",
+            ) from None
         raise EdgeError(f"conversion to {precision} failed: {first[:300]}", bundle.path) from None
 
 
 def _quantize_keeping_float(debugger, io_type: str, nodes: list[str]) -> bytes:
     """Re-quantise the debugger's calibrated model with ``nodes`` (output tensor names) left in float."""
-    from edge.core._tf import tf
     from tensorflow.lite.python import convert as _tfl_convert  # the selective quantiser behind QuantizationDebugger
 
+    from edge.core._tf import tf
+
     dt = {"uint8": tf.uint8, "int8": tf.int8}[io_type]
-    return _tfl_convert.mlir_quantize(debugger.calibrated_model, fully_quantize=True, input_data_type=dt,
-                                      output_data_type=dt, denylisted_nodes=nodes)
+    return _tfl_convert.mlir_quantize(
+        debugger.calibrated_model, fully_quantize=True, input_data_type=dt, output_data_type=dt, denylisted_nodes=nodes
+    )
 
 
 def agreement(model, edge: EdgeModel, canvases: np.ndarray, spec) -> dict[str, Any]:
     """Keras vs LiteRT on the same canvases: the largest and mean change of any output."""
-    ref = np.asarray(model.predict(normalize(canvases, spec), batch_size=32, verbose=0), dtype=np.float64).reshape(len(canvases), -1)
+    ref = np.asarray(model.predict(normalize(canvases, spec), batch_size=32, verbose=0), dtype=np.float64).reshape(
+        len(canvases), -1
+    )
     got = edge.predict_raw(canvases).astype(np.float64)
     d = np.abs(got - ref)
     return {"n": int(len(canvases)), "max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean())}
@@ -214,8 +234,9 @@ class _Converted:
     kept: list[str] = field(default_factory=list)
 
 
-def _keep_float(b: Bundle, model, canv, keep_float, tol: float, io_type: str, got: _Converted, debugger, out: Path,
-                threads: int) -> _Converted:
+def _keep_float(
+    b: Bundle, model, canv, keep_float, tol: float, io_type: str, got: _Converted, debugger, out: Path, threads: int
+) -> _Converted:
     """Re-quantise with the worst (``auto``) or the named int8 layers left in float."""
     layers = got.layers or []
     if keep_float == "auto":
@@ -226,8 +247,10 @@ def _keep_float(b: Bundle, model, canv, keep_float, tol: float, io_type: str, go
         kept = list(keep_float)
         unknown = [k for k in kept if k not in {r["tensor"] for r in layers}]
         if unknown:
-            raise EdgeError(f"--keep-float names unknown tensors: {', '.join(unknown[:3])}",
-                            hint="take names from the per-layer table of the conversion report")
+            raise EdgeError(
+                f"--keep-float names unknown tensors: {', '.join(unknown[:3])}",
+                hint="take names from the per-layer table of the conversion report",
+            )
     if not kept:
         return got
     model_bytes = _quantize_keeping_float(debugger, io_type, kept)
@@ -239,8 +262,18 @@ def _keep_float(b: Bundle, model, canv, keep_float, tol: float, io_type: str, go
     return _Converted(model_bytes, edge, agree, layers, kept)
 
 
-def _convert(b: Bundle, model, fmt: Format, canv: np.ndarray, io_type: str, keep_float, keep_float_tol: float,
-             debug: bool | None, out: Path, threads: int) -> _Converted:
+def _convert(
+    b: Bundle,
+    model,
+    fmt: Format,
+    canv: np.ndarray,
+    io_type: str,
+    keep_float,
+    keep_float_tol: float,
+    debug: bool | None,
+    out: Path,
+    threads: int,
+) -> _Converted:
     """Run the converter, the per-layer table (int8), the LiteRT-vs-Keras check and --keep-float."""
     spec = b.spec
     rep = _representative(canv, spec) if len(canv) else None
@@ -258,26 +291,58 @@ def _convert(b: Bundle, model, fmt: Format, canv: np.ndarray, io_type: str, keep
     return got
 
 
-def _report(b: Bundle, model, fmt: Format, io_type: str, out: Path, model_bytes: bytes, spec: ModelSpec,
-            calib_info, got: _Converted, report: bool, seconds: float) -> dict[str, Any]:
+def _report(
+    b: Bundle,
+    model,
+    fmt: Format,
+    io_type: str,
+    out: Path,
+    model_bytes: bytes,
+    spec: ModelSpec,
+    calib_info,
+    got: _Converted,
+    report: bool,
+    seconds: float,
+) -> dict[str, Any]:
     op_list = creport.ops(model_bytes)
     float_bytes = 4 * int(model.count_params())
     return {
-        "model_id": b.model_id, "arch": b.arch, "bundle_sha256": b.sha256, "precision": fmt.precision,
-        "format": {**vars(fmt), "flag": fmt.flag}, "io_type": io_type if fmt.calibrated else "float32",
-        "file": str(out), "size_bytes": len(model_bytes), "float32_weights_bytes": float_bytes,
+        "model_id": b.model_id,
+        "arch": b.arch,
+        "bundle_sha256": b.sha256,
+        "precision": fmt.precision,
+        "format": {**vars(fmt), "flag": fmt.flag},
+        "io_type": io_type if fmt.calibrated else "float32",
+        "file": str(out),
+        "size_bytes": len(model_bytes),
+        "float32_weights_bytes": float_bytes,
         "size_vs_float32": len(model_bytes) / float_bytes if float_bytes else None,
-        "spec": spec.to_dict(), "calibration": calib_info, "qat": b.qat,
-        "ops": creport.op_counts(op_list), "precision_leftovers": creport.precision_leftovers(op_list, fmt.precision),
+        "spec": spec.to_dict(),
+        "calibration": calib_info,
+        "qat": b.qat,
+        "ops": creport.op_counts(op_list),
+        "precision_leftovers": creport.precision_leftovers(op_list, fmt.precision),
         "gpu": creport.gpu_compatibility(model_bytes) if report else {"compatible": None, "issues": ["not checked"]},
-        "layers": got.layers, "keep_float": got.kept, "agreement": got.agreement, "seconds": seconds,
+        "layers": got.layers,
+        "keep_float": got.kept,
+        "agreement": got.agreement,
+        "seconds": seconds,
     }
 
 
-def convert_bundle(bundle: Bundle | str | Path | None = None, precision: str = "int8", out: str | Path | None = None,
-                   calib: str | Path | None = None, io_type: str = "uint8", keep_float: str | list[str] | None = None,
-                   keep_float_tol: float = DEFAULT_KEEP_FLOAT_TOL, debug: bool | None = None, calib_max: int = 200,
-                   report: bool = True, threads: int = 2) -> Conversion:
+def convert_bundle(
+    bundle: Bundle | str | Path | None = None,
+    precision: str = "int8",
+    out: str | Path | None = None,
+    calib: str | Path | None = None,
+    io_type: str = "uint8",
+    keep_float: str | list[str] | None = None,
+    keep_float_tol: float = DEFAULT_KEEP_FLOAT_TOL,
+    debug: bool | None = None,
+    calib_max: int = 200,
+    report: bool = True,
+    threads: int = 2,
+) -> Conversion:
     """Convert a bundle (None: the embedded default) to one TFLite format and write it atomically.
 
     ``keep_float``: "auto" keeps the worst layers in float when a probability moves more than

@@ -49,8 +49,11 @@ def make_bundle(dest: Path, fracatlas: Path, arch: str = "tiny", size: int = SIZ
         z = feats @ w
         k = 2.5 / max(float(z.std()), 1e-6)  # logits ~ N(0, 2.5): probabilities spread over 0..1
         model.get_layer("head_out").set_weights([w * k, np.array([-float(z.mean()) * k], np.float32)])
-    card = ModelCard(Contract.create(arch, "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
-                     model_id=f"test-{arch}-{seed}", gradcam_layer=get_arch(arch).gradcam_layer)
+    card = ModelCard(
+        Contract.create(arch, "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
+        model_id=f"test-{arch}-{seed}",
+        gradcam_layer=get_arch(arch).gradcam_layer,
+    )
     return save_bundle(dest, model, card, calibration=calib)
 
 

@@ -12,8 +12,11 @@ def test_audit_finds_truncated_files_and_leakage(tmp_path, small_data, fracatlas
     root = tmp_path / "data"
     shutil.copytree(small_data, root)
     # real truncated radiographs from FracAtlas (the README names this id range)
-    truncated = [p for p in sorted((fracatlas / "train" / "not_fractured").glob("IMG00040*.jpg"))
-                 if not p.read_bytes().rstrip(b"\0").endswith(b"\xff\xd9")][:3]
+    truncated = [
+        p
+        for p in sorted((fracatlas / "train" / "not_fractured").glob("IMG00040*.jpg"))
+        if not p.read_bytes().rstrip(b"\0").endswith(b"\xff\xd9")
+    ][:3]
     assert truncated, "expected truncated JPEGs in FracAtlas"
     for p in truncated:
         shutil.copy(p, root / "train" / "not_fractured" / p.name)

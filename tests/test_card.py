@@ -80,30 +80,37 @@ def test_editing_a_contract_field_is_refused(default_copy, field):
     assert "\n" not in str(e.value) and str(default_copy / CARD) in str(e.value)
 
 
-@pytest.mark.parametrize("edit", [
-    lambda c: c["preprocess"].update(mean=[1.0]),
-    lambda c: c["preprocess"].update(size=[225, 224]),
-    lambda c: c["preprocess"].update(pad_value=9),
-    lambda c: c.update(threshold=0.2400001),
-    lambda c: c.update(bundle_sha256="0" * 64),
-    lambda c: c["files"].update({"curves.png": "0" * 64}),
-    lambda c: c["files"].pop("curves.png"),
-    lambda c: c.update(version=1),  # a downgrade checks the old way, and the old hash is not this one
-], ids=["mean", "size", "pad", "threshold-epsilon", "hash", "file-hash", "file-dropped", "downgrade"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["preprocess"].update(mean=[1.0]),
+        lambda c: c["preprocess"].update(size=[225, 224]),
+        lambda c: c["preprocess"].update(pad_value=9),
+        lambda c: c.update(threshold=0.2400001),
+        lambda c: c.update(bundle_sha256="0" * 64),
+        lambda c: c["files"].update({"curves.png": "0" * 64}),
+        lambda c: c["files"].pop("curves.png"),
+        lambda c: c.update(version=1),  # a downgrade checks the old way, and the old hash is not this one
+    ],
+    ids=["mean", "size", "pad", "threshold-epsilon", "hash", "file-hash", "file-dropped", "downgrade"],
+)
 def test_other_edits_are_refused(default_copy, edit):
     _edit_card(default_copy, edit)
     with pytest.raises(BundleError):
         load_bundle(default_copy)
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda c: c.update(positive_label="broken"), "positive_label"),
-    (lambda c: c.update(threshold="high"), "threshold"),
-    (lambda c: c.update(threshold=1.5), "threshold"),
-    (lambda c: c.pop("qat"), "lacks qat"),
-    (lambda c: c.update(version=9), "newer"),
-    (lambda c: c["preprocess"].update(std=[0.0]), "preprocess"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda c: c.update(positive_label="broken"), "positive_label"),
+        (lambda c: c.update(threshold="high"), "threshold"),
+        (lambda c: c.update(threshold=1.5), "threshold"),
+        (lambda c: c.pop("qat"), "lacks qat"),
+        (lambda c: c.update(version=9), "newer"),
+        (lambda c: c["preprocess"].update(std=[0.0]), "preprocess"),
+    ],
+)
 def test_inconsistent_cards_give_one_line(default_copy, edit, words):
     _edit_card(default_copy, edit)
     with pytest.raises(BundleError, match=words) as e:
@@ -162,7 +169,7 @@ def test_a_model_file_with_a_lambda_layer_is_refused_without_running_it(tmp_path
     base = build_tiny(spec.input_shape, 1)
 
     def payload(x, path=str(marker)):
-        open(path, "w").write("ran")  # what a hostile model file would do at load time
+        Path(path).write_text("ran")  # what a hostile model file would do at load time
         return x
 
     x = keras.layers.Lambda(payload, name="features_relu_hook")(base.get_layer("features_relu").output)
@@ -218,12 +225,15 @@ def test_an_unlisted_calibration_file_is_not_used(default_copy):
     assert (default_copy / "calibration.npz").is_file() and b.calibration_canvases() is None
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda c: c.update(format="other/format"), "not a fracture-edge bundle card"),
-    (lambda c: c.update(version="2"), "positive integer"),
-    (lambda c: c.pop("files"), "lacks 'files'"),
-    (lambda c: c["files"].pop("model.h5"), "lists no model.h5"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda c: c.update(format="other/format"), "not a fracture-edge bundle card"),
+        (lambda c: c.update(version="2"), "positive integer"),
+        (lambda c: c.pop("files"), "lacks 'files'"),
+        (lambda c: c["files"].pop("model.h5"), "lists no model.h5"),
+    ],
+)
 def test_malformed_cards(default_copy, edit, words):
     _edit_card(default_copy, edit)
     with pytest.raises(BundleError, match=words):

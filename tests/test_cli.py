@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 from edge.app.cli import main
@@ -31,8 +30,9 @@ def test_predict_table_and_csv(tiny_bundle, small_data, tmp_path):
 
 
 def test_evaluate_report_has_required_keys_and_plots(tiny_bundle, small_data, fracatlas, tmp_path):
-    code, out = run("evaluate", tiny_bundle.path, "--data", small_data, "--metadata", fracatlas / "metadata.csv",
-                    "--report", tmp_path / "rep")
+    code, out = run(
+        "evaluate", tiny_bundle.path, "--data", small_data, "--metadata", fracatlas / "metadata.csv", "--report", tmp_path / "rep"
+    )
     assert code == 0, out
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     for key in ("n", "accuracy", "precision", "recall", "f1", "auroc", "sensitivity", "specificity", "threshold"):
@@ -44,8 +44,11 @@ def test_evaluate_report_has_required_keys_and_plots(tiny_bundle, small_data, fr
 
 
 def _truncated(fracatlas):
-    return next(p for p in sorted((fracatlas / "train" / "not_fractured").glob("IMG00040*.jpg"))
-                if not p.read_bytes().rstrip(b"\0").endswith(b"\xff\xd9"))
+    return next(
+        p
+        for p in sorted((fracatlas / "train" / "not_fractured").glob("IMG00040*.jpg"))
+        if not p.read_bytes().rstrip(b"\0").endswith(b"\xff\xd9")
+    )
 
 
 def test_bad_inputs_give_one_line_and_nonzero_exit(tiny_bundle, small_data, fracatlas, tmp_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conv_helpers import make_bundle, real_canvases
 
+from conv_helpers import make_bundle, real_canvases
 from convert.qat import CompressConfig, compress
 from convert.tflite import convert_bundle
-from edge.core.bundle import load_bundle
 from edge.app.cli import main
+from edge.core.bundle import load_bundle
 from edge.core.errors import EdgeError
 from edge.core.preprocess import normalize
 from edge.core.runtime import EdgeModel
@@ -19,8 +19,12 @@ from edge.core.runtime import EdgeModel
 @pytest.mark.slow
 def test_qat_and_pruning_to_int8(tmp_path, small_data, fracatlas):
     src = make_bundle(tmp_path / "src", fracatlas)
-    b = compress(src, CompressConfig(data=str(small_data), out=str(tmp_path / "qat"), qat=True, prune=0.5, epochs=1,
-                                     max_per_class=8, batch_size=8))
+    b = compress(
+        src,
+        CompressConfig(
+            data=str(small_data), out=str(tmp_path / "qat"), qat=True, prune=0.5, epochs=1, max_per_class=8, batch_size=8
+        ),
+    )
     c = b.card.compression
     assert b.qat and c["prune"] == 0.5 and c["source_bundle_sha256"] == src.sha256
     assert c["sparsity"] >= 0.45  # pruning reached its target and QAT kept the zeros
@@ -42,7 +46,9 @@ def test_compress_refuses_nothing_to_do(tmp_path, small_data):
         compress(None, CompressConfig(data=str(small_data), out=str(tmp_path / "o"), qat=False))
     r = CliRunner().invoke(main, ["compress", str(tmp_path), "--qat", "--data", str(small_data), "-o", str(tmp_path / "o")])
     assert r.exit_code == 2 and "not a model bundle" in r.output
-    r = CliRunner().invoke(main, ["compress", str(tmp_path), "--prune", "1.5", "--data", str(small_data), "-o", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        main, ["compress", str(tmp_path), "--prune", "1.5", "--data", str(small_data), "-o", str(tmp_path / "o")]
+    )
     assert r.exit_code == 2 and "between 0 and 1" in r.output
 
 
@@ -73,8 +79,18 @@ def test_qat_ranges_start_where_calibration_ends(tmp_path, fracatlas):
 def test_qat_backbones_to_int8(arch, tmp_path, small_data, fracatlas):
     """QAT wraps, seeds, fine-tunes and converts the two ImageNet backbones too (32 px: speed)."""
     src = make_bundle(tmp_path / "src", fracatlas, arch=arch, size=32, spread=False)
-    b = compress(src, CompressConfig(data=str(small_data), out=str(tmp_path / "qat"), qat=True, epochs=1,
-                                     max_per_class=2, batch_size=4, calibration_images=8))
+    b = compress(
+        src,
+        CompressConfig(
+            data=str(small_data),
+            out=str(tmp_path / "qat"),
+            qat=True,
+            epochs=1,
+            max_per_class=2,
+            batch_size=4,
+            calibration_images=8,
+        ),
+    )
     conv = convert_bundle(b, "int8", out=tmp_path / "qat_int8.tflite", report=False)
     assert conv.report["precision_leftovers"] == [] and conv.report["qat"]
     canv, _ = real_canvases(fracatlas, b.spec, 4)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conv_helpers import make_bundle, real_canvases
 
+from conv_helpers import make_bundle, real_canvases
 from convert import tflite as ct
 from edge.app.cli import main
 from edge.core.errors import EdgeError
@@ -57,7 +57,9 @@ def test_other_precisions_custom_arch(precision, tmp_path, fracatlas):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,precision", [("vgg16", "fp16"), ("vgg16", "dynamic"), ("resnet50", "fp16"), ("resnet50", "dynamic")])
+@pytest.mark.parametrize(
+    "arch,precision", [("vgg16", "fp16"), ("vgg16", "dynamic"), ("resnet50", "fp16"), ("resnet50", "dynamic")]
+)
 def test_fp16_and_dynamic_backbones(arch, precision, tmp_path, fracatlas):
     b = make_bundle(tmp_path / "b", fracatlas, arch=arch, size=32, spread=False)
     c = ct.convert_bundle(b, precision, out=tmp_path / f"m_{precision}.tflite", report=False)
@@ -121,8 +123,9 @@ def test_cli_bad_inputs(tmp_path, conv_bundle):
     assert r.exit_code == 2 and "not a model bundle" in r.output
     (tmp_path / "calib").mkdir()
     (tmp_path / "calib" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--int8", "--calib", str(tmp_path / "calib"),
-                                  "-o", str(tmp_path / "x.tflite")])
+    r = CliRunner().invoke(
+        main, ["convert", str(conv_bundle.path), "--int8", "--calib", str(tmp_path / "calib"), "-o", str(tmp_path / "x.tflite")]
+    )
     assert r.exit_code == 2 and "calibration folder has no readable image" in r.output
     assert not (tmp_path / "x.tflite").exists()
     r = CliRunner().invoke(main, ["convert", str(conv_bundle.path)])

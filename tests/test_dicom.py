@@ -9,8 +9,9 @@ from edge.core.errors import ImageReadError
 from edge.core.imageio import read_image
 
 
-def write_dicom(path, pixels: np.ndarray, photometric="MONOCHROME2", frames=1, slope=1.0, intercept=0.0,
-                window=None, pixel_data=True):
+def write_dicom(
+    path, pixels: np.ndarray, photometric="MONOCHROME2", frames=1, slope=1.0, intercept=0.0, window=None, pixel_data=True
+):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()

@@ -15,11 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_hostile_decode import dicom_bytes
 
 from edge.core.errors import ImageReadError
 from edge.core.imageio import Decoded, decode_bytes
-
-from test_hostile_decode import dicom_bytes
 
 N = int(os.environ.get("EDGE_FUZZ_N", "200"))
 
@@ -35,12 +34,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         elif op == 1 and b:
             b[i] = rng.choice([0x00, 0xFF, 0x7F, 0x80, 0x01])
         elif op == 2 and len(b) > 4:  # a 16/32-bit field set to an extreme (sizes, lengths, counts)
-            b[i:i + 4] = rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff\xff\xff", b"\x00\x01\x00\x00"])
+            b[i : i + 4] = rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff\xff\xff", b"\x00\x01\x00\x00"])
         elif op == 3:
             b = b[: rng.randrange(len(b) + 1)]
         elif op == 4 and b:
             j = rng.randrange(len(b))
-            b[j:j] = b[i:i + rng.randint(1, 64)]
+            b[j:j] = b[i : i + rng.randint(1, 64)]
         else:
             b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
     return bytes(b)
@@ -54,10 +53,10 @@ def fix_png_crcs(data: bytes) -> bytes:
 
     b, i = bytearray(data), 8
     while i + 12 <= len(b):
-        n = struct.unpack(">I", b[i:i + 4])[0]
+        n = struct.unpack(">I", b[i : i + 4])[0]
         if i + 12 + n > len(b):
             break
-        b[i + 8 + n:i + 12 + n] = struct.pack(">I", zlib.crc32(b[i + 4:i + 8 + n]))
+        b[i + 8 + n : i + 12 + n] = struct.pack(">I", zlib.crc32(b[i + 4 : i + 8 + n]))
         i += 12 + n
     return bytes(b)
 
@@ -67,11 +66,15 @@ def seeds(fracatlas: Path) -> dict[str, bytes]:
     small = Image.open(io.BytesIO(jpg)).convert("L").resize((64, 80))
     png8, png16 = io.BytesIO(), io.BytesIO()
     small.save(png8, "PNG")
-    Image.fromarray((np.asarray(small).astype(np.uint16) * 257)).save(png16, "PNG")
+    Image.fromarray(np.asarray(small).astype(np.uint16) * 257).save(png16, "PNG")
     jpg_small = io.BytesIO()
     small.save(jpg_small, "JPEG", quality=90)
-    return {"jpeg": jpg_small.getvalue(), "png": png8.getvalue(), "png16": png16.getvalue(),
-            "dicom": dicom_bytes(np.asarray(small).astype(np.uint16) * 16, WindowCenter=2000, WindowWidth=4000)}
+    return {
+        "jpeg": jpg_small.getvalue(),
+        "png": png8.getvalue(),
+        "png16": png16.getvalue(),
+        "dicom": dicom_bytes(np.asarray(small).astype(np.uint16) * 16, WindowCenter=2000, WindowWidth=4000),
+    }
 
 
 def check(data: bytes) -> str:
@@ -113,8 +116,10 @@ def test_mutated_files_decode_or_fail_cleanly_heavy(fracatlas, fmt):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=4096), st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\0\0\0\0WEBP",
-                                                   b"\0" * 128 + b"DICM", b"BM", b"II*\x00"]))
+@given(
+    st.binary(max_size=4096),
+    st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\0\0\0\0WEBP", b"\0" * 128 + b"DICM", b"BM", b"II*\x00"]),
+)
 def test_any_bytes_behind_any_magic_decode_or_fail_cleanly(body, magic):
     check(magic + body)
 

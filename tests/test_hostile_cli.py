@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -17,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_hostile_decode import MALFORMED, MARKER, dicom_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +24,7 @@ BAD_DICOM = ("NumberOfFrames text", "Rows unknown VR", "PixelData short", "VOI L
 
 
 def run_edge(*args, timeout: float = 600) -> tuple[int, str, str]:
-    p = subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, cwd=ROOT)
+    p = subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -42,8 +39,8 @@ def short_png(arr: np.ndarray) -> bytes:
     Image.fromarray(arr).save(b, "PNG")
     data = b.getvalue()
     i = data.find(b"IDAT") - 4
-    n = struct.unpack(">I", data[i:i + 4])[0]
-    short = zlib.compress(zlib.decompress(data[i + 8:i + 8 + n])[: arr.shape[0] // 2 * (arr.shape[1] + 1)])
+    n = struct.unpack(">I", data[i : i + 4])[0]
+    short = zlib.compress(zlib.decompress(data[i + 8 : i + 8 + n])[: arr.shape[0] // 2 * (arr.shape[1] + 1)])
     chunk = struct.pack(">I", len(short)) + b"IDAT" + short + struct.pack(">I", zlib.crc32(b"IDAT" + short))
     return data[:i] + chunk + data[-12:]
 
@@ -127,8 +124,24 @@ def test_evaluate_without_skip_bad_stops_with_one_line(tiny_bundle, mixed_data):
 
 def test_train_skip_bad_lists_each_bad_file_and_trains(mixed_data, tmp_path):
     root, bad = mixed_data
-    code, out, err = run_edge("train", "--data", root, "--arch", "tiny", "--epochs", "1", "--size", "32",
-                              "--batch-size", "8", "--augment", "none", "--skip-bad", "-o", tmp_path / "run")
+    code, out, err = run_edge(
+        "train",
+        "--data",
+        root,
+        "--arch",
+        "tiny",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--batch-size",
+        "8",
+        "--augment",
+        "none",
+        "--skip-bad",
+        "-o",
+        tmp_path / "run",
+    )
     _clean(err)
     assert code == 0, err[-3000:]
     assert (tmp_path / "run" / "bundle" / "model_card.json").is_file()

@@ -24,8 +24,9 @@ from edge.core.imageio import decode_bytes, read_image
 MARKER = "PHIMARKER7431"
 
 
-def dicom_bytes(px: np.ndarray | None = None, tsyntax=ExplicitVRLittleEndian, patch: tuple[bytes, bytes] | None = None,
-                **fields) -> bytes:
+def dicom_bytes(
+    px: np.ndarray | None = None, tsyntax=ExplicitVRLittleEndian, patch: tuple[bytes, bytes] | None = None, **fields
+) -> bytes:
     """A valid 8-bit MONOCHROME2 DICOM, with ``fields`` set or (value None) deleted afterwards."""
     px = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (32, 1)) if px is None else px
     meta = FileMetaDataset()
@@ -62,12 +63,14 @@ def _raw_element(tag: int, vr: bytes, value: bytes):
 
     def put(ds):
         ds[tag] = RawDataElement(tag, vr.decode(), len(value), value, 0, False, True)  # type: ignore[index]
+
     return put
 
 
 def _voi(items):
     def put(ds):
         ds.VOILUTSequence = Sequence(items)
+
     return put
 
 
@@ -128,9 +131,11 @@ def test_pydicom_logs_and_warnings_never_reach_stderr(tmp_path):
         "logging.basicConfig(level=logging.DEBUG)\nwarnings.simplefilter('always')\n"
         "from edge.core.imageio import read_image\nfrom edge.core.errors import ImageReadError\n"
         f"for p in sorted(pathlib.Path({str(tmp_path)!r}).glob('*.dcm')):\n"
-        "    try: read_image(p)\n    except ImageReadError as e: print(e.line())\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       cwd=Path(__file__).resolve().parents[1])
+        "    try: read_image(p)\n    except ImageReadError as e: print(e.line())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1]
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert MARKER[:10] not in r.stderr + r.stdout
     assert "abc" not in r.stderr and "Traceback" not in r.stderr
@@ -140,6 +145,7 @@ def test_pydicom_logs_and_warnings_never_reach_stderr(tmp_path):
 def png_header_only(width: int, height: int, bit_depth: int = 8, colour: int = 0) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
@@ -149,8 +155,14 @@ def png_16bit_bomb(side: int = 7000) -> bytes:
     row = b"\0" + b"\0" * (2 * side)
     comp = zlib.compressobj(9)
     body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-    return png_header_only(side, side, 16)[:33] + struct.pack(">I", len(body)) + b"IDAT" + body + \
-        struct.pack(">I", zlib.crc32(b"IDAT" + body)) + png_header_only(1, 1)[-12:]
+    return (
+        png_header_only(side, side, 16)[:33]
+        + struct.pack(">I", len(body))
+        + b"IDAT"
+        + body
+        + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+        + png_header_only(1, 1)[-12:]
+    )
 
 
 def deflated_dicom_bomb(side: int = 8192) -> bytes:
@@ -202,8 +214,11 @@ def test_jpeg_cut_with_end_marker_reappended_fails(real_jpegs, frac):
 
 
 def test_real_truncated_fracatlas_files_are_refused(fracatlas: Path):
-    cut = [p for p in sorted(fracatlas.glob("*/not_fractured/IMG00041*.jpg"))
-           if not p.read_bytes().rstrip(b"\0").endswith(b"\xff\xd9")][:10]
+    cut = [
+        p
+        for p in sorted(fracatlas.glob("*/not_fractured/IMG00041*.jpg"))
+        if not p.read_bytes().rstrip(b"\0").endswith(b"\xff\xd9")
+    ][:10]
     assert cut, "the FracAtlas copy should contain truncated files"
     for p in cut:
         with pytest.raises(ImageReadError, match="truncated"):
@@ -220,8 +235,8 @@ def test_png_with_fewer_rows_than_declared_fails():
     arr = np.random.default_rng(0).integers(0, 255, (120, 80), dtype=np.uint8)
     data = _png(arr)
     i = data.find(b"IDAT") - 4
-    n = struct.unpack(">I", data[i:i + 4])[0]
-    raw = zlib.decompress(data[i + 8:i + 8 + n])
+    n = struct.unpack(">I", data[i : i + 4])[0]
+    raw = zlib.decompress(data[i + 8 : i + 8 + n])
     short = zlib.compress(raw[: len(raw) // 2])  # a complete zlib stream holding half the rows
     chunk = struct.pack(">I", len(short)) + b"IDAT" + short + struct.pack(">I", zlib.crc32(b"IDAT" + short))
     with pytest.raises(ImageReadError, match="truncated|corrupt"):

@@ -4,7 +4,7 @@ fields, malformed DICOM whose values must never reach the server's log."""
 
 from __future__ import annotations
 
-import io
+import contextlib
 import os
 import re
 import socket
@@ -14,10 +14,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import psutil
 import pytest
-
 from test_hostile_decode import BOMBS, MALFORMED, MARKER, dicom_bytes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,9 +35,27 @@ class Server:
         self.log = tmp / f"serve-{self.port}.log"
         env = {**os.environ, "TMPDIR": str(tmp)}  # autograph leftovers would land here
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge", "serve", "--no-auth", "--port", str(self.port), "--workers", "1",
-             "--header-timeout", "2", "--body-timeout", "4", *extra],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("wb"))
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "serve",
+                "--no-auth",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--header-timeout",
+                "2",
+                "--body-timeout",
+                "4",
+                *extra,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("wb"),
+        )
         deadline = time.time() + 240
         while True:
             try:
@@ -65,6 +81,7 @@ class Server:
             while not done.is_set():
                 peak[0] = max(peak[0], self.rss_mb())
                 time.sleep(0.005)
+
         t = threading.Thread(target=sample)
         t.start()
         try:
@@ -131,10 +148,8 @@ def test_no_dicom_value_and_no_traceback_in_the_server_log(server):
 def _raw_exchange(port: int, payload: bytes, wait: float) -> bytes:
     """Send ``payload`` and read whatever the server answers within ``wait`` seconds."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
-        try:
+        with contextlib.suppress(OSError):
             s.sendall(payload)
-        except OSError:
-            pass
         out = b""
         deadline = time.time() + wait
         while time.time() < deadline:
@@ -165,8 +180,10 @@ def test_slowloris_headers_time_out(server):
 
 
 def test_stalled_upload_is_dropped(server):
-    head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            b"Content-Length: 19000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n")
+    head = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b'Content-Length: 19000000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n'
+    )
     t = time.time()
     _raw_exchange(server.port, head + b"\0" * 100_000, 20)  # then silence: the server must let go
     assert time.time() - t < 15 and server.alive()
@@ -193,8 +210,10 @@ def test_full_queue_is_refused_before_the_body_is_read(tmp_path, fracatlas):
     answered 503 although its body was never sent."""
     s = Server(tmp_path, "--queue-size", "0")
     try:
-        head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                b"Content-Length: 5000000\r\n\r\n")
+        head = (
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 5000000\r\n\r\n"
+        )
         with socket.create_connection(("127.0.0.1", s.port)) as holder:
             holder.sendall(head + b"--b\r\n")  # takes the slot, then trickles
             time.sleep(0.5)

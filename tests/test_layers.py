@@ -64,6 +64,7 @@ def test_layer_imports(path: Path) -> None:
 
 
 def test_every_module_has_a_layer() -> None:
-    loose = [str(p.relative_to(REPO)) for p in SOURCES if p.parent == REPO / "edge"
-             and p.name not in ("__init__.py", "__main__.py")]
+    loose = [
+        str(p.relative_to(REPO)) for p in SOURCES if p.parent == REPO / "edge" and p.name not in ("__init__.py", "__main__.py")
+    ]
     assert not loose, f"modules outside the layer folders: {loose}"

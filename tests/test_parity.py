@@ -32,10 +32,19 @@ def test_vectors_describe_what_the_model_does(tiny_bundle, tmp_path):
     images = sorted((SAMPLES_DIR / "fractured").glob("*.jpg"))[:2]
     entries = write_vectors(model, images, tmp_path / "vec")
     on_disk = json.loads((tmp_path / "vec" / "manifest.json").read_text())
-    assert [e["spec"]["model_id"] for e in on_disk[1:]] == [f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192")]
+    assert [e["spec"]["model_id"] for e in on_disk[1:]] == [
+        f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192")
+    ]
     manifest = on_disk[0]
-    assert manifest == entries[0] and manifest["format"] == "fracture-edge/parity-vectors" and manifest["spec"] == model.spec.to_dict()
-    assert [c["name"] for c in manifest["cases"]] == [p.stem for p in images] + [f"{images[0].stem}_large", f"{images[0].stem}_small"]
+    assert (
+        manifest == entries[0]
+        and manifest["format"] == "fracture-edge/parity-vectors"
+        and manifest["spec"] == model.spec.to_dict()
+    )
+    assert [c["name"] for c in manifest["cases"]] == [p.stem for p in images] + [
+        f"{images[0].stem}_large",
+        f"{images[0].stem}_small",
+    ]
     H, W = model.preprocess_spec.size
     for case in manifest["cases"][:2]:
         d = tmp_path / "vec"
@@ -88,7 +97,11 @@ def test_size_and_spec_variants_cover_what_the_phone_can_get(tmp_path):
     base = {"preprocess": {}, "output": {"shape": [1, 1], "activation": "sigmoid"}, "threshold": 0.3, "labels": ["a", "b"]}
     specs = dict(variant_specs(base))
     caffe3 = PreprocessSpec.from_dict(specs["caffe3"]["preprocess"])
-    assert caffe3.channels == 3 and caffe3.mean == (103.939, 116.779, 123.68) and specs["caffe3"]["input"]["shape"] == [1, 224, 224, 3]
+    assert (
+        caffe3.channels == 3
+        and caffe3.mean == (103.939, 116.779, 123.68)
+        and specs["caffe3"]["input"]["shape"] == [1, 224, 224, 3]
+    )
     assert specs["caffe3_256x192"]["input"]["shape"] == [1, 256, 192, 3] and specs["caffe1"]["input"]["shape"] == [1, 224, 224, 1]
     u8 = letterbox_u8(argb_to_rgb(small), caffe3)
     _, left, nh, _ = letterbox_geometry(*small.shape, caffe3.size)
@@ -109,10 +122,18 @@ def test_dicom_vectors_are_what_they_claim(tmp_path):
     for case in manifest["cases"]:
         ds = pydicom.dcmread(tmp_path / case["file"])
         ts = ds.file_meta.TransferSyntaxUID
-        seen.add((ts.is_implicit_VR, ts.is_compressed, int(ds.BitsAllocated), int(ds.PixelRepresentation), str(ds.PhotometricInterpretation)))
+        seen.add(
+            (
+                ts.is_implicit_VR,
+                ts.is_compressed,
+                int(ds.BitsAllocated),
+                int(ds.PixelRepresentation),
+                str(ds.PhotometricInterpretation),
+            )
+        )
         grey = np.frombuffer((tmp_path / case["grey_f64"]).read_bytes(), "<f8").reshape(case["height"], case["width"])
         assert np.array_equal(grey, read_image(tmp_path / case["file"]).pixels)
-        assert 0 <= grey.min() and grey.max() <= 255 + 1e-9 and grey.std() > 10  # real content, not a flat window
+        assert grey.min() >= 0 and grey.max() <= 255 + 1e-9 and grey.std() > 10  # real content, not a flat window
         assert ("phone_error" in case) == ts.is_compressed
     assert (True, False, 16, 0, "MONOCHROME1") in seen and (False, False, 16, 1, "MONOCHROME2") in seen
     assert (False, False, 8, 0, "MONOCHROME2") in seen and (False, True, 8, 0, "MONOCHROME2") in seen
@@ -124,7 +145,7 @@ def test_png16_vectors_round_trip_through_pillow(tmp_path):
 
     from edge.core.parity import png16_bytes, write_png16_vectors
 
-    values = (np.arange(7 * 9, dtype=np.uint16).reshape(7, 9) * 1000 + 17)
+    values = np.arange(7 * 9, dtype=np.uint16).reshape(7, 9) * 1000 + 17
     (tmp_path / "t.png").write_bytes(png16_bytes(values))
     with Image.open(tmp_path / "t.png") as im:
         assert np.array_equal(np.asarray(im).astype(np.uint16), values)

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conv_helpers import real_canvases
 
+from conv_helpers import real_canvases
 from edge.core.errors import EdgeError
 from edge.core.metrics import auroc
 from edge.core.preprocess import normalize
@@ -59,8 +59,8 @@ def test_builtin_kernels_compute_the_same_int8_model(conv_int8, fracatlas, conv_
 
 
 def _without_spec(src, dest):
-    from ai_edge_litert import schema_py_generated as fb
     import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
 
     model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(src.read_bytes(), 0))
     model.metadata = [e for e in model.metadata if e.name not in (b"fracture_edge_spec", "fracture_edge_spec")]
@@ -82,18 +82,21 @@ def test_only_the_embedded_spec_counts(conv_int8, tmp_path):
         EdgeModel.load(bare)
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda d: d["input"].update(dtype="float32"), "input dtype float32"),
-    (lambda d: d["input"].update(shape=[1, 49, 48, 1]), "input shape"),
-    (lambda d: d["input"].update(scale=0.5), "input quantisation"),
-    (lambda d: d.pop("threshold"), "lacks threshold"),
-    (lambda d: d.update(threshold=None), "threshold must be a probability"),
-    (lambda d: d.update(threshold=1.2), "threshold must be a probability"),
-    (lambda d: d.update(positive_label="broken"), "positive_label"),
-    (lambda d: d.update(version=2), "version"),
-    (lambda d: d["preprocess"].update(std=[0]), "preprocess"),
-    (lambda d: d["output"].pop("scale"), "'output' tensor is malformed"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda d: d["input"].update(dtype="float32"), "input dtype float32"),
+        (lambda d: d["input"].update(shape=[1, 49, 48, 1]), "input shape"),
+        (lambda d: d["input"].update(scale=0.5), "input quantisation"),
+        (lambda d: d.pop("threshold"), "lacks threshold"),
+        (lambda d: d.update(threshold=None), "threshold must be a probability"),
+        (lambda d: d.update(threshold=1.2), "threshold must be a probability"),
+        (lambda d: d.update(positive_label="broken"), "positive_label"),
+        (lambda d: d.update(version=2), "version"),
+        (lambda d: d["preprocess"].update(std=[0]), "preprocess"),
+        (lambda d: d["output"].pop("scale"), "'output' tensor is malformed"),
+    ],
+)
 def test_a_spec_that_lies_is_refused(conv_int8, tmp_path, edit, words):
     data = conv_int8.path.read_bytes()
     d = ModelSpec.read(data, conv_int8.path).to_dict()

@@ -16,13 +16,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from edge.app.bench.live_server import LiveServer
+from edge.app.bench.live_server import free_port as _free_port
 from edge.app.cli import main
+from edge.app.server import ServerSettings, create_app
 from edge.core.errors import EdgeError, ImageReadError
-from edge.explain.mapping import grid_shape
 from edge.core.imageio import read_image
 from edge.core.preprocess import preprocess
-from edge.app.server import ServerSettings, create_app
-from edge.app.bench.live_server import LiveServer, free_port as _free_port
+from edge.explain.mapping import grid_shape
 
 TOKEN = "test-token-0123456789"
 
@@ -43,16 +44,17 @@ def srv_auth(tiny_bundle, srv_explainer):
 
 @pytest.fixture(scope="module")
 def srv_open(tiny_bundle, srv_explainer):
-    s = LiveServer(create_app(tiny_bundle, ServerSettings(no_auth=True, workers=1, queue_size=0, max_upload_mb=1),
-                              srv_explainer))
+    s = LiveServer(create_app(tiny_bundle, ServerSettings(no_auth=True, workers=1, queue_size=0, max_upload_mb=1), srv_explainer))
     yield s
     s.stop()
 
 
 @pytest.fixture(scope="module")
 def srv_images(small_data):
-    return sorted((small_data / "test" / "fractured").glob("*.jpg"))[:2] + \
-        sorted((small_data / "test" / "not_fractured").glob("*.jpg"))[:2]
+    return (
+        sorted((small_data / "test" / "fractured").glob("*.jpg"))[:2]
+        + sorted((small_data / "test" / "not_fractured").glob("*.jpg"))[:2]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +72,13 @@ def _auth(token=TOKEN):
 
 
 def _post(srv, route, data: bytes, name="x.jpg", ctype="image/jpeg", headers=None, **form):
-    return httpx.post(f"{srv.url}{route}", files={"file": (name, data, ctype)}, data=form or None,
-                      headers=_auth() if headers is None else headers, timeout=60)
+    return httpx.post(
+        f"{srv.url}{route}",
+        files={"file": (name, data, ctype)},
+        data=form or None,
+        headers=_auth() if headers is None else headers,
+        timeout=60,
+    )
 
 
 def _dicom(pixels: np.ndarray | None, patient="SECRET^PATIENT") -> bytes:
@@ -151,8 +158,12 @@ def test_explain_round_trip(srv_auth, tiny_bundle, srv_explainer, srv_images, me
 
 def test_explain_options_query_and_dicom(srv_auth, srv_images):
     data = srv_images[1].read_bytes()
-    r = httpx.post(f"{srv_auth.url}/v1/explain?method=gradcam++&target=not_fractured", files={"file": ("a", data)},
-                   headers=_auth(), timeout=60)
+    r = httpx.post(
+        f"{srv_auth.url}/v1/explain?method=gradcam++&target=not_fractured",
+        files={"file": ("a", data)},
+        headers=_auth(),
+        timeout=60,
+    )
     assert r.status_code == 200 and r.json()["heatmap"]["method"] == "gradcam++"
     assert r.json()["heatmap"]["target_label"] == "not_fractured"
     assert _post(srv_auth, "/v1/explain", data, method="lime").json()["error"]["code"] == "invalid_request"
@@ -175,7 +186,7 @@ def test_parallel_clients_get_sequential_results(srv_auth, srv_images):
     order = [jobs[i % len(jobs)] for i in range(3, 3 + 8 * 3)]  # 24 calls, interleaved differently
     with ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(call, order))
-    for job, got in zip(order, parallel):
+    for job, got in zip(order, parallel, strict=True):
         want = sequential[jobs.index(job)]
         assert got["label"] == want["label"]
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
@@ -198,12 +209,25 @@ def test_bad_inputs(srv_auth, srv_truncated, srv_images):
     assert len(bomb.getvalue()) < 200_000
     err(_post(srv_auth, "/v1/explain", bomb.getvalue(), name="b.png", ctype="image/png"), 413, "image_too_large")
     err(_post(srv_auth, "/v1/predict", _dicom(None), name="x.dcm", ctype="application/dicom"), 422, "bad_image")
-    err(httpx.post(f"{srv_auth.url}/v1/predict", content=b"raw", headers={**_auth(), "Content-Type": "image/jpeg"}),
-        415, "unsupported_media_type")
-    err(httpx.post(f"{srv_auth.url}/v1/predict", data={"other": "1"}, files={"x": ("a", b"1")}, headers=_auth()),
-        422, "missing_file")
-    err(httpx.post(f"{srv_auth.url}/v1/predict", content=b"--zz\r\ngarbage",
-                   headers={**_auth(), "Content-Type": "multipart/form-data; boundary=zz"}), 422, "missing_file")
+    err(
+        httpx.post(f"{srv_auth.url}/v1/predict", content=b"raw", headers={**_auth(), "Content-Type": "image/jpeg"}),
+        415,
+        "unsupported_media_type",
+    )
+    err(
+        httpx.post(f"{srv_auth.url}/v1/predict", data={"other": "1"}, files={"x": ("a", b"1")}, headers=_auth()),
+        422,
+        "missing_file",
+    )
+    err(
+        httpx.post(
+            f"{srv_auth.url}/v1/predict",
+            content=b"--zz\r\ngarbage",
+            headers={**_auth(), "Content-Type": "multipart/form-data; boundary=zz"},
+        ),
+        422,
+        "missing_file",
+    )
     err(httpx.get(f"{srv_auth.url}/v1/predict", headers=_auth()), 405, "method_not_allowed")
     err(httpx.get(f"{srv_auth.url}/v2/nothing", headers=_auth()), 404, "not_found")
     assert httpx.get(f"{srv_auth.url}/healthz").status_code == 200
@@ -213,8 +237,11 @@ def test_bad_inputs(srv_auth, srv_truncated, srv_images):
 def test_auth_required_on_every_v1_route(srv_auth, srv_images):
     data = srv_images[0].read_bytes()
     for headers in ({}, _auth("wrong-token-0123456789"), {"Authorization": f"Basic {TOKEN}"}):
-        for r in (_post(srv_auth, "/v1/predict", data, headers=headers), _post(srv_auth, "/v1/explain", data, headers=headers),
-                  httpx.get(f"{srv_auth.url}/v1/model", headers=headers)):
+        for r in (
+            _post(srv_auth, "/v1/predict", data, headers=headers),
+            _post(srv_auth, "/v1/explain", data, headers=headers),
+            httpx.get(f"{srv_auth.url}/v1/model", headers=headers),
+        ):
             assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
             assert r.headers["www-authenticate"] == "Bearer"
 
@@ -256,9 +283,11 @@ def test_live_server_runs_the_hardened_protocol_of_edge_serve(srv_auth):
     want = ServerSettings(token=TOKEN).uvicorn_kwargs()
     assert cfg.http is not None and cfg.http.__name__ == want["http"].__name__ == "BoundedHttpToolsProtocol"
     assert cfg.limit_concurrency == want["limit_concurrency"] and cfg.timeout_keep_alive == want["timeout_keep_alive"]
-    floods = {"one long header": b"X-Flood: " + b"a" * 100_000 + b"\r\n",
-              "many headers": b"".join(b"X-%d: 1\r\n" % i for i in range(150)),
-              "long URL": b""}
+    floods = {
+        "one long header": b"X-Flood: " + b"a" * 100_000 + b"\r\n",
+        "many headers": b"".join(b"X-%d: 1\r\n" % i for i in range(150)),
+        "long URL": b"",
+    }
     for kind, extra in floods.items():  # each whole block in one write: it completes within one read
         path = b"/healthz?" + b"q" * 60_000 if kind == "long URL" else b"/healthz"
         with socket.create_connection(("127.0.0.1", srv_auth.port), timeout=30) as s:
@@ -281,9 +310,24 @@ def test_no_auth_refused_off_loopback():
 def test_edge_serve_cli_subprocess_keeps_patient_data_out_of_logs(tiny_bundle, srv_images):
     port = _free_port()
     env = {**os.environ, "EDGE_API_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-c", "from edge.app.cli import main; main()", "serve", str(tiny_bundle.path), "--port", str(port),
-                             "--workers", "1", "--log-level", "info"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from edge.app.cli import main; main()",
+            "serve",
+            str(tiny_bundle.path),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "info",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 400  # TensorFlow import, model load and warm-up on a busy machine

@@ -74,12 +74,15 @@ def test_changed_file_after_signing(keys, bundle_copy):
         verify(bundle_copy, pub)
 
 
-@pytest.mark.parametrize("damage, words", [
-    (lambda d: d.update(signature=base64.b64encode(bytes(64)).decode()), "does not match"),
-    (lambda d: d.update(signature="not base64!"), "malformed"),
-    (lambda d: d.update(kind="tflite"), "not a fracture-edge Ed25519 signature"),
-    (lambda d: d.pop("signature"), "malformed"),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda d: d.update(signature=base64.b64encode(bytes(64)).decode()), "does not match"),
+        (lambda d: d.update(signature="not base64!"), "malformed"),
+        (lambda d: d.update(kind="tflite"), "not a fracture-edge Ed25519 signature"),
+        (lambda d: d.pop("signature"), "malformed"),
+    ],
+)
 def test_damaged_signature_file(keys, bundle_copy, damage, words):
     key, pub, _ = keys
     sig = sign(bundle_copy, key)

@@ -13,9 +13,24 @@ from train.models import IMAGENET_FILES, create_model
 from train.trainer import TrainConfig, train
 
 
+def _csv_rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), arch="tiny", size=32, epochs=1, batch_size=8, max_per_class=6,
-                augment="radiograph", calibration_samples=4, seed=3)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        arch="tiny",
+        size=32,
+        epochs=1,
+        batch_size=8,
+        max_per_class=6,
+        augment="radiograph",
+        calibration_samples=4,
+        seed=3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -45,11 +60,11 @@ def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False, callbacks=[_Crash()])
     log = tmp_path / "run" / "log_all.csv"
-    first = list(csv.DictReader(open(log)))
+    first = _csv_rows(log)
     assert [r["epoch"] for r in first] == ["0", "1"]
     assert not (tmp_path / "run" / "bundle").exists()  # no half-written bundle
     bundle = train(cfg, progress=False)  # same command again resumes
-    rows = list(csv.DictReader(open(log)))
+    rows = _csv_rows(log)
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]  # epochs 1-2 kept, 3-4 added, none repeated
     assert rows[:2] == first
     assert json.loads((tmp_path / "run" / "state.json").read_text())["phases_done"] == ["all"]
@@ -76,8 +91,8 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(small_data, tmp_pa
     train(_cfg(small_data, tmp_path / "straight", epochs=4, patience=10), progress=False, callbacks=[straight])
     assert sorted(resumed.by_epoch) == [2, 3]
     for epoch in (2, 3):
-        assert all(np.array_equal(a, b) for a, b in zip(resumed.by_epoch[epoch], straight.by_epoch[epoch])), epoch
-    logs = [list(csv.DictReader(open(tmp_path / run / "log_all.csv"))) for run in ("resumed", "straight")]
+        assert all(np.array_equal(a, b) for a, b in zip(resumed.by_epoch[epoch], straight.by_epoch[epoch], strict=True)), epoch
+    logs = [_csv_rows(tmp_path / run / "log_all.csv") for run in ("resumed", "straight")]
     assert logs[0] == logs[1]  # every loss and metric, to the last digit
 
 
@@ -154,8 +169,11 @@ def test_pretrained_two_phase_training_records_phases(small_data, tmp_path, monk
     ref = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     (tmp_path / "keras" / "models").mkdir(parents=True)
     ref.save_weights(str(tmp_path / "keras" / "models" / IMAGENET_FILES["vgg16"][0]))
-    b = train(_cfg(small_data, tmp_path / "ft", arch="vgg16", weights="imagenet", warmup_epochs=1, max_per_class=4),
-              progress=False)
+    b = train(
+        _cfg(small_data, tmp_path / "ft", arch="vgg16", weights="imagenet", warmup_epochs=1, max_per_class=4), progress=False
+    )
     assert b.card.training["phases"] == ["warmup", "finetune"]
     # the frozen-backbone warm-up must not have changed the first conv layer; fine-tuning only the top blocks neither
-    assert np.array_equal(b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])
+    assert np.array_equal(
+        b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0]
+    )

@@ -31,8 +31,14 @@ def build_preset(name: str, pad_value: int = 0) -> A.Compose | None:
         raise EdgeError(f"unknown augmentation preset '{name}'", hint=f"choose one of {list(PRESETS)} or pass a JSON file")
     s = strength
     transforms = [
-        A.Affine(rotate=(-10 * s, 10 * s), translate_percent=(-0.06 * s, 0.06 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s),
-                 border_mode=cv2.BORDER_CONSTANT, fill=pad_value, p=0.7),
+        A.Affine(
+            rotate=(-10 * s, 10 * s),
+            translate_percent=(-0.06 * s, 0.06 * s),
+            scale=(1 - 0.1 * s, 1 + 0.1 * s),
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=pad_value,
+            p=0.7,
+        ),
         A.HorizontalFlip(p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.15 * s, contrast_limit=0.15 * s, p=0.5),
         A.RandomGamma(gamma_limit=(100 - 20 * s, 100 + 20 * s), p=0.3),
@@ -42,8 +48,13 @@ def build_preset(name: str, pad_value: int = 0) -> A.Compose | None:
             A.CLAHE(clip_limit=(1.0, 2.0 + s), tile_grid_size=(8, 8), p=0.2),
             A.GaussNoise(std_range=(0.005, 0.03 * s), p=0.2),
             A.GaussianBlur(blur_limit=(3, 3), p=0.1),
-            A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.03, 0.08 * s), hole_width_range=(0.03, 0.08 * s),
-                            fill=pad_value, p=0.2),
+            A.CoarseDropout(
+                num_holes_range=(1, 4),
+                hole_height_range=(0.03, 0.08 * s),
+                hole_width_range=(0.03, 0.08 * s),
+                fill=pad_value,
+                p=0.2,
+            ),
         ]
     return A.Compose(transforms)
 

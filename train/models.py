@@ -38,8 +38,11 @@ def imagenet_weights_path(arch: str) -> Path:
     try:
         got = keras.utils.get_file(fname, IMAGENET_URL.format(arch=arch, fname=fname), cache_subdir="models", file_hash=md5)
     except Exception as e:  # no network: say where the file must go
-        raise EdgeError(f"ImageNet weights for {arch} are not in Keras' cache and cannot be downloaded ({type(e).__name__})",
-                        cached, f"copy {fname} there, or use --weights PATH / --weights none") from None
+        raise EdgeError(
+            f"ImageNet weights for {arch} are not in Keras' cache and cannot be downloaded ({type(e).__name__})",
+            cached,
+            f"copy {fname} there, or use --weights PATH / --weights none",
+        ) from None
     return Path(got)
 
 

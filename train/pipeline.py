@@ -47,8 +47,14 @@ def targets_for(labels: np.ndarray, n_classes: int, task: str) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[labels]
 
 
-def train_dataset(canvases: np.ndarray, targets: np.ndarray, spec: PreprocessSpec, plan: BatchPlan,
-                  augmenter: Augmenter, sample_weights: np.ndarray | None = None) -> tf.data.Dataset:
+def train_dataset(
+    canvases: np.ndarray,
+    targets: np.ndarray,
+    spec: PreprocessSpec,
+    plan: BatchPlan,
+    augmenter: Augmenter,
+    sample_weights: np.ndarray | None = None,
+) -> tf.data.Dataset:
     """Augmented, normalised training batches; ``targets`` already shaped for the loss."""
     H, W, C = spec.input_shape
     weights = sample_weights if sample_weights is not None else np.ones(len(targets), np.float32)
@@ -71,11 +77,12 @@ def train_dataset(canvases: np.ndarray, targets: np.ndarray, spec: PreprocessSpe
         deterministic=True,
     )
     t_dim = targets.shape[1]
-    ds = ds.map(lambda x, y, w: (tf.ensure_shape(x, [None, H, W, C]), tf.ensure_shape(y, [None, t_dim]), tf.ensure_shape(w, [None])))
+    ds = ds.map(
+        lambda x, y, w: (tf.ensure_shape(x, [None, H, W, C]), tf.ensure_shape(y, [None, t_dim]), tf.ensure_shape(w, [None]))
+    )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def eval_inputs(canvases: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Normalised model inputs for evaluation (no augmentation)."""
     return normalize(canvases, spec)
-

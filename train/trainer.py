@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.core import plots
 from edge.core._tf import keras, tf
-from edge.core.bundle import Bundle, save_bundle, to_probabilities
+from edge.core.bundle import Bundle, positive_column, save_bundle, to_probabilities
 from edge.core.card import Contract, ModelCard
 from edge.core.data import Dataset, discover, load_canvases, positive_label
 from edge.core.errors import DataError, EdgeError
@@ -166,8 +166,11 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     with strategy.scope():
         model = create_model(cfg.arch, data.spec.input_shape, data.n_out, weights=cfg.weights, dropout=cfg.dropout)
     pretrained = cfg.weights not in ("none", None) and get_arch(cfg.arch).pretrained
-    phases = [("warmup", cfg.warmup_epochs, cfg.lr), ("finetune", cfg.epochs, cfg.finetune_lr)] if pretrained \
+    phases = (
+        [("warmup", cfg.warmup_epochs, cfg.lr), ("finetune", cfg.epochs, cfg.finetune_lr)]
+        if pretrained
         else [("all", cfg.epochs, cfg.lr)]
+    )
     aug_pipe = load_augmentation(cfg.augment, data.spec.pad_value)
     class_w = class_weights(data.y_tr, 2 if data.task == "binary" else len(data.classes))
     for phase, epochs, lr in phases:
@@ -217,8 +220,11 @@ def _run_state(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     # epochs and patience may change on resume (to extend or cut a run short); the rest may not
     changed = {k for k in cfg_dict if k not in ("out", "epochs", "patience") and prev["config"].get(k) != cfg_dict[k]}
     if changed:
-        raise EdgeError(f"run directory holds a run with other settings ({', '.join(sorted(changed))})", run,
-                        "use another --out or delete the directory")
+        raise EdgeError(
+            f"run directory holds a run with other settings ({', '.join(sorted(changed))})",
+            run,
+            "use another --out or delete the directory",
+        )
     log.info("resuming run in %s (phases done: %s)", run, prev["phases_done"] or "none")
     return prev
 
@@ -240,8 +246,9 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None) -> _Data:
         if not len(part):
             return np.zeros((0, *spec.size), np.uint8), np.zeros(0, np.int64)
         paths = [s.path for s in part.samples]
-        canv, kept, bad = load_canvases(paths, spec, skip_bad=cfg.skip_bad,
-                                        progress=lambda it: bar(it, f"decode {split}", len(paths), progress))
+        canv, kept, bad = load_canvases(
+            paths, spec, skip_bad=cfg.skip_bad, progress=lambda it: bar(it, f"decode {split}", len(paths), progress)
+        )
         bad_all.extend(bad)
         idx = part.labels_index(classes)[kept]
         if task == "binary":
@@ -264,8 +271,19 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None) -> _Data:
     return _Data(ds, classes, task, pos, spec, x_tr, y_tr, x_va, y_va, x_te, y_te, bad_all)
 
 
-def _fit_phase(cfg: TrainConfig, run: Path, state: dict[str, Any], model, strategy, phase_plan: tuple[str, int, float],
-               data: _Data, augmenter: Augmenter, class_w, progress: bool | None, callbacks: list | None) -> None:
+def _fit_phase(
+    cfg: TrainConfig,
+    run: Path,
+    state: dict[str, Any],
+    model,
+    strategy,
+    phase_plan: tuple[str, int, float],
+    data: _Data,
+    augmenter: Augmenter,
+    class_w,
+    progress: bool | None,
+    callbacks: list | None,
+) -> None:
     """One training phase, resumable: a finished phase is loaded, an interrupted one continues."""
     phase, epochs, lr = phase_plan
     weights_done = run / f"phase_{phase}.weights.h5"
@@ -277,16 +295,26 @@ def _fit_phase(cfg: TrainConfig, run: Path, state: dict[str, Any], model, strate
         model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay),
             loss=loss_for(data.task, cfg.imbalance, data.y_tr),
-            metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="acc") if data.task == "binary"
-                     else keras.metrics.CategoricalAccuracy(name="acc")],
+            metrics=[
+                keras.metrics.AUC(name="auc"),
+                keras.metrics.BinaryAccuracy(name="acc")
+                if data.task == "binary"
+                else keras.metrics.CategoricalAccuracy(name="acc"),
+            ],
         )
     plan = BatchPlan(data.y_tr, cfg.batch_size, cfg.seed + len(phase), balanced=cfg.imbalance == "oversample")
     csv_log = run / f"log_{phase}.csv"
     best_path = run / f"best_{phase}.weights.h5"
     phase_callbacks = [
         keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_auc", mode="max", save_best_only=True,
-                                        save_weights_only=True, initial_value_threshold=_best_so_far(csv_log, "val_auc")),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path),
+            monitor="val_auc",
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=_best_so_far(csv_log, "val_auc"),
+        ),
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
         keras.callbacks.LearningRateScheduler(_cosine(lr, epochs)),
         keras.callbacks.CSVLogger(str(csv_log), append=True),
@@ -296,10 +324,17 @@ def _fit_phase(cfg: TrainConfig, run: Path, state: dict[str, Any], model, strate
     # the plan must know the epoch a resumed run starts at, so batches stay reproducible
     plan.epoch = _rows(csv_log)
     sample_w = np.array([class_w[int(c)] for c in data.y_tr], np.float32) if cfg.imbalance == "class_weight" else None
-    train_ds = train_dataset(data.x_tr, targets_for(data.y_tr, len(data.classes), data.task), data.spec, plan, augmenter, sample_w)
+    train_ds = train_dataset(
+        data.x_tr, targets_for(data.y_tr, len(data.classes), data.task), data.spec, plan, augmenter, sample_w
+    )
     verbose = 1 if (progress if progress is not None else sys.stdout.isatty()) else 2
-    model.fit(train_ds, validation_data=(eval_inputs(data.x_va, data.spec), targets_for(data.y_va, len(data.classes), data.task)),
-              epochs=epochs, callbacks=phase_callbacks, verbose=verbose)
+    model.fit(
+        train_ds,
+        validation_data=(eval_inputs(data.x_va, data.spec), targets_for(data.y_va, len(data.classes), data.task)),
+        epochs=epochs,
+        callbacks=phase_callbacks,
+        verbose=verbose,
+    )
     if best_path.exists():
         model.load_weights(str(best_path))
     model.save_weights(str(weights_done))
@@ -312,13 +347,24 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
     classes, task, pos, spec = data.classes, data.task, data.pos, data.spec
     probs_va = to_probabilities(model.predict(eval_inputs(data.x_va, spec), batch_size=64, verbose=0), task, classes, pos)
     yva_idx = _to_label_index(data.y_va, task, classes, pos)
-    threshold = choose_threshold(yva_idx == classes.index(pos), probs_va[:, classes.index(pos)], cfg.target_sensitivity) \
-        if task == "binary" else 0.5
+    threshold = (
+        choose_threshold(
+            yva_idx == positive_column(classes, pos), probs_va[:, positive_column(classes, pos)], cfg.target_sensitivity
+        )
+        if task == "binary"
+        else 0.5
+    )
     metrics = {"val": compute_metrics(yva_idx, probs_va, classes, task, pos, threshold)}
-    if data.x_te is not None and len(data.x_te):
+    if data.x_te is not None and data.y_te is not None and len(data.x_te):
         p_te = model.predict(eval_inputs(data.x_te, spec), batch_size=64, verbose=0)
-        metrics["test"] = compute_metrics(_to_label_index(data.y_te, task, classes, pos), to_probabilities(p_te, task, classes, pos),
-                                          classes, task, pos, threshold)
+        metrics["test"] = compute_metrics(
+            _to_label_index(data.y_te, task, classes, pos),
+            to_probabilities(p_te, task, classes, pos),
+            classes,
+            task,
+            pos,
+            threshold,
+        )
     curves = plots.training_curves(sorted(run.glob("log_*.csv")), run / "curves.png")
     rng = np.random.default_rng(cfg.seed)
     calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
@@ -328,9 +374,14 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
         model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
         gradcam_layer=get_arch(cfg.arch).gradcam_layer,
         params=int(model.count_params()),
-        training={**asdict(cfg), "augmentation": augmentation, "phases": phases,
-                  "class_weights": class_w if cfg.imbalance == "class_weight" else None,
-                  "tensorflow": tf.__version__, "skipped_files": len(data.bad)},
+        training={
+            **asdict(cfg),
+            "augmentation": augmentation,
+            "phases": phases,
+            "class_weights": class_w if cfg.imbalance == "class_weight" else None,
+            "tensorflow": tf.__version__,
+            "skipped_files": len(data.bad),
+        },
         imbalance=cfg.imbalance,
         data=fingerprint(data.ds),
         metrics=metrics,
@@ -348,5 +399,5 @@ def _rows(csv_path: Path) -> int:
 def _to_label_index(y: np.ndarray, task: str, classes: list[str], pos: str | None) -> np.ndarray:
     if task != "binary":
         return y
-    pi = classes.index(pos)
+    pi = positive_column(classes, pos)
     return np.where(y == 1, pi, 1 - pi)

@@ -48,9 +48,13 @@ def read_device_report(path: str | Path, labels: list[str]) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DeviceReportError(f"device report is not valid JSON ({e})", path) from None
     if not isinstance(rep, dict) or rep.get("format") != FORMAT:
-        raise DeviceReportError(f"not a fracture-edge device report (format={rep.get('format') if isinstance(rep, dict) else None!r})", path)
+        raise DeviceReportError(
+            f"not a fracture-edge device report (format={rep.get('format') if isinstance(rep, dict) else None!r})", path
+        )
     if not isinstance(rep.get("version"), int) or rep["version"] > VERSION:
-        raise DeviceReportError(f"device report version {rep.get('version')!r} is not one this toolkit understands (<= {VERSION})", path)
+        raise DeviceReportError(
+            f"device report version {rep.get('version')!r} is not one this toolkit understands (<= {VERSION})", path
+        )
     images, failures = rep.get("images"), rep.get("failures", [])
     if not isinstance(images, list) or not isinstance(failures, list):
         raise DeviceReportError("device report 'images' and 'failures' must be lists", path)
@@ -73,8 +77,9 @@ def _check_image(i: int, im: Any, labels: list[str], path: Path) -> None:
     if not isinstance(probs, dict) or not isinstance(im.get("path"), str):
         raise DeviceReportError(f"image entry {i} lacks 'path' or 'probabilities'", path)
     if set(probs) != set(labels):
-        raise DeviceReportError(f"image entry {i} ({im['path']}) has probabilities for {sorted(probs)}, "
-                              f"the bundle's labels are {labels}", path)
+        raise DeviceReportError(
+            f"image entry {i} ({im['path']}) has probabilities for {sorted(probs)}, the bundle's labels are {labels}", path
+        )
     bad = [k for k, v in probs.items() if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0]
     if bad:
         raise DeviceReportError(f"image entry {i} ({im['path']}) has a probability outside [0, 1] for {bad[0]!r}", path)
@@ -93,7 +98,7 @@ def _failure_text(f: Any) -> str:
     return f"{f.get('path')}: {f.get('error')}" if isinstance(f, dict) else repr(f)
 
 
-def match(device: dict[str, Any], readable: list[str], unreadable: list[str], path: str | Path) -> np.ndarray:
+def match(device: dict[str, Any], readable: list[str], unreadable: list[str], path: str | Path | None) -> np.ndarray:
     """Which of the ``readable`` data images (relative paths) the phone classified, as a bool mask.
 
     Raises a DeviceReportError naming the first mismatch when the report and the data disagree on

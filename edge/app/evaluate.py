@@ -50,9 +50,15 @@ def subgroups_from_metadata(names: list[str], meta: dict[str, dict[str, str]]) -
     return groups
 
 
-def evaluate(bundle: Bundle, data: str | Path, split: str | None = None, metadata: str | Path | None = None,
-             report_dir: str | Path | None = None, skip_bad: bool = False,
-             progress: Callable[[Iterable], Iterable] | None = None) -> dict[str, Any]:
+def evaluate(
+    bundle: Bundle,
+    data: str | Path,
+    split: str | None = None,
+    metadata: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    skip_bad: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[str, Any]:
     found = discover(data)
     ds = select(found, split)
     y_idx = ds.labels_index(bundle.labels)  # DataError if the data has labels the model does not know
@@ -63,14 +69,19 @@ def evaluate(bundle: Bundle, data: str | Path, split: str | None = None, metadat
     y_idx = y_idx[kept]
     probs = bundle.predict_proba(normalize(canvases, bundle.spec))
     m = compute_metrics(y_idx, probs, bundle.labels, bundle.task, bundle.positive_label, bundle.threshold)
-    report: dict[str, Any] = {**m, "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
-                              "data": str(data), "split": split or ("test" if "test" in found.splits else "all"),
-                              "skipped_files": [{"path": p, "problem": why} for p, why in bad]}
+    report: dict[str, Any] = {
+        **m,
+        "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
+        "data": str(data),
+        "split": split or ("test" if "test" in found.splits else "all"),
+        "skipped_files": [{"path": p, "problem": why} for p, why in bad],
+    }
     if metadata:
         names = [paths[i].name for i in kept]
         groups = subgroups_from_metadata(names, read_metadata(metadata))
-        report["subgroups"] = subgroup_metrics(y_idx, probs, bundle.labels, bundle.task, bundle.positive_label,
-                                               bundle.threshold, groups)
+        report["subgroups"] = subgroup_metrics(
+            y_idx, probs, bundle.labels, bundle.task, bundle.positive_label, bundle.threshold, groups
+        )
     if report_dir:
         out = Path(report_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -84,8 +95,9 @@ def _plots(bundle: Bundle, y_idx: np.ndarray, probs: np.ndarray, m: dict[str, An
     if bundle.task == "binary":
         pi = bundle.positive_index()
         fpr, tpr, _ = roc_curve(y_idx == pi, probs[:, pi])
-        files.append(plots.roc({bundle.model_id: (fpr, tpr, m["auroc"])}, out / "roc.png",
-                               point=(1 - m["specificity"], m["sensitivity"])))
+        files.append(
+            plots.roc({bundle.model_id: (fpr, tpr, m["auroc"])}, out / "roc.png", point=(1 - m["specificity"], m["sensitivity"]))
+        )
     else:
         curves = {}
         for i, lbl in enumerate(bundle.labels):
@@ -99,24 +111,42 @@ def _plots(bundle: Bundle, y_idx: np.ndarray, probs: np.ndarray, m: dict[str, An
 
 def markdown(r: dict[str, Any]) -> str:
     ci = r.get("auroc_ci95")
-    lines = [f"# Evaluation of {r['model']['id']}", "",
-             f"Data: `{r['data']}` (split: {r['split']}), {r['n']} images; model {r['model']['arch']}, "
-             f"bundle sha256 `{r['model']['sha256'][:12]}`.", ""]
+    lines = [
+        f"# Evaluation of {r['model']['id']}",
+        "",
+        f"Data: `{r['data']}` (split: {r['split']}), {r['n']} images; model {r['model']['arch']}, "
+        f"bundle sha256 `{r['model']['sha256'][:12]}`.",
+        "",
+    ]
     if r["task"] == "binary":
         lines.append(f"Operating threshold {r['threshold']:.3f} on P({r['positive_label']}).")
     if ci:
         lines.append(f"AUROC {fmt(r['auroc'])} (95% bootstrap interval {fmt(ci[0])}–{fmt(ci[1])}).")
     lines += ["", metrics_table({"value": r}), "", "## Per class", ""]
-    lines.append(table(["class", "precision", "recall", "f1", "support"],
-                       [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in r["per_class"].items()]))
+    lines.append(
+        table(
+            ["class", "precision", "recall", "f1", "support"],
+            [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in r["per_class"].items()],
+        )
+    )
     cm = r["confusion"]
-    lines += ["", "## Confusion matrix (rows: true, columns: predicted)", "",
-              table(["", *cm["labels"]], [[lbl, *row] for lbl, row in zip(cm["labels"], cm["matrix"])])]
+    lines += [
+        "",
+        "## Confusion matrix (rows: true, columns: predicted)",
+        "",
+        table(["", *cm["labels"]], [[lbl, *row] for lbl, row in zip(cm["labels"], cm["matrix"], strict=True)]),
+    ]
     if r.get("subgroups"):
         lines += ["", "## Subgroups", ""]
-        lines.append(table(["subgroup", "n", "accuracy", "auroc", "sensitivity", "specificity", "f1"],
-                           [[g, v["n"], v.get("accuracy"), v.get("auroc"), v.get("sensitivity"), v.get("specificity"), v.get("f1")]
-                            for g, v in r["subgroups"].items()]))
+        lines.append(
+            table(
+                ["subgroup", "n", "accuracy", "auroc", "sensitivity", "specificity", "f1"],
+                [
+                    [g, v["n"], v.get("accuracy"), v.get("auroc"), v.get("sensitivity"), v.get("specificity"), v.get("f1")]
+                    for g, v in r["subgroups"].items()
+                ],
+            )
+        )
     if r.get("skipped_files"):
         lines += ["", f"{len(r['skipped_files'])} unreadable files were left out (listed in report.json)."]
     for p in r.get("plots", []):

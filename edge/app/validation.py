@@ -60,8 +60,13 @@ THRESHOLD_KEYS = ("max_accuracy_drop", "max_auroc_drop", "min_agreement", "max_l
 METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "auroc", "sensitivity", "specificity")
 MAX_LISTED = 200
 # used when no configuration sets a threshold: accuracy gates on, latency and size left to the project
-DEFAULT_THRESHOLDS = {"max_accuracy_drop": 0.02, "max_auroc_drop": 0.01, "min_agreement": 0.97,
-                      "max_latency_ms": None, "max_size_mb": None}
+DEFAULT_THRESHOLDS = {
+    "max_accuracy_drop": 0.02,
+    "max_auroc_drop": 0.01,
+    "min_agreement": 0.97,
+    "max_latency_ms": None,
+    "max_size_mb": None,
+}
 
 
 class ValidationError(EdgeError):
@@ -95,8 +100,11 @@ def load_thresholds(config: str | Path | None = None, overrides: dict[str, float
         for k, v in section.items():
             key = k.replace("-", "_")
             if key not in THRESHOLD_KEYS:
-                raise ValidationError(f"unknown key '{k}' in [tool.edge.validate]", path,
-                                      f"known: {', '.join(x.replace('_', '-') for x in THRESHOLD_KEYS)}")
+                raise ValidationError(
+                    f"unknown key '{k}' in [tool.edge.validate]",
+                    path,
+                    f"known: {', '.join(x.replace('_', '-') for x in THRESHOLD_KEYS)}",
+                )
             got[key] = float(v)
         if section:
             source = str(path)
@@ -127,9 +135,15 @@ def latency_stats(ms: np.ndarray) -> dict[str, Any]:
     ms = np.asarray(ms, dtype=np.float64)
     if not len(ms):
         return {"p50": None, "p90": None, "p99": None, "mean": None, "throughput_per_s": None, "runs": 0, "samples": []}
-    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99)),
-            "mean": float(ms.mean()), "throughput_per_s": float(1000.0 / ms.mean()), "runs": int(len(ms)),
-            "samples": [round(float(v), 4) for v in ms]}
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+        "throughput_per_s": float(1000.0 / ms.mean()),
+        "runs": int(len(ms)),
+        "samples": [round(float(v), 4) for v in ms],
+    }
 
 
 def time_edge(edge, x_in: np.ndarray, runs: int, warmup: int) -> np.ndarray:
@@ -182,8 +196,65 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = None, data: str | Path | None = None,
-             progress: Callable | None = None, **options: Any) -> dict[str, Any]:
+# ---- the validator ----------------------------------------------------------------------
+@dataclass
+class ValidationConfig:
+    """What to compare, on what, and against which limits (``validate``'s keyword arguments)."""
+
+    data: str | Path | None = None
+    full: Bundle | str | Path | None = None  # None: the embedded default bundle
+    edge: str | Path | None = None  # None (and no device report): the bundle's cached int8 conversion
+    metadata: str | Path | None = None
+    threads: int = 2
+    runs: int = 50
+    warmup: int = 5
+    thresholds: dict[str, Any] | None = None  # overrides of the config file
+    device_report: str | Path | None = None
+    report_dir: str | Path | None = None
+    split: str | None = None
+    config: str | Path | None = None
+    max_images: int | None = None
+    require_signature: str | Path | None = None  # Ed25519 public key the bundle and the .tflite must be signed with
+
+
+@dataclass
+class _Models:
+    bundle: Bundle
+    edge: Any = None  # EdgeModel
+    device: dict[str, Any] | None = None
+    edge_mem: float | None = None
+    mismatches: list[str] = field(default_factory=list)  # decision fields where the edge model differs
+
+
+@dataclass
+class _Inputs:
+    ds: Dataset
+    paths: list[Path]  # readable images, in order
+    rel: list[str]
+    canv: np.ndarray  # for the full model (the bundle's preprocessing)
+    canv_edge: np.ndarray  # for the edge model (its own spec; the same array when the specs agree)
+    y: np.ndarray
+    bad: list[tuple[str, str]]
+    seconds: float
+
+
+@dataclass
+class _Outputs:
+    p_full: np.ndarray
+    p_edge: np.ndarray
+    full_mem: float
+    t_full: float
+    t_edge: float
+    dev_latency: np.ndarray | None = None
+
+
+def validate(
+    full: Bundle | str | Path | None = None,
+    edge: str | Path | None = None,
+    data: str | Path | None = None,
+    progress: Callable | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """Compare the edge model (a .tflite, or a phone's device report) with the full model.
 
     ``options`` are the other fields of ValidationConfig. Returns the report dict (schema in this
@@ -194,14 +265,20 @@ def validate(full: Bundle | str | Path | None = None, edge: str | Path | None = 
 def run_validation(cfg: ValidationConfig, progress: Callable | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
     if cfg.data is None:
-        raise ValidationError("no data to validate on", hint="pass --data DIR (class folders, or a split tree: the test split is used)")
+        raise ValidationError(
+            "no data to validate on", hint="pass --data DIR (class folders, or a split tree: the test split is used)"
+        )
     th = load_thresholds(cfg.config, cfg.thresholds)
     models = _load_models(cfg)
     inputs = _load_inputs(cfg, models, progress)
     outs = _run_models(models, inputs, cfg.device_report)
     report = _compare(cfg, th, models, inputs, outs)
-    report["timing_s"] = {"decode_preprocess": inputs.seconds, "full_inference": outs.t_full, "edge_inference": outs.t_edge,
-                          "total": time.perf_counter() - t_start}
+    report["timing_s"] = {
+        "decode_preprocess": inputs.seconds,
+        "full_inference": outs.t_full,
+        "edge_inference": outs.t_edge,
+        "total": time.perf_counter() - t_start,
+    }
     if cfg.report_dir is not None:
         report["plots"] = write_validation_report(cfg.report_dir, report, *report.pop("_plot_data"))
     report.pop("_plot_data", None)
@@ -219,9 +296,12 @@ def _load_models(cfg: ValidationConfig) -> _Models:
         models.device = read_device_report(cfg.device_report, bundle.labels)
         dm = models.device.get("model") or {}
         if dm.get("bundle_sha256") and dm["bundle_sha256"] != bundle.sha256:
-            raise ValidationError(f"device report was made with the model of bundle {dm['bundle_sha256'][:12]}…, "
-                                  f"not this bundle ({bundle.sha256[:12]}…)", cfg.device_report,
-                                  "validate against the bundle the phone's model was converted from")
+            raise ValidationError(
+                f"device report was made with the model of bundle {dm['bundle_sha256'][:12]}…, "
+                f"not this bundle ({bundle.sha256[:12]}…)",
+                cfg.device_report,
+                "validate against the bundle the phone's model was converted from",
+            )
     edge = cfg.edge
     if edge is None and models.device is None:
         from convert.tflite import cached_int8  # lazy: the core does not depend on the conversion stage
@@ -239,8 +319,11 @@ def _load_models(cfg: ValidationConfig) -> _Models:
         _check_comparable(models.edge, bundle, models.mismatches)
         sha = ((models.device or {}).get("model") or {}).get("sha256")
         if sha and sha != models.edge.sha256:
-            raise ValidationError(f"device report was made with another .tflite (sha256 {sha[:12]}…) than {Path(edge).name} "
-                                  f"({models.edge.sha256[:12]}…)", cfg.device_report)
+            raise ValidationError(
+                f"device report was made with another .tflite (sha256 {sha[:12]}…) than {Path(edge).name} "
+                f"({models.edge.sha256[:12]}…)",
+                cfg.device_report,
+            )
     return models
 
 
@@ -261,6 +344,7 @@ def _load_inputs(cfg: ValidationConfig, models: _Models, progress: Callable | No
     """Decode every image once per preprocessing (once in all when the two models agree on it)."""
     t0 = time.perf_counter()
     bundle = models.bundle
+    assert cfg.data is not None  # run_validation refused a missing --data
     ds = _dataset(cfg.data, cfg.split)
     if cfg.max_images and len(ds) > cfg.max_images:  # a fixed, reproducible subset
         pick = np.sort(np.random.default_rng(0).permutation(len(ds))[: cfg.max_images])
@@ -301,8 +385,12 @@ def _run_models(models: _Models, inputs: _Inputs, device_report) -> _Outputs:
 def _edge_rule(models: _Models) -> Any:
     """How the edge model decides, in the bundle's label order: its own threshold and positive label."""
     b, e = models.bundle, models.edge
-    return SimpleNamespace(task=b.task, labels=b.labels, positive_label=e.positive_label if e else b.positive_label,
-                           threshold=e.threshold if e else b.threshold)
+    return SimpleNamespace(
+        task=b.task,
+        labels=b.labels,
+        positive_label=e.positive_label if e else b.positive_label,
+        threshold=e.threshold if e else b.threshold,
+    )
 
 
 def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs: _Inputs, outs: _Outputs) -> dict[str, Any]:
@@ -315,31 +403,44 @@ def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs:
     agree = float((dec_full == dec_edge).mean())
     diff = np.abs(outs.p_edge - outs.p_full).max(axis=1)
     drift: dict[str, Any] = {k: _sub(m_edge.get(k), m_full.get(k)) for k in METRIC_KEYS}
-    drift["per_class"] = {c: {k: _sub(m_edge["per_class"][c][k], m_full["per_class"][c][k]) for k in ("precision", "recall", "f1")}
-                          for c in labels if c in m_full.get("per_class", {})}
+    drift["per_class"] = {
+        c: {k: _sub(m_edge["per_class"][c][k], m_full["per_class"][c][k]) for k in ("precision", "recall", "f1")}
+        for c in labels
+        if c in m_full.get("per_class", {})
+    }
     drift["subgroups"] = _subgroups(cfg.metadata, inputs.paths, y, outs.p_full, outs.p_edge, bundle, bundle.threshold)
     latency, lat_full, lat_edge = _latency(cfg, models, inputs, outs)
     size_edge = models.edge.size_bytes if models.edge is not None else None
     checks = _checks(th, m_full, m_edge, agree, latency["edge"]["p50"], size_edge, models)
     failures = [msg for c in checks.values() if c["passed"] is False for msg in c["messages"]]
     return {
-        "format": REPORT_FORMAT, "version": 1,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "passed": not failures, "failures": failures,
+        "format": REPORT_FORMAT,
+        "version": 1,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "passed": not failures,
+        "failures": failures,
         "checks": {k: {kk: vv for kk, vv in v.items() if kk != "messages"} for k, v in checks.items()},
         "thresholds": th,
-        "data": {"root": str(inputs.ds.root), "n": int(len(y)), "skipped": [{"path": p, "problem": w} for p, w in inputs.bad],
-                 "counts": {lbl: int((y == i).sum()) for i, lbl in enumerate(labels)}},
+        "data": {
+            "root": str(inputs.ds.root),
+            "n": int(len(y)),
+            "skipped": [{"path": p, "problem": w} for p, w in inputs.bad],
+            "counts": {lbl: int((y == i).sum()) for i, lbl in enumerate(labels)},
+        },
         "full": _model_summary(m_full, bundle.model_id, str(bundle.path), bundle.sha256, "float32 (Keras)"),
         "edge": _edge_summary(m_edge, models, cfg.device_report),
-        "drift": drift, "agreement": agree,
+        "drift": drift,
+        "agreement": agree,
         "prob_diff": {"mean": float(diff.mean()), "p99": float(np.percentile(diff, 99)), "max": float(diff.max())},
         "disagreements": _disagreements(inputs, outs, bundle, dec_full, dec_edge),
         "latency_ms": latency,
         "memory_mb": {"full_rss_increase": outs.full_mem, "edge_rss_increase": models.edge_mem, "process_peak": _rss_mb()[1]},
         "size_bytes": {"full": sum(f.stat().st_size for f in bundle.path.glob("model.h5")), "edge": size_edge},
-        **({"device": {k: models.device.get(k) for k in ("model", "device", "accelerator", "threads", "fallback", "created")}}
-           if models.device is not None else {}),
+        **(
+            {"device": {k: models.device.get(k) for k in ("model", "device", "accelerator", "threads", "fallback", "created")}}
+            if models.device is not None
+            else {}
+        ),
         "_plot_data": (m_full, m_edge, diff, lat_full, lat_edge),
     }
 
@@ -358,22 +459,39 @@ def _disagreements(inputs: _Inputs, outs: _Outputs, bundle: Bundle, dec_full, de
     def p(probs, i):
         return float(probs[i, pi] if pi is not None else probs[i].max())
 
-    return [{"path": inputs.rel[i], "label": labels[y[i]], "full": labels[dec_full[i]], "edge": labels[dec_edge[i]],
-             "p_full": p(outs.p_full, i), "p_edge": p(outs.p_edge, i)}
-            for i in np.flatnonzero(dec_full != dec_edge)[:MAX_LISTED]]
+    return [
+        {
+            "path": inputs.rel[i],
+            "label": labels[y[i]],
+            "full": labels[dec_full[i]],
+            "edge": labels[dec_edge[i]],
+            "p_full": p(outs.p_full, i),
+            "p_edge": p(outs.p_edge, i),
+        }
+        for i in np.flatnonzero(dec_full != dec_edge)[:MAX_LISTED]
+    ]
 
 
 def _latency(cfg: ValidationConfig, models: _Models, inputs: _Inputs, outs: _Outputs) -> tuple[dict[str, Any], np.ndarray, Any]:
     bundle = models.bundle
     lat_full = time_full(bundle.load_model(), normalize(inputs.canv[0], bundle.spec), cfg.runs, cfg.warmup)
-    if models.device is not None:
+    if outs.dev_latency is not None:  # set exactly when the edge results come from a device report
         lat_edge, source = outs.dev_latency, "device"
     else:
         x_edge = normalize(inputs.canv_edge[0], models.edge.preprocess_spec)
         lat_edge, source = time_edge(models.edge, models.edge.quantize_input(x_edge), cfg.runs, cfg.warmup), "measured"
     threads = models.device.get("threads", cfg.threads) if models.device else cfg.threads
-    return ({"full": latency_stats(lat_full), "edge": latency_stats(lat_edge), "warmup": cfg.warmup, "threads": threads,
-             "source": source}, lat_full, lat_edge)
+    return (
+        {
+            "full": latency_stats(lat_full),
+            "edge": latency_stats(lat_edge),
+            "warmup": cfg.warmup,
+            "threads": threads,
+            "source": source,
+        },
+        lat_full,
+        lat_edge,
+    )
 
 
 def _sub(a: Any, b: Any) -> float | None:
@@ -407,8 +525,23 @@ def _subgroups(metadata, paths, y, p_full, p_edge, bundle: Bundle, thr: float) -
 
 def _model_summary(m: dict[str, Any], model_id, file, sha, precision) -> dict[str, Any]:
     out = {"model_id": model_id, "file": file, "sha256": sha, "precision": precision}
-    out.update({k: m.get(k) for k in ("n", "accuracy", "recall", "f1", "auroc", "sensitivity", "specificity", "threshold",
-                                      "per_class", "confusion")})
+    out.update(
+        {
+            k: m.get(k)
+            for k in (
+                "n",
+                "accuracy",
+                "recall",
+                "f1",
+                "auroc",
+                "sensitivity",
+                "specificity",
+                "threshold",
+                "per_class",
+                "confusion",
+            )
+        }
+    )
     out["precision_score"] = m.get("precision")
     return out
 
@@ -423,32 +556,62 @@ def _checks(th, m_full, m_edge, agree, p50, size_edge, models: _Models) -> dict[
     acc_drop = _sub(m_full["accuracy"], m_edge["accuracy"])
     auc_drop = _sub(m_full.get("auroc"), m_edge.get("auroc"))
     out = {
-        "accuracy_drop": check(acc_drop, th["max_accuracy_drop"], "<=",
-                               "accuracy drop: the edge model's accuracy is {v:.4f} below the full model's (allowed {l:.4f})"),
-        "auroc_drop": check(auc_drop, th["max_auroc_drop"], "<=",
-                            "AUROC drop: the edge model's AUROC is {v:.4f} below the full model's (allowed {l:.4f})"),
-        "agreement": check(agree, th["min_agreement"], ">=",
-                           "agreement: the two models agree on {v:.2%} of images (at least {l:.2%} required)"),
-        "latency_ms": check(p50, th["max_latency_ms"], "<=",
-                            "latency: the edge model's median latency is {v:.2f} ms (at most {l:.2f} ms allowed)"),
-        "size_mb": check(size_edge / 2**20 if size_edge is not None else None, th["max_size_mb"], "<=",
-                         "size: the edge model is {v:.2f} MiB (at most {l:.2f} MiB allowed)"),
+        "accuracy_drop": check(
+            acc_drop,
+            th["max_accuracy_drop"],
+            "<=",
+            "accuracy drop: the edge model's accuracy is {v:.4f} below the full model's (allowed {l:.4f})",
+        ),
+        "auroc_drop": check(
+            auc_drop,
+            th["max_auroc_drop"],
+            "<=",
+            "AUROC drop: the edge model's AUROC is {v:.4f} below the full model's (allowed {l:.4f})",
+        ),
+        "agreement": check(
+            agree, th["min_agreement"], ">=", "agreement: the two models agree on {v:.2%} of images (at least {l:.2%} required)"
+        ),
+        "latency_ms": check(
+            p50, th["max_latency_ms"], "<=", "latency: the edge model's median latency is {v:.2f} ms (at most {l:.2f} ms allowed)"
+        ),
+        "size_mb": check(
+            size_edge / 2**20 if size_edge is not None else None,
+            th["max_size_mb"],
+            "<=",
+            "size: the edge model is {v:.2f} MiB (at most {l:.2f} MiB allowed)",
+        ),
     }
     if models.edge is not None:
         bundle = models.bundle
         src = models.edge.spec.bundle_sha256
         same = src == bundle.sha256
-        out["source"] = {"value": src, "limit": bundle.sha256, "op": "==", "passed": same,
-                         "messages": [] if same else [f"source: the edge model was converted from bundle {str(src)[:12]}…, "
-                                                      f"not from the full bundle {bundle.sha256[:12]}…"]}
+        out["source"] = {
+            "value": src,
+            "limit": bundle.sha256,
+            "op": "==",
+            "passed": same,
+            "messages": []
+            if same
+            else [
+                f"source: the edge model was converted from bundle {str(src)[:12]}…, "
+                f"not from the full bundle {bundle.sha256[:12]}…"
+            ],
+        }
         # threshold, labels, positive label, preprocessing: one sentence per difference
-        out["contract"] = {"value": list(models.mismatches), "limit": "identical", "op": "==", "passed": not models.mismatches,
-                           "messages": list(models.mismatches)}
+        out["contract"] = {
+            "value": list(models.mismatches),
+            "limit": "identical",
+            "op": "==",
+            "passed": not models.mismatches,
+            "messages": list(models.mismatches),
+        }
     return out
 
 
 # ---- report files ------------------------------------------------------------------------
-def write_validation_report(out_dir: str | Path, report: dict[str, Any], m_full, m_edge, diff, lat_full, lat_edge) -> dict[str, str]:
+def write_validation_report(
+    out_dir: str | Path, report: dict[str, Any], m_full, m_edge, diff, lat_full, lat_edge
+) -> dict[str, str]:
     """report.json, report.md and the PNG plots into ``out_dir``; returns the plot file names."""
     from edge.core import plots
     from edge.core.report import write_report
@@ -456,8 +619,10 @@ def write_validation_report(out_dir: str | Path, report: dict[str, Any], m_full,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = {"confusion": "confusion.png", "prob_diff": "prob_diff.png", "latency": "latency.png"}
-    c = {"full": (m_full["confusion"]["labels"], m_full["confusion"]["matrix"]),
-         "edge": (m_edge["confusion"]["labels"], m_edge["confusion"]["matrix"])}
+    c = {
+        "full": (m_full["confusion"]["labels"], m_full["confusion"]["matrix"]),
+        "edge": (m_edge["confusion"]["labels"], m_edge["confusion"]["matrix"]),
+    }
     plots.confusion(c, out / names["confusion"])
     plots.histogram({"|P_edge - P_full|": diff}, out / names["prob_diff"], "Probability differences", "absolute difference")
     series = {"full (Keras)": lat_full}
@@ -474,38 +639,87 @@ def markdown(r: dict[str, Any]) -> str:
     from edge.core.report import fmt, table
 
     verdict = "PASSED" if r["passed"] else "FAILED"
-    lines = [f"## Edge model validation: {verdict}", "",
-             f"Full `{r['full']['model_id']}` vs edge `{Path(str(r['edge']['file'])).name}` ({r['edge']['precision']}) "
-             f"on {r['data']['n']} images of `{r['data']['root']}`" + (f" ({len(r['data']['skipped'])} unreadable skipped)" if r['data']['skipped'] else "") + "."]
+    lines = [
+        f"## Edge model validation: {verdict}",
+        "",
+        f"Full `{r['full']['model_id']}` vs edge `{Path(str(r['edge']['file'])).name}` ({r['edge']['precision']}) "
+        f"on {r['data']['n']} images of `{r['data']['root']}`"
+        + (f" ({len(r['data']['skipped'])} unreadable skipped)" if r["data"]["skipped"] else "")
+        + ".",
+    ]
     if r["failures"]:
         lines += ["", "Failed checks:", ""] + [f"- {f}" for f in r["failures"]]
     rows = []
     for name, c in r["checks"].items():
         status = {True: "pass", False: "FAIL", None: "not checked"}[c["passed"]]
         v = c["value"]
-        rows.append([name, v if isinstance(v, (int, float)) else (str(v)[:12] if v else "–"),
-                     f"{c['op']} {fmt(c['limit'], 4) if not isinstance(c['limit'], str) else c['limit'][:12]}", status])
+        rows.append(
+            [
+                name,
+                v if isinstance(v, (int, float)) else (str(v)[:12] if v else "–"),
+                f"{c['op']} {fmt(c['limit'], 4) if not isinstance(c['limit'], str) else c['limit'][:12]}",
+                status,
+            ]
+        )
     lines += ["", table(["check", "value", "limit", "status"], rows, 4), ""]
-    mrows = [[k, r["full"].get(k if k != "precision" else "precision_score"), r["edge"].get(k if k != "precision" else "precision_score"),
-              r["drift"].get(k)] for k in METRIC_KEYS]
+    mrows = [
+        [
+            k,
+            r["full"].get(k if k != "precision" else "precision_score"),
+            r["edge"].get(k if k != "precision" else "precision_score"),
+            r["drift"].get(k),
+        ]
+        for k in METRIC_KEYS
+    ]
     lines += [table(["metric", "full", "edge", "drift (edge − full)"], mrows, 4), ""]
     pd = r["prob_diff"]
-    lines += [f"Top-1 agreement {r['agreement']:.2%}; |ΔP| mean {fmt(pd['mean'], 4)}, p99 {fmt(pd['p99'], 4)}, max {fmt(pd['max'], 4)}; "
-              f"{len(r['disagreements'])} disagreement(s).", ""]
+    lines += [
+        f"Top-1 agreement {r['agreement']:.2%}; "
+        f"|ΔP| mean {fmt(pd['mean'], 4)}, p99 {fmt(pd['p99'], 4)}, max {fmt(pd['max'], 4)}; "
+        f"{len(r['disagreements'])} disagreement(s).",
+        "",
+    ]
     lf, le = r["latency_ms"]["full"], r["latency_ms"]["edge"]
-    lines += [table(["latency (ms)", "p50", "p90", "p99", "per second"],
-                    [["full (Keras, 1 image)", lf["p50"], lf["p90"], lf["p99"], lf["throughput_per_s"]],
-                     [f"edge ({r['latency_ms']['source']}, {r['latency_ms']['threads']} threads)", le["p50"], le["p90"], le["p99"],
-                      le["throughput_per_s"]]], 2), ""]
+    lines += [
+        table(
+            ["latency (ms)", "p50", "p90", "p99", "per second"],
+            [
+                ["full (Keras, 1 image)", lf["p50"], lf["p90"], lf["p99"], lf["throughput_per_s"]],
+                [
+                    f"edge ({r['latency_ms']['source']}, {r['latency_ms']['threads']} threads)",
+                    le["p50"],
+                    le["p90"],
+                    le["p99"],
+                    le["throughput_per_s"],
+                ],
+            ],
+            2,
+        ),
+        "",
+    ]
     sb = r["size_bytes"]
     lines.append(f"Size: full {sb['full'] / 1e6:.2f} MB, edge " + (f"{sb['edge'] / 1e6:.2f} MB" if sb["edge"] else "–") + ".")
     subs = {k: v for k, v in r["drift"].get("subgroups", {}).items() if "drift" in v}
     if subs:
-        lines += ["", table(["subgroup", "n", "AUROC full", "AUROC edge", "accuracy drift"],
-                            [[k, v["n"], v["full"]["auroc"], v["edge"]["auroc"], v["drift"]["accuracy"]] for k, v in subs.items()], 4)]
+        lines += [
+            "",
+            table(
+                ["subgroup", "n", "AUROC full", "AUROC edge", "accuracy drift"],
+                [[k, v["n"], v["full"]["auroc"], v["edge"]["auroc"], v["drift"]["accuracy"]] for k, v in subs.items()],
+                4,
+            ),
+        ]
     if r["disagreements"]:
-        lines += ["", "<details><summary>Disagreements</summary>", "",
-                  table(["image", "label", "full", "edge", "P full", "P edge"],
-                        [[d["path"], d["label"], d["full"], d["edge"], d["p_full"], d["p_edge"]] for d in r["disagreements"][:50]], 4),
-                  "", "</details>"]
+        lines += [
+            "",
+            "<details><summary>Disagreements</summary>",
+            "",
+            table(
+                ["image", "label", "full", "edge", "P full", "P edge"],
+                [[d["path"], d["label"], d["full"], d["edge"], d["p_full"], d["p_edge"]] for d in r["disagreements"][:50]],
+                4,
+            ),
+            "",
+            "</details>",
+        ]
     return "\n".join(lines) + "\n"

@@ -42,13 +42,13 @@ class ArchInfo:
         return self.normalisation[channels]
 
 
-def _keras():
+def _keras() -> Any:  # the tf_keras module (untyped)
     from ._tf import keras
 
     return keras
 
 
-def _head(x, n_outputs: int, dropout: float, name: str = "head"):
+def _head(x: Any, n_outputs: int, dropout: float, name: str = "head") -> Any:
     layers = _keras().layers
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -56,14 +56,14 @@ def _head(x, n_outputs: int, dropout: float, name: str = "head"):
     return layers.Dense(n_outputs, activation=activation, name=f"{name}_out")(x)
 
 
-def _conv_bn(x, filters: int, name: str, kernel: int = 3, strides: int = 1):
+def _conv_bn(x: Any, filters: int, name: str, kernel: int = 3, strides: int = 1) -> Any:
     layers = _keras().layers
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _res_stage(x, filters: int, name: str, downsample: bool):
+def _res_stage(x: Any, filters: int, name: str, downsample: bool) -> Any:
     """Two 3x3 convs with a shortcut; Conv->BN pairs and Add keep it QAT-friendly."""
     layers = _keras().layers
     strides = 2 if downsample else 1
@@ -78,7 +78,9 @@ def _res_stage(x, filters: int, name: str, downsample: bool):
     return layers.ReLU(name=f"{name}_out")(y)
 
 
-def build_custom(input_shape, n_outputs: int, widths=(24, 48, 96, 160, 224), dropout: float = 0.3, **_):
+def build_custom(
+    input_shape: tuple[int, ...], n_outputs: int, widths: tuple[int, ...] = (24, 48, 96, 160, 224), dropout: float = 0.3, **_: Any
+) -> Any:
     """A small residual CNN for phones (~1.3 M parameters at the default widths).
 
     A stride-2 stem keeps the cost of full-resolution layers low; five stages halve the
@@ -92,7 +94,7 @@ def build_custom(input_shape, n_outputs: int, widths=(24, 48, 96, 160, 224), dro
     return keras.Model(inp, _head(x, n_outputs, dropout), name="custom_cnn")
 
 
-def build_tiny(input_shape, n_outputs: int, dropout: float = 0.1, **_):
+def build_tiny(input_shape: tuple[int, ...], n_outputs: int, dropout: float = 0.1, **_: Any) -> Any:
     """A test architecture (like timm's test_* models): builds and trains in seconds."""
     keras = _keras()
     inp = keras.Input(shape=input_shape, name="image")
@@ -102,8 +104,10 @@ def build_tiny(input_shape, n_outputs: int, dropout: float = 0.1, **_):
     return keras.Model(inp, _head(x, n_outputs, dropout), name="tiny_cnn")
 
 
-def _application(arch: str):
-    def build(input_shape, n_outputs: int, dropout: float = 0.3, base_weights: str | None = None, **_):
+def _application(arch: str) -> Callable[..., Any]:
+    def build(
+        input_shape: tuple[int, ...], n_outputs: int, dropout: float = 0.3, base_weights: str | None = None, **_: Any
+    ) -> Any:
         keras = _keras()
         app = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50}[arch]
         # a named input: an unnamed one is called input_N by a process-wide counter
@@ -116,14 +120,33 @@ def _application(arch: str):
     return build
 
 
-ARCHS: dict[str, ArchInfo] = {a.name: a for a in (
-    ArchInfo("custom", build_custom, False, 1, UNIT, gradcam_layer="features_relu"),
-    ArchInfo("vgg16", _application("vgg16"), True, 3, CAFFE, gradcam_layer="block5_conv3",
-             finetune_prefixes=("block5_",), backbone_prefixes=("block", "input")),
-    ArchInfo("resnet50", _application("resnet50"), True, 3, CAFFE, gradcam_layer="conv5_block3_out",
-             finetune_prefixes=("conv5_",), backbone_prefixes=("conv", "pool", "input")),
-    ArchInfo("tiny", build_tiny, False, 1, UNIT, gradcam_layer="features_relu"),
-)}
+ARCHS: dict[str, ArchInfo] = {
+    a.name: a
+    for a in (
+        ArchInfo("custom", build_custom, False, 1, UNIT, gradcam_layer="features_relu"),
+        ArchInfo(
+            "vgg16",
+            _application("vgg16"),
+            True,
+            3,
+            CAFFE,
+            gradcam_layer="block5_conv3",
+            finetune_prefixes=("block5_",),
+            backbone_prefixes=("block", "input"),
+        ),
+        ArchInfo(
+            "resnet50",
+            _application("resnet50"),
+            True,
+            3,
+            CAFFE,
+            gradcam_layer="conv5_block3_out",
+            finetune_prefixes=("conv5_",),
+            backbone_prefixes=("conv", "pool", "input"),
+        ),
+        ArchInfo("tiny", build_tiny, False, 1, UNIT, gradcam_layer="features_relu"),
+    )
+}
 
 
 def get_arch(name: str) -> ArchInfo:

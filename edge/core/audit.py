@@ -63,7 +63,7 @@ def _near_pairs(thumbs: np.ndarray, min_corr: float) -> list[tuple[int, int, flo
     out = []
     for start in range(0, len(thumbs), 512):  # blocks keep memory small on big datasets
         block = thumbs[start : start + 512] @ thumbs.T
-        for r, c in zip(*np.nonzero(block >= min_corr)):
+        for r, c in zip(*np.nonzero(block >= min_corr), strict=True):
             i = start + int(r)
             if int(c) > i:
                 out.append((i, int(c), float(block[r, c])))
@@ -92,8 +92,14 @@ def audit(root: str | Path, near_corr: float = 0.985, progress: Callable[[Iterab
 
     def pair_row(i: int, j: int, kind: str, corr: float = 1.0) -> dict[str, Any]:
         si, sj = ds.samples[i], ds.samples[j]
-        return {"a": rel(i), "b": rel(j), "kind": kind, "correlation": round(corr, 5), "cross_split": si.split != sj.split,
-                "label_conflict": si.label != sj.label}
+        return {
+            "a": rel(i),
+            "b": rel(j),
+            "kind": kind,
+            "correlation": round(corr, 5),
+            "cross_split": si.split != sj.split,
+            "label_conflict": si.label != sj.label,
+        }
 
     dups = [pair_row(i, j, "exact") for i, j in sorted(exact_pairs)] + [pair_row(i, j, "near", d) for i, j, d in near]
     leakage = [d for d in dups if d["cross_split"]]
@@ -125,18 +131,28 @@ def markdown(rep: dict[str, Any], max_rows: int = 20) -> str:
     lines.append(table(["class", *splits], [[c, *(rep["counts"][s].get(c, 0) for s in splits)] for c in rep["classes"]]))
     im = rep["images"]
     if im["width"]:
-        lines += ["", f"Image size: width {im['width']['min']}..{im['width']['max']} (median {im['width']['median']:.0f}), "
-                  f"height {im['height']['min']}..{im['height']['max']} (median {im['height']['median']:.0f}); "
-                  f"formats {im['kinds']}; modes {im['modes']}"]
+        lines += [
+            "",
+            f"Image size: width {im['width']['min']}..{im['width']['max']} (median {im['width']['median']:.0f}), "
+            f"height {im['height']['min']}..{im['height']['max']} (median {im['height']['median']:.0f}); "
+            f"formats {im['kinds']}; modes {im['modes']}",
+        ]
     lines += ["", f"## Unreadable files: {len(rep['unreadable'])}"]
     if rep["unreadable"]:
         lines.append(table(["file", "problem"], [[b["path"], b["problem"]] for b in rep["unreadable"][:max_rows]]))
         if len(rep["unreadable"]) > max_rows:
             lines.append(f"... and {len(rep['unreadable']) - max_rows} more (see --json)")
-    lines += ["", f"## Duplicates: {len(rep['duplicates'])} pairs, {len(rep['leakage'])} across splits (leakage), "
-              f"{len(rep['label_conflicts'])} with conflicting labels"]
+    lines += [
+        "",
+        f"## Duplicates: {len(rep['duplicates'])} pairs, {len(rep['leakage'])} across splits (leakage), "
+        f"{len(rep['label_conflicts'])} with conflicting labels",
+    ]
     if rep["duplicates"]:
         rows = sorted(rep["duplicates"], key=lambda d: (not d["cross_split"], d["kind"]))[:max_rows]
-        lines.append(table(["a", "b", "kind", "correlation", "cross split", "label conflict"],
-                           [[d["a"], d["b"], d["kind"], d["correlation"], d["cross_split"], d["label_conflict"]] for d in rows]))
+        lines.append(
+            table(
+                ["a", "b", "kind", "correlation", "cross split", "label conflict"],
+                [[d["a"], d["b"], d["kind"], d["correlation"], d["cross_split"], d["label_conflict"]] for d in rows],
+            )
+        )
     return "\n".join(lines) + "\n"

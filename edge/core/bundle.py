@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ class Bundle:
     def qat(self) -> bool:
         return self.card.qat
 
-    def load_model(self):
+    def load_model(self) -> Any:  # a keras.Model
         """The Keras model, loaded once: the card's architecture rebuilt, then weights only (see weights.py)."""
         if self._model is None:
             from .weights import load_weights_only
@@ -111,7 +112,15 @@ class Bundle:
         return self.probabilities(raw)
 
     def summary(self) -> str:
-        return f"{self.model_id} ({self.arch}, {self.task}, {len(self.labels)} classes, {self.spec.size[0]}x{self.spec.size[1]}x{self.spec.channels})"
+        h, w = self.spec.size  # (height, width)
+        return f"{self.model_id} ({self.arch}, {self.task}, {len(self.labels)} classes, {h}x{w}x{self.spec.channels})"
+
+
+def positive_column(labels: Sequence[str], positive: str | None) -> int:
+    """Column of a binary model's positive label (the card's checks put it among the labels)."""
+    if positive is None:
+        raise BundleError(f"a binary model needs a positive label (labels {list(labels)})")
+    return list(labels).index(positive)
 
 
 def to_probabilities(raw: np.ndarray, task: str, labels: list[str], positive: str | None) -> np.ndarray:
@@ -122,13 +131,14 @@ def to_probabilities(raw: np.ndarray, task: str, labels: list[str], positive: st
     if task != "binary":
         return raw
     out = np.empty((len(raw), 2))
-    pi = labels.index(positive)
+    pi = positive_column(labels, positive)
     out[:, pi], out[:, 1 - pi] = raw[:, 0], 1.0 - raw[:, 0]
     return out
 
 
-def save_bundle(dest: str | Path, model, card: ModelCard, extra: dict[str, Any] | None = None,
-                calibration: np.ndarray | None = None) -> Bundle:
+def save_bundle(
+    dest: str | Path, model: Any, card: ModelCard, extra: dict[str, Any] | None = None, calibration: np.ndarray | None = None
+) -> Bundle:
     """Write a complete bundle atomically: weights, calibration samples, extra files, card with hashes.
 
     ``extra`` maps file names to bytes, str, or an existing Path to copy."""
@@ -149,8 +159,12 @@ def save_bundle(dest: str | Path, model, card: ModelCard, extra: dict[str, Any] 
             else:
                 target.write_text(str(content))
         files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != CARD}
-        full = replace(card, version=VERSION, files=files,
-                       created=card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        full = replace(
+            card,
+            version=VERSION,
+            files=files,
+            created=card.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        )
         full.contract.check(tmp / CARD)
         full.bundle_sha256 = full.content_hash()
         write_json(tmp / CARD, full.to_dict())
@@ -191,11 +205,15 @@ def verify_files(path: Path, card: ModelCard) -> None:
         if not f.is_file():
             raise BundleError("file listed in the model card is missing", f)
         if sha256_file(f) != digest:
-            raise BundleError("SHA-256 does not match the model card (file changed or damaged)", f,
-                              "restore the file or re-create the bundle")
+            raise BundleError(
+                "SHA-256 does not match the model card (file changed or damaged)", f, "restore the file or re-create the bundle"
+            )
     if card_mod.expected_hash(card) != card.bundle_sha256:
-        raise BundleError("bundle_sha256 does not match the files and the contract (threshold, labels, "
-                          "preprocessing...) in the model card", path / CARD, "restore the card or re-create the bundle")
+        raise BundleError(
+            "bundle_sha256 does not match the files and the contract (threshold, labels, preprocessing...) in the model card",
+            path / CARD,
+            "restore the card or re-create the bundle",
+        )
 
 
 def update_card(bundle: Bundle, **fields: Any) -> Bundle:

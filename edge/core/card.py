@@ -31,8 +31,18 @@ from .preprocess import PreprocessSpec
 FORMAT = "fracture-edge/bundle"
 VERSION = 2
 TASKS = ("binary", "multiclass")
-CONTRACT_KEYS = ("arch", "task", "labels", "positive_label", "threshold", "threshold_policy", "preprocess",
-                 "input", "output", "qat")
+CONTRACT_KEYS = (
+    "arch",
+    "task",
+    "labels",
+    "positive_label",
+    "threshold",
+    "threshold_policy",
+    "preprocess",
+    "input",
+    "output",
+    "qat",
+)
 _BOOKKEEPING = ("format", "version", "files", "bundle_sha256")
 
 
@@ -52,20 +62,45 @@ class Contract:
     qat: bool = False  # the graph carries tfmot quantize wrappers
 
     @classmethod
-    def create(cls, arch: str, task: str, labels: list[str] | tuple[str, ...], positive_label: str | None,
-               threshold: float, preprocess: PreprocessSpec, threshold_policy: dict[str, Any] | None = None,
-               qat: bool = False) -> Contract:
+    def create(
+        cls,
+        arch: str,
+        task: str,
+        labels: list[str] | tuple[str, ...],
+        positive_label: str | None,
+        threshold: float,
+        preprocess: PreprocessSpec,
+        threshold_policy: dict[str, Any] | None = None,
+        qat: bool = False,
+    ) -> Contract:
         """A contract whose input and output tensors follow from the preprocessing and the labels."""
         units = 1 if task == "binary" else len(labels)
-        return cls(arch, task, tuple(labels), positive_label if task == "binary" else None, float(threshold), preprocess,
-                   {"shape": list(preprocess.input_shape), "dtype": "float32"},
-                   {"units": units, "activation": "sigmoid" if task == "binary" else "softmax"}, threshold_policy, qat)
+        return cls(
+            arch,
+            task,
+            tuple(labels),
+            positive_label if task == "binary" else None,
+            float(threshold),
+            preprocess,
+            {"shape": list(preprocess.input_shape), "dtype": "float32"},
+            {"units": units, "activation": "sigmoid" if task == "binary" else "softmax"},
+            threshold_policy,
+            qat,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arch": self.arch, "task": self.task, "labels": list(self.labels), "positive_label": self.positive_label,
-                "threshold": self.threshold, "threshold_policy": self.threshold_policy,
-                "preprocess": self.preprocess.to_dict(), "input": dict(self.input), "output": dict(self.output),
-                "qat": self.qat}
+        return {
+            "arch": self.arch,
+            "task": self.task,
+            "labels": list(self.labels),
+            "positive_label": self.positive_label,
+            "threshold": self.threshold,
+            "threshold_policy": self.threshold_policy,
+            "preprocess": self.preprocess.to_dict(),
+            "input": dict(self.input),
+            "output": dict(self.output),
+            "qat": self.qat,
+        }
 
     def canonical(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
@@ -131,19 +166,30 @@ class ModelCard:
         """A copy with record fields replaced; contract fields are refused (they would change the hash)."""
         bad = [k for k in changes if k in CONTRACT_KEYS or k in _BOOKKEEPING or k == "contract"]
         if bad:
-            raise BundleError(f"{', '.join(bad)} belong to the model's contract or hashes and cannot be updated in place",
-                              hint="re-create the bundle (train, compress) to change them")
+            raise BundleError(
+                f"{', '.join(bad)} belong to the model's contract or hashes and cannot be updated in place",
+                hint="re-create the bundle (train, compress) to change them",
+            )
         known = {f.name for f in fields(self)}
         extra = {**self.extra, **{k: v for k, v in changes.items() if k not in known}}
         return replace(self, extra=extra, **{k: v for k, v in changes.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON object written to model_card.json."""
-        d: dict[str, Any] = {"format": FORMAT, "version": self.version, "model_id": self.model_id,
-                             **self.contract.to_dict(), "gradcam_layer": self.gradcam_layer, "params": self.params,
-                             "created": self.created, "training": self.training, "imbalance": self.imbalance,
-                             "data": self.data, "metrics": self.metrics,
-                             "compression": {**self.compression, "qat": self.qat} if self.compression else None}
+        d: dict[str, Any] = {
+            "format": FORMAT,
+            "version": self.version,
+            "model_id": self.model_id,
+            **self.contract.to_dict(),
+            "gradcam_layer": self.gradcam_layer,
+            "params": self.params,
+            "created": self.created,
+            "training": self.training,
+            "imbalance": self.imbalance,
+            "data": self.data,
+            "metrics": self.metrics,
+            "compression": {**self.compression, "qat": self.qat} if self.compression else None,
+        }
         d.update(self.extra)
         d["files"] = dict(self.files)
         d["bundle_sha256"] = self.bundle_sha256
@@ -153,7 +199,9 @@ class ModelCard:
     def from_dict(cls, d: dict[str, Any], where: Any) -> ModelCard:
         """Read (and migrate, for version 1) a card; BundleError naming ``where`` when it is malformed."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise BundleError(f"not a fracture-edge bundle card (format={d.get('format') if isinstance(d, dict) else None!r})", where)
+            raise BundleError(
+                f"not a fracture-edge bundle card (format={d.get('format') if isinstance(d, dict) else None!r})", where
+            )
         version = d.get("version")
         if not isinstance(version, int) or version < 1:
             raise BundleError(f"model card version must be a positive integer, not {version!r}", where)
@@ -166,12 +214,22 @@ class ModelCard:
         contract.check(where)
         known = {f.name for f in fields(cls)} | set(CONTRACT_KEYS) | set(_BOOKKEEPING)
         comp = d.get("compression")
-        return cls(contract=contract, model_id=str(d.get("model_id") or "model"), gradcam_layer=d.get("gradcam_layer"),
-                   params=d.get("params"), created=d.get("created"), training=d.get("training"), imbalance=d.get("imbalance"),
-                   data=d.get("data"), metrics=d.get("metrics") or {},
-                   compression={k: v for k, v in comp.items() if k != "qat"} if isinstance(comp, dict) else None,
-                   extra={k: v for k, v in d.items() if k not in known}, files=dict(d["files"]),
-                   bundle_sha256=str(d["bundle_sha256"]), version=version)
+        return cls(
+            contract=contract,
+            model_id=str(d.get("model_id") or "model"),
+            gradcam_layer=d.get("gradcam_layer"),
+            params=d.get("params"),
+            created=d.get("created"),
+            training=d.get("training"),
+            imbalance=d.get("imbalance"),
+            data=d.get("data"),
+            metrics=d.get("metrics") or {},
+            compression={k: v for k, v in comp.items() if k != "qat"} if isinstance(comp, dict) else None,
+            extra={k: v for k, v in d.items() if k not in known},
+            files=dict(d["files"]),
+            bundle_sha256=str(d["bundle_sha256"]),
+            version=version,
+        )
 
 
 def _contract_from(d: dict[str, Any], version: int, where: Any) -> Contract:
@@ -183,14 +241,31 @@ def _contract_from(d: dict[str, Any], version: int, where: Any) -> Contract:
         threshold = float(d.get("threshold", 0.5)) if version == 1 else d["threshold"]
         if version == 1:  # migrate: version 1 kept QAT under compression and wrote no input/output
             comp = d.get("compression") or {}
-            return Contract.create(str(d.get("arch", "unknown")), d["task"], d["labels"], d.get("positive_label"), threshold,
-                                   spec, d.get("threshold_policy"), bool(comp.get("qat")))
+            return Contract.create(
+                str(d.get("arch", "unknown")),
+                d["task"],
+                d["labels"],
+                d.get("positive_label"),
+                threshold,
+                spec,
+                d.get("threshold_policy"),
+                bool(comp.get("qat")),
+            )
         missing = [k for k in CONTRACT_KEYS if k not in d]
         if missing:
             raise BundleError(f"model card lacks {', '.join(missing)}", where)
-        return Contract(d["arch"], d["task"], tuple(d["labels"]), d["positive_label"],
-                        float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else threshold,
-                        spec, dict(d["input"]), dict(d["output"]), d["threshold_policy"], bool(d["qat"]))
+        return Contract(
+            d["arch"],
+            d["task"],
+            tuple(d["labels"]),
+            d["positive_label"],
+            float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else threshold,
+            spec,
+            dict(d["input"]),
+            dict(d["output"]),
+            d["threshold_policy"],
+            bool(d["qat"]),
+        )
     except (TypeError, ValueError) as e:
         raise BundleError(f"model card: malformed contract field ({e})", where) from None
 

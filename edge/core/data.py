@@ -185,7 +185,7 @@ def load_canvases(
 
     canvases, kept, bad = [], [], []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(one, paths)
+        results: Iterable[np.ndarray | ImageReadError] = pool.map(one, paths)
         if progress:
             results = progress(results)
         for i, r in enumerate(results):

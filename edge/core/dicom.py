@@ -24,7 +24,7 @@ JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 DICOM_EXTRA = "pip install 'fracture-edge[dicom]'"
 
 
-def _import_pydicom():
+def _import_pydicom() -> Any:  # the pydicom module
     """Import pydicom and silence it, here and only here: pydicom resets its logger when first
     imported, so silencing it earlier does not hold. Its warnings quote element values."""
     import pydicom
@@ -113,10 +113,11 @@ def _read_dataset(data: bytes, name: str, limits: Limits) -> Any:
         meta = read_file_meta_info(fp) if preamble is not None else None
         tsyntax = str(_field(meta, "TransferSyntaxUID") or "") if meta is not None else ""
         if tsyntax == DEFLATED:
-            body = _inflate_capped(data[fp.tell():], name, limits.max_decoded_bytes + (1 << 20))
+            body = _inflate_capped(data[fp.tell() :], name, limits.max_decoded_bytes + (1 << 20))
             ds = read_dataset(io.BytesIO(body), is_implicit_VR=False, is_little_endian=True)
-            ds = pydicom.dataset.FileDataset(name, ds, preamble=preamble, file_meta=meta,
-                                             is_implicit_VR=False, is_little_endian=True)
+            ds = pydicom.dataset.FileDataset(
+                name, ds, preamble=preamble, file_meta=meta, is_implicit_VR=False, is_little_endian=True
+            )
         else:
             ds = pydicom.dcmread(io.BytesIO(data))
     except ImageReadError:
@@ -141,7 +142,7 @@ def _check_size(ds: Any, name: str, limits: Limits) -> tuple[int, int]:
     return max(frames, 1), samples
 
 
-def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEFAULT_LIMITS):
+def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEFAULT_LIMITS) -> tuple[np.ndarray, str, int]:
     """DICOM bytes -> (2D grey float64 0..255 or HxWx3 uint8, photometric, frames)."""
     ds = _read_dataset(data, name, limits)
     if "PixelData" not in ds and "FloatPixelData" not in ds:
@@ -174,8 +175,9 @@ def _pixels(ds: Any, name: str) -> np.ndarray:
         if tsyntax == JPEG_EXTENDED and "12-bit" in msg:  # no permissive pydicom plugin decodes these
             return _jpeg12_frames(ds, name)
         if "missing dependencies" in msg or "no pixel data handlers" in msg.lower() or "plugin" in msg.lower():
-            raise ImageReadError(f"no decoder installed for DICOM transfer syntax {tsyntax}", name,
-                                 f"install the DICOM decoders: {DICOM_EXTRA}") from None
+            raise ImageReadError(
+                f"no decoder installed for DICOM transfer syntax {tsyntax}", name, f"install the DICOM decoders: {DICOM_EXTRA}"
+            ) from None
         raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__})", name) from None
 
 
@@ -185,8 +187,11 @@ def _jpeg12_frames(ds: Any, name: str) -> np.ndarray:
     try:
         import imagecodecs
     except ImportError:
-        raise ImageReadError(f"no decoder installed for DICOM transfer syntax {JPEG_EXTENDED} (12-bit JPEG)", name,
-                             f"install the DICOM decoders: {DICOM_EXTRA}") from None
+        raise ImageReadError(
+            f"no decoder installed for DICOM transfer syntax {JPEG_EXTENDED} (12-bit JPEG)",
+            name,
+            f"install the DICOM decoders: {DICOM_EXTRA}",
+        ) from None
     from pydicom.encaps import generate_frames
 
     n = _number(ds, "NumberOfFrames", name, 1, int)

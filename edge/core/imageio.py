@@ -29,12 +29,31 @@ DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | DICOM_SUFFIXES
 
 # bytes per decoded pixel for each Pillow mode (before our own conversion to grey or RGB)
-_MODE_BYTES = {"1": 1, "L": 1, "P": 3, "LA": 4, "PA": 4, "RGB": 3, "RGBA": 4, "CMYK": 4, "YCbCr": 3,
-               "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+_MODE_BYTES = {
+    "1": 1,
+    "L": 1,
+    "P": 3,
+    "LA": 4,
+    "PA": 4,
+    "RGB": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+    "YCbCr": 3,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+    "I": 4,
+    "F": 4,
+}
 _ORIENT = {  # EXIF orientation -> the numpy form of PIL.ImageOps.exif_transpose's operation
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-    8: lambda a: np.rot90(a, 1)}
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
 
 
 @dataclass
@@ -84,8 +103,9 @@ def read_image(path: str | Path, frame: int | None = None, limits: Limits = DEFA
     return decode_bytes(data, name=str(path), frame=frame, limits=limits)
 
 
-def decode_bytes(data: bytes, name: str = "<upload>", frame: int | None = None, max_pixels: int | None = None,
-                 limits: Limits = DEFAULT_LIMITS) -> Decoded:
+def decode_bytes(
+    data: bytes, name: str = "<upload>", frame: int | None = None, max_pixels: int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Decoded:
     """Any supported image -> Decoded, or ImageReadError. Nothing else escapes (see tests/test_fuzz.py)."""
     if not data:
         raise ImageReadError("empty file", name)

@@ -31,8 +31,15 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def check_budget(name: str, width: int, height: int, channels: int = 1, bytes_per_sample: int = 1,
-                 frames: int = 1, limits: Limits = DEFAULT_LIMITS) -> int:
+def check_budget(
+    name: str,
+    width: int,
+    height: int,
+    channels: int = 1,
+    bytes_per_sample: int = 1,
+    frames: int = 1,
+    limits: Limits = DEFAULT_LIMITS,
+) -> int:
     """Raise ImageReadError (message contains 'too large') unless the image fits; return its decoded bytes."""
     if width <= 0 or height <= 0 or frames <= 0 or channels <= 0 or bytes_per_sample <= 0:
         raise ImageReadError(f"invalid image size ({width}x{height}, {frames} frames)", name)

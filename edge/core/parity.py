@@ -30,7 +30,6 @@ from .fsutil import atomic_dir, write_json
 from .imageio import read_image
 from .inference import decide
 from .preprocess import PreprocessSpec, letterbox_u8, normalize
-
 from .runtime import EdgeModel
 
 TOLERANCE = {"input_f32_abs": 1e-5, "u8_max_diff": 1, "u8_mismatch_fraction": 0.001, "quantized_max_diff": 1, "prob_abs": 1e-6}
@@ -70,14 +69,25 @@ def source_images(images: Sequence[Path], size_variants: bool = True) -> list[tu
 def variant_specs(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Model specs the phone can get without a model here: ImageNet-backbone normalisations."""
     out = []
-    for key, pre in (("caffe3", PreprocessSpec.for_arch("vgg16", 224)),
-                     ("caffe1", PreprocessSpec.for_arch("resnet50", 224, channels=1)),
-                     ("caffe3_256x192", PreprocessSpec.for_arch("resnet50", (256, 192)))):
+    for key, pre in (
+        ("caffe3", PreprocessSpec.for_arch("vgg16", 224)),
+        ("caffe1", PreprocessSpec.for_arch("resnet50", 224, channels=1)),
+        ("caffe3_256x192", PreprocessSpec.for_arch("resnet50", (256, 192))),
+    ):
         spec = {k: v for k, v in base.items() if k not in ("tflite_file", "tflite_sha256")}
-        spec.update({"model_id": f"preprocess-only-{key}", "precision": "fp32", "preprocess": pre.to_dict(),
-                     "input": {"shape": [1, *pre.input_shape], "dtype": "float32"},
-                     "output": {"shape": list(base["output"]["shape"]), "dtype": "float32",
-                                "activation": base["output"].get("activation")}})
+        spec.update(
+            {
+                "model_id": f"preprocess-only-{key}",
+                "precision": "fp32",
+                "preprocess": pre.to_dict(),
+                "input": {"shape": [1, *pre.input_shape], "dtype": "float32"},
+                "output": {
+                    "shape": list(base["output"]["shape"]),
+                    "dtype": "float32",
+                    "activation": base["output"].get("activation"),
+                },
+            }
+        )
         out.append((key, spec))
     return out
 
@@ -85,20 +95,30 @@ def variant_specs(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _expected(model: EdgeModel, u8: np.ndarray) -> dict[str, Any]:
     probs = model.predict_canvases(u8[None])[0]
     label, _, decision = decide(model, probs)  # the one decision rule (edge.core.inference)
-    return {"probabilities": {lbl: float(p) for lbl, p in zip(model.labels, probs, strict=True)}, "label": label,
-            "decision": decision}
+    return {
+        "probabilities": {lbl: float(p) for lbl, p in zip(model.labels, probs, strict=True)},
+        "label": label,
+        "decision": decision,
+    }
 
 
-def _write_set(tmp: Path, key: str, spec: dict[str, Any], sources: list[tuple[str, np.ndarray]],
-               model: EdgeModel | None) -> dict[str, Any]:
+def _write_set(
+    tmp: Path, key: str, spec: dict[str, Any], sources: list[tuple[str, np.ndarray]], model: EdgeModel | None
+) -> dict[str, Any]:
     """One manifest entry: a case per source image for ``spec`` (and ``model``, when there is one)."""
     pre = PreprocessSpec.from_dict(spec["preprocess"])
     cases = []
     for name, argb in sources:
         u8 = letterbox_u8(argb_to_rgb(argb), pre)  # exactly the pixels the phone gets, not a re-decode
         x = normalize(u8, pre)
-        case: dict[str, Any] = {"name": name, "width": int(argb.shape[1]), "height": int(argb.shape[0]),
-                                "argb": f"{name}.argb.bin", "letterbox_u8": f"{key}-{name}.u8.bin", "input_f32": f"{key}-{name}.f32.bin"}
+        case: dict[str, Any] = {
+            "name": name,
+            "width": int(argb.shape[1]),
+            "height": int(argb.shape[0]),
+            "argb": f"{name}.argb.bin",
+            "letterbox_u8": f"{key}-{name}.u8.bin",
+            "input_f32": f"{key}-{name}.f32.bin",
+        }
         (tmp / case["letterbox_u8"]).write_bytes(u8.tobytes())
         (tmp / case["input_f32"]).write_bytes(x.astype("<f4").tobytes())
         if model is not None:
@@ -111,14 +131,25 @@ def _write_set(tmp: Path, key: str, spec: dict[str, Any], sources: list[tuple[st
             (tmp / case["output_raw"]).write_bytes(raw.astype(raw.dtype.newbyteorder("<")).tobytes())
             case["expected"] = _expected(model, u8)
         cases.append(case)
-    entry: dict[str, Any] = {"format": "fracture-edge/parity-vectors", "version": 1, "spec": spec, "tolerance": TOLERANCE, "cases": cases}
+    entry: dict[str, Any] = {
+        "format": "fracture-edge/parity-vectors",
+        "version": 1,
+        "spec": spec,
+        "tolerance": TOLERANCE,
+        "cases": cases,
+    }
     if model is not None:
         entry.update({"model_file": model.path.name, "model_sha256": model.sha256})
     return entry
 
 
-def write_vectors(models: EdgeModel | Sequence[EdgeModel], images: Sequence[Path], out: str | Path,
-                  spec_variants: bool = True, size_variants: bool = True) -> list[dict[str, Any]]:
+def write_vectors(
+    models: EdgeModel | Sequence[EdgeModel],
+    images: Sequence[Path],
+    out: str | Path,
+    spec_variants: bool = True,
+    size_variants: bool = True,
+) -> list[dict[str, Any]]:
     """Write manifest.json (a list, first model first) and the binary files; returns the manifest entries."""
     models = [models] if isinstance(models, EdgeModel) else list(models)
     sources = source_images(images, size_variants)
@@ -163,7 +194,17 @@ def _dicom_pixels(rows: int, cols: int, bits: int, signed: bool, frames: int) ->
     return np.round(np.stack(stack) if frames > 1 else stack[0]).astype(dtype)
 
 
-def make_dicom(path: Path, syntax: str, bits: int, signed: bool, photometric: str, slope, intercept, window, frames: int) -> None:
+def make_dicom(
+    path: Path,
+    syntax: str,
+    bits: int,
+    signed: bool,
+    photometric: str,
+    slope: float | None,
+    intercept: float | None,
+    window: tuple[float, float] | None,
+    frames: int,
+) -> None:
     """A minimal but valid secondary-capture DICOM file written by pydicom."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import (
@@ -184,7 +225,11 @@ def make_dicom(path: Path, syntax: str, bits: int, signed: bool, photometric: st
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.PatientName = "OT", "Parity^Vector"  # a tag the phone must never log
     ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 37, 29, 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, 12 if bits == 16 and not signed else bits, (12 if bits == 16 and not signed else bits) - 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = (
+        bits,
+        12 if bits == 16 and not signed else bits,
+        (12 if bits == 16 and not signed else bits) - 1,
+    )
     ds.PixelRepresentation = int(signed)
     if frames > 1:
         ds.NumberOfFrames = frames
@@ -214,8 +259,14 @@ def write_dicom_vectors(out: Path, spec: PreprocessSpec) -> dict[str, Any]:
         except ImageReadError as e:
             case["python_error"] = e.message
         else:
-            case.update({"width": int(grey.shape[1]), "height": int(grey.shape[0]), "grey_f64": f"{name}.grey.bin",
-                         "letterbox_u8": f"{name}.u8.bin"})
+            case.update(
+                {
+                    "width": int(grey.shape[1]),
+                    "height": int(grey.shape[0]),
+                    "grey_f64": f"{name}.grey.bin",
+                    "letterbox_u8": f"{name}.u8.bin",
+                }
+            )
             (out / case["grey_f64"]).write_bytes(grey.astype("<f8").tobytes())
             (out / case["letterbox_u8"]).write_bytes(letterbox_u8(grey, spec).tobytes())
         cases.append(case)
@@ -251,7 +302,7 @@ def png16_bytes(values: np.ndarray) -> bytes:
     rows = values.astype(">u2").tobytes()
     stride, prev, raw = 2 * w, bytes(2 * w), bytearray()
     for y in range(h):
-        row = rows[y * stride:(y + 1) * stride]
+        row = rows[y * stride : (y + 1) * stride]
         raw += bytes([y % 5]) + _filter_row(y % 5, row, prev)
         prev = row
 
@@ -268,15 +319,31 @@ def write_png16_vectors(out: Path, spec: PreprocessSpec) -> dict[str, Any]:
     y, x = np.mgrid[0:41, 0:53]
     ramp = (300 + 13 * x + 57 * y + 200 * np.cos(x / 3.0) * np.sin(y / 5.0)).astype(np.uint16)
     radiograph = read_image(min((Path(__file__).parent.parent / "assets" / "samples" / "fractured").glob("*.jpg"))).pixels
-    scaled = (np.asarray(radiograph, dtype=np.float64) if np.asarray(radiograph).ndim == 2 else np.asarray(radiograph)[..., 0] * 1.0)
+    scaled = (
+        np.asarray(radiograph, dtype=np.float64) if np.asarray(radiograph).ndim == 2 else np.asarray(radiograph)[..., 0] * 1.0
+    )
     cases = []
     for name, values in (("ramp_12bit", ramp), ("radiograph_16bit", (scaled * 257 + 5).astype(np.uint16))):
         (out / f"{name}.png").write_bytes(png16_bytes(values))
         grey = np.asarray(read_image(out / f"{name}.png").pixels, dtype=np.float64)
         (out / f"{name}.grey.bin").write_bytes(grey.astype("<f8").tobytes())
         (out / f"{name}.u8.bin").write_bytes(letterbox_u8(grey, spec).tobytes())
-        cases.append({"name": name, "file": f"{name}.png", "width": int(grey.shape[1]), "height": int(grey.shape[0]),
-                      "grey_f64": f"{name}.grey.bin", "letterbox_u8": f"{name}.u8.bin"})
-    manifest = {"format": "fracture-edge/png16-vectors", "version": 1, "preprocess": spec.to_dict(), "grey_abs": 1e-9, "cases": cases}
+        cases.append(
+            {
+                "name": name,
+                "file": f"{name}.png",
+                "width": int(grey.shape[1]),
+                "height": int(grey.shape[0]),
+                "grey_f64": f"{name}.grey.bin",
+                "letterbox_u8": f"{name}.u8.bin",
+            }
+        )
+    manifest = {
+        "format": "fracture-edge/png16-vectors",
+        "version": 1,
+        "preprocess": spec.to_dict(),
+        "grey_abs": 1e-9,
+        "cases": cases,
+    }
     write_json(out / "manifest.json", manifest)
     return manifest

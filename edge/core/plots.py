@@ -15,7 +15,7 @@ import numpy as np
 from .fsutil import atomic_path
 
 
-def _plt():
+def _plt() -> Any:  # matplotlib.pyplot, imported on first use
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +24,7 @@ def _plt():
     return plt
 
 
-def _save(fig, dest: Path) -> Path:
+def _save(fig: Any, dest: Path) -> Path:
     with atomic_path(dest, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     _plt().close(fig)
@@ -82,7 +82,7 @@ def confusion(matrices: dict[str, tuple[list[str], Any]], dest: Path) -> Path:
     n = len(matrices)
     k = max(len(lbls) for lbls, _ in matrices.values())
     fig, axes = plt.subplots(1, n, figsize=(max(3.8, 0.6 * k + 2.5) * n, max(3.4, 0.55 * k + 2)), squeeze=False)
-    for ax, (name, (labels, m)) in zip(axes[0], matrices.items()):
+    for ax, (name, (labels, m)) in zip(axes[0], matrices.items(), strict=True):
         m = np.asarray(m)
         ax.imshow(m, cmap="Blues")
         for i in range(m.shape[0]):

@@ -74,8 +74,8 @@ class PreprocessSpec:
         info = get_arch(arch)
         ch = channels or info.default_channels
         mean, std = info.mean_std(ch)
-        hw = (size, size) if isinstance(size, int) else tuple(size)
-        return cls(size=hw, channels=ch, mean=mean, std=std)
+        h, w = (size, size) if isinstance(size, int) else size  # a list from JSON/CLI unpacks too
+        return cls(size=(h, w), channels=ch, mean=mean, std=std)
 
 
 def to_grey(pixels: np.ndarray) -> np.ndarray:

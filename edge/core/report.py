@@ -54,7 +54,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 3
     return "\n".join(lines)
 
 
-def metrics_table(named: dict[str, dict[str, Any]], keys: Sequence[str] = ("n", "accuracy", "precision", "recall", "f1", "auroc",
-                                                                          "sensitivity", "specificity", "ece")) -> str:
+def metrics_table(
+    named: dict[str, dict[str, Any]],
+    keys: Sequence[str] = ("n", "accuracy", "precision", "recall", "f1", "auroc", "sensitivity", "specificity", "ece"),
+) -> str:
     """Rows = metrics, columns = the named metric dicts (e.g. val, test, full, edge)."""
     return table(["metric", *named], [[k, *(m.get(k) for m in named.values())] for k in keys])

@@ -21,7 +21,7 @@ from .fsutil import sha256_file
 from .preprocess import PreprocessSpec, dequantize, normalize, quantize
 from .spec import ModelSpec
 
-_DTYPES = {"uint8": np.uint8, "int8": np.int8, "float32": np.float32, "float16": np.float16}
+_DTYPES = {k: np.dtype(k) for k in ("uint8", "int8", "float32", "float16")}
 
 
 class EdgeModel:
@@ -39,8 +39,7 @@ class EdgeModel:
             # XNNPACK is LiteRT's default CPU delegate; the thread count reaches it through num_threads.
             # xnnpack=False runs TFLite's builtin kernels (ruy), for benchmarks that compare the two.
             resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            self.interpreter = Interpreter(model_content=model_bytes, num_threads=threads,
-                                           experimental_op_resolver_type=resolver)
+            self.interpreter = Interpreter(model_content=model_bytes, num_threads=threads, experimental_op_resolver_type=resolver)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgeError(f"LiteRT cannot load this model ({str(e).splitlines()[0]})", path) from None
@@ -98,7 +97,7 @@ class EdgeModel:
         x = np.asarray(x, dtype=np.float32).reshape(self._in["shape"])
         dt = _DTYPES[want.dtype]
         if want.scale is not None:
-            return quantize(x, want.scale, want.zero_point, dt)
+            return quantize(x, want.scale, want.zero_point or 0, dt)  # TFLite: no zero point = 0
         return x.astype(dt)
 
     def invoke_raw(self, x_in: np.ndarray) -> np.ndarray:
@@ -110,7 +109,7 @@ class EdgeModel:
     def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
         out = self.spec.output
         if out.scale is not None:
-            return dequantize(raw, out.scale, out.zero_point)
+            return dequantize(raw, out.scale, out.zero_point or 0)
         return np.asarray(raw, dtype=np.float32)
 
     def predict_raw(self, canvases: np.ndarray) -> np.ndarray:
@@ -120,10 +119,11 @@ class EdgeModel:
             canvases = canvases[None]
         spec = self.preprocess_spec
         if tuple(canvases.shape[1:3]) != tuple(spec.size):
-            raise EdgeError(f"canvases are {canvases.shape[1]}x{canvases.shape[2]} but the model takes "
-                            f"{spec.size[0]}x{spec.size[1]}", self.path)
-        rows = [self.dequantize_output(self.invoke_raw(self.quantize_input(normalize(c, spec)))).reshape(-1)
-                for c in canvases]
+            raise EdgeError(
+                f"canvases are {canvases.shape[1]}x{canvases.shape[2]} but the model takes {spec.size[0]}x{spec.size[1]}",
+                self.path,
+            )
+        rows = [self.dequantize_output(self.invoke_raw(self.quantize_input(normalize(c, spec)))).reshape(-1) for c in canvases]
         return np.stack(rows) if rows else np.zeros((0, 1), np.float32)
 
     def predict_canvases(self, canvases: np.ndarray) -> np.ndarray:
@@ -132,8 +132,10 @@ class EdgeModel:
 
     def summary(self) -> str:
         s = self.preprocess_spec
-        return (f"{self.path.name} ({self.precision}, {self.task}, {len(self.labels)} classes, "
-                f"{s.size[0]}x{s.size[1]}x{s.channels}, {self.size_bytes / 1e6:.2f} MB)")
+        return (
+            f"{self.path.name} ({self.precision}, {self.task}, {len(self.labels)} classes, "
+            f"{s.size[0]}x{s.size[1]}x{s.channels}, {self.size_bytes / 1e6:.2f} MB)"
+        )
 
 
 def _sha256(data: bytes) -> str:

@@ -14,12 +14,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle, load_bundle
 from .card import content_hash
 from .errors import BundleError
 from .fsutil import sha256_file, write_bytes, write_json
+
+if TYPE_CHECKING:  # cryptography is imported lazily: only signing needs it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 SIG_FORMAT = "fracture-edge/signature"
 SIG_VERSION = 1
@@ -47,20 +50,20 @@ def generate_keypair(private_path: str | Path, public_path: str | Path) -> str:
     return key_id(key.public_key())
 
 
-def _public_pem(pub) -> bytes:
+def _public_pem(pub: Ed25519PublicKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def key_id(pub) -> str:
+def key_id(pub: Ed25519PublicKey) -> str:
     """The SHA-256 of the raw public key: names the signer in a signature file."""
     from cryptography.hazmat.primitives import serialization
 
     return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()
 
 
-def _load_key(path: str | Path, private: bool):
+def _load_key(path: str | Path, private: bool) -> Any:  # the Ed25519 key, checked below
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -78,11 +81,11 @@ def _load_key(path: str | Path, private: bool):
     return key
 
 
-def load_private_key(path: str | Path):
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     return _load_key(path, private=True)
 
 
-def load_public_key(path: str | Path):
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
     return _load_key(path, private=False)
 
 
@@ -91,8 +94,11 @@ def _subject(path: Path) -> tuple[str, str, Path]:
     if path.is_dir():
         b = load_bundle(path)  # files and contract verified against the card first
         if b.card.version < 2:
-            raise SignatureError("a version-1 card does not cover the contract; migrate it before signing", path,
-                                 "run `edge bundle migrate BUNDLE`")
+            raise SignatureError(
+                "a version-1 card does not cover the contract; migrate it before signing",
+                path,
+                "run `edge bundle migrate BUNDLE`",
+            )
         return "bundle", content_hash(b.card.files, b.card.contract), path / BUNDLE_SIG
     if not path.is_file():
         raise SignatureError("no such bundle or .tflite file", path)
@@ -104,15 +110,28 @@ def sign(path: str | Path, private_key: str | Path) -> Path:
     key = load_private_key(private_key)
     kind, digest, sig_path = _subject(Path(path))
     sig = key.sign(_DOMAIN[kind] + digest.encode())
-    write_json(sig_path, {"format": SIG_FORMAT, "version": SIG_VERSION, "algorithm": "ed25519", "kind": kind,
-                          "sha256": digest, "key_id": key_id(key.public_key()), "signature": base64.b64encode(sig).decode()})
+    write_json(
+        sig_path,
+        {
+            "format": SIG_FORMAT,
+            "version": SIG_VERSION,
+            "algorithm": "ed25519",
+            "kind": kind,
+            "sha256": digest,
+            "key_id": key_id(key.public_key()),
+            "signature": base64.b64encode(sig).decode(),
+        },
+    )
     return sig_path
 
 
 def _read_signature(sig_path: Path, kind: str, where: Path) -> dict[str, Any]:
     if not sig_path.is_file():
-        raise SignatureError(f"{'bundle' if kind == 'bundle' else 'file'} is not signed (no {sig_path.name})", where,
-                             "sign it with `edge bundle sign`")
+        raise SignatureError(
+            f"{'bundle' if kind == 'bundle' else 'file'} is not signed (no {sig_path.name})",
+            where,
+            "sign it with `edge bundle sign`",
+        )
     try:
         doc = json.loads(sig_path.read_text())
         ok = doc["format"] == SIG_FORMAT and doc["algorithm"] == "ed25519" and doc["kind"] == kind

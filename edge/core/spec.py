@@ -72,8 +72,9 @@ class TensorSpec:
             if t.dtype in QUANTISED:
                 t = cls(t.shape, t.dtype, float(d["scale"]), int(d["zero_point"]), t.activation)
         except (KeyError, TypeError, ValueError):
-            raise EdgeError(f"model spec '{name}' tensor is malformed (needs shape, dtype, and scale/zero_point when quantised)",
-                            where) from None
+            raise EdgeError(
+                f"model spec '{name}' tensor is malformed (needs shape, dtype, and scale/zero_point when quantised)", where
+            ) from None
         return t
 
 
@@ -96,22 +97,49 @@ class ModelSpec:
 
     # --- building ----------------------------------------------------------------------------
     @classmethod
-    def build(cls, bundle: Bundle, precision: str, input_details: dict[str, Any], output_details: dict[str, Any],
-              keep_float: list[str] | None = None) -> ModelSpec:
+    def build(
+        cls,
+        bundle: Bundle,
+        precision: str,
+        input_details: dict[str, Any],
+        output_details: dict[str, Any],
+        keep_float: list[str] | None = None,
+    ) -> ModelSpec:
         """The spec of a converted model: the bundle's contract plus the interpreter's real tensors."""
         c = bundle.card.contract
-        return cls(bundle.model_id, bundle.sha256, precision, c.task, list(c.labels), c.positive_label, c.threshold,
-                   c.preprocess, TensorSpec.from_details(input_details),
-                   TensorSpec.from_details(output_details, c.output["activation"]),
-                   {"arch": c.arch, "bundle": bundle.path.name, "compression": bundle.card.to_dict()["compression"]},
-                   _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), keep_float or None)
+        return cls(
+            bundle.model_id,
+            bundle.sha256,
+            precision,
+            c.task,
+            list(c.labels),
+            c.positive_label,
+            c.threshold,
+            c.preprocess,
+            TensorSpec.from_details(input_details),
+            TensorSpec.from_details(output_details, c.output["activation"]),
+            {"arch": c.arch, "bundle": bundle.path.name, "compression": bundle.card.to_dict()["compression"]},
+            _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            keep_float or None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"format": SPEC_FORMAT, "version": self.version, "model_id": self.model_id,
-                             "bundle_sha256": self.bundle_sha256, "precision": self.precision, "task": self.task,
-                             "labels": list(self.labels), "positive_label": self.positive_label, "threshold": self.threshold,
-                             "preprocess": self.preprocess.to_dict(), "input": self.input.to_dict(),
-                             "output": self.output.to_dict(), "source": self.source, "created": self.created}
+        d: dict[str, Any] = {
+            "format": SPEC_FORMAT,
+            "version": self.version,
+            "model_id": self.model_id,
+            "bundle_sha256": self.bundle_sha256,
+            "precision": self.precision,
+            "task": self.task,
+            "labels": list(self.labels),
+            "positive_label": self.positive_label,
+            "threshold": self.threshold,
+            "preprocess": self.preprocess.to_dict(),
+            "input": self.input.to_dict(),
+            "output": self.output.to_dict(),
+            "source": self.source,
+            "created": self.created,
+        }
         if self.keep_float:
             d["keep_float"] = list(self.keep_float)
         return d
@@ -125,10 +153,13 @@ class ModelSpec:
     def from_dict(cls, d: Any, where: Any) -> ModelSpec:
         """Parse and check a spec; EdgeError (one line, naming ``where``) for anything a consumer would trip on."""
         if not isinstance(d, dict) or d.get("format") != SPEC_FORMAT:
-            raise EdgeError(f"not a fracture-edge model spec (format={d.get('format') if isinstance(d, dict) else None!r})", where)
+            raise EdgeError(
+                f"not a fracture-edge model spec (format={d.get('format') if isinstance(d, dict) else None!r})", where
+            )
         if not isinstance(d.get("version"), int) or d["version"] > SPEC_VERSION:
-            raise EdgeError(f"model spec version {d.get('version')!r} is not one this toolkit understands", where,
-                            "upgrade fracture-edge")
+            raise EdgeError(
+                f"model spec version {d.get('version')!r} is not one this toolkit understands", where, "upgrade fracture-edge"
+            )
         missing = [k for k in REQUIRED if k not in d]
         if missing:
             raise EdgeError(f"model spec lacks {', '.join(missing)}", where)
@@ -144,10 +175,22 @@ class ModelSpec:
             pre = PreprocessSpec.from_dict(d["preprocess"])
         except (TypeError, ValueError, AttributeError) as e:
             raise EdgeError(f"model spec preprocess is invalid ({e})", where) from None
-        return cls(str(d.get("model_id", "")), str(d.get("bundle_sha256", "")), str(d.get("precision", "unknown")),
-                   d["task"], labels, d.get("positive_label"), float(t), pre,
-                   TensorSpec.from_dict(d["input"], "input", where), TensorSpec.from_dict(d["output"], "output", where),
-                   d.get("source") or {}, d.get("created"), d.get("keep_float"), d["version"])
+        return cls(
+            str(d.get("model_id", "")),
+            str(d.get("bundle_sha256", "")),
+            str(d.get("precision", "unknown")),
+            d["task"],
+            labels,
+            d.get("positive_label"),
+            float(t),
+            pre,
+            TensorSpec.from_dict(d["input"], "input", where),
+            TensorSpec.from_dict(d["output"], "output", where),
+            d.get("source") or {},
+            d.get("created"),
+            d.get("keep_float"),
+            d["version"],
+        )
 
     @classmethod
     def read(cls, model_bytes: bytes, where: Any) -> ModelSpec | None:
@@ -170,8 +213,11 @@ class ModelSpec:
         if want.shape != got.shape:
             raise EdgeError(f"model spec says input shape {want.shape} but the model takes {got.shape}", where)
         if got.dtype in QUANTISED and (not np.isclose(got.scale, want.scale, rtol=1e-5) or got.zero_point != want.zero_point):
-            raise EdgeError(f"model spec input quantisation ({want.scale}, {want.zero_point}) differs from the "
-                            f"model's ({got.scale}, {got.zero_point})", where)
+            raise EdgeError(
+                f"model spec input quantisation ({want.scale}, {want.zero_point}) differs from the "
+                f"model's ({got.scale}, {got.zero_point})",
+                where,
+            )
 
     def mismatches(self, other: Any, name: str = "the bundle") -> list[str]:
         """One sentence per decision field (task, labels, positive label, threshold, preprocessing)
@@ -188,8 +234,10 @@ class ModelSpec:
         mine, theirs = self.preprocess, getattr(other, "preprocess", None) or other.spec
         if mine != theirs:
             diff = [k for k, v in mine.to_dict().items() if theirs.to_dict().get(k) != v]
-            out.append(f"preprocessing: the edge model's {', '.join(diff)} differ from {name}'s "
-                       f"({', '.join(f'{k} {mine.to_dict()[k]} vs {theirs.to_dict()[k]}' for k in diff)})")
+            out.append(
+                f"preprocessing: the edge model's {', '.join(diff)} differ from {name}'s "
+                f"({', '.join(f'{k} {mine.to_dict()[k]} vs {theirs.to_dict()[k]}' for k in diff)})"
+            )
         return out
 
     # --- embedding --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def saved_layers(path: Path) -> tuple[list[str], dict[str, str] | None]:
 
     try:
         with h5py.File(path, "r") as f:
-            group = f["model_weights"] if "model_weights" in f else f
+            group = f.get("model_weights", f)
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])]
             raw = f.attrs.get("model_config")
     except (OSError, KeyError) as e:
@@ -43,7 +43,7 @@ def saved_layers(path: Path) -> tuple[list[str], dict[str, str] | None]:
     return names, classes
 
 
-def rebuild(card: ModelCard):
+def rebuild(card: ModelCard) -> Any:  # a keras.Model
     """The card's graph, freshly built (random weights): the registry's architecture, QAT-wrapped if asked."""
     c = card.contract
     try:
@@ -70,7 +70,7 @@ def _key(name: str, cls: str | None) -> str:
     return "<input>" if cls == "InputLayer" else re.sub(r"_\d+$", "", name)
 
 
-def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | None:
+def _mismatch(model: Any, names: list[str], classes: dict[str, str] | None) -> str | None:
     """The first difference between the rebuilt graph and the file's layers, in words, or None."""
     if classes is None:  # save_bundle always stores the layer list; without it nothing can be compared
         return "the file lists no layers (not written by save_bundle)"
@@ -83,7 +83,7 @@ def _mismatch(model, names: list[str], classes: dict[str, str] | None) -> str | 
         return f"layer '{n}' ({c}) is not part of the '{model.name}' architecture"
     if len(stored) != len(built):
         return f"the file has {len(stored)} layers, the architecture {len(built)}"
-    for (fn, fc), (bn, bc) in zip(stored, built):
+    for (fn, fc), (bn, bc) in zip(stored, built, strict=True):
         if fc != bc:
             return f"layer '{fn}' is a {fc}, the architecture has a {bc} there"
         if _key(fn, fc) != _key(bn, bc):
@@ -99,8 +99,11 @@ def load_weights_only(card: ModelCard, path: Path) -> Any:
     model = rebuild(card)
     why = _mismatch(model, names, classes)
     if why:
-        raise BundleError(f"model file does not match the card's architecture '{card.arch}': {why}", path,
-                          "bundles load weights only; re-create the bundle with `edge train`")
+        raise BundleError(
+            f"model file does not match the card's architecture '{card.arch}': {why}",
+            path,
+            "bundles load weights only; re-create the bundle with `edge train`",
+        )
     try:
         model.load_weights(str(path))
     except (ValueError, OSError, KeyError) as e:

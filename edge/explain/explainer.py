@@ -202,7 +202,9 @@ class Explainer:
         """Label (or index) -> index; None means the default target."""
         if target is None or target == "":
             return None
-        if isinstance(target, int) or (isinstance(target, str) and target.isascii() and target.isdigit() and target not in self.labels):
+        if isinstance(target, int) or (
+            isinstance(target, str) and target.isascii() and target.isdigit() and target not in self.labels
+        ):
             i = int(target)
             if not 0 <= i < len(self.labels):
                 raise EdgeError(f"target index {i} out of range for labels {self.labels}")

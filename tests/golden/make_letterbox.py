@@ -50,10 +50,20 @@ def canvas() -> tuple[dict[str, int], list[list[int]]]:
 def main() -> None:
     geometry, rows = canvas()
     assert geometry == {"top": 0, "left": 5, "height": 64, "width": 53}, geometry  # checked by hand, see the docstring
-    doc = {"format": "fracture-edge/golden-letterbox", "version": 1,
-           "source": {"width": SRC_W, "height": SRC_H, "channels": "rgb",
-                      "formula": "r = (3x + 5y) mod 256, g = (x*y) mod 251, b = (x + 2y) mod 256"},
-           "size": [OUT, OUT], "pad_value": PAD, "geometry": geometry, "canvas": rows}
+    doc = {
+        "format": "fracture-edge/golden-letterbox",
+        "version": 1,
+        "source": {
+            "width": SRC_W,
+            "height": SRC_H,
+            "channels": "rgb",
+            "formula": "r = (3x + 5y) mod 256, g = (x*y) mod 251, b = (x + 2y) mod 256",
+        },
+        "size": [OUT, OUT],
+        "pad_value": PAD,
+        "geometry": geometry,
+        "canvas": rows,
+    }
     out = Path(__file__).with_name(f"letterbox_{SRC_W}x{SRC_H}_{OUT}.json")
     out.write_text(json.dumps(doc, separators=(",", ":")).replace("],[", "],\n[") + "\n")
     print(f"wrote {out}")

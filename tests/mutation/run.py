@@ -17,6 +17,7 @@ summary.json into the work directory. Exit code 1 when a module scores below --m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -57,9 +58,22 @@ def copy_tree(dest: Path, rev: str | None) -> None:
 
 def write_config(root: Path, module: str, tests: list[str]) -> None:
     """setup.cfg for mutmut: the whole package is importable, only ``module`` is mutated."""
-    lines = ["[mutmut]", "source_paths=", "    edge", "    train", "    convert", f"only_mutate={module}",
-             "pytest_add_cli_args_test_selection=", *[f"    {t}" for t in tests],
-             "pytest_add_cli_args=", "    -x", "    -q", "    -p", "    no:cacheprovider", ""]
+    lines = [
+        "[mutmut]",
+        "source_paths=",
+        "    edge",
+        "    train",
+        "    convert",
+        f"only_mutate={module}",
+        "pytest_add_cli_args_test_selection=",
+        *[f"    {t}" for t in tests],
+        "pytest_add_cli_args=",
+        "    -x",
+        "    -q",
+        "    -p",
+        "    no:cacheprovider",
+        "",
+    ]
     (root / "setup.cfg").write_text("\n".join(lines))
 
 
@@ -67,13 +81,10 @@ def mutmut(root: Path, *args: str, log: Path | None = None) -> subprocess.Comple
     # no PYTHONPATH here: mutmut puts mutants/ first itself, and an earlier import defeats its trampolines
     env = dict(os.environ, EDGE_DATA_DIR=os.environ.get("EDGE_DATA_DIR", "/work/shared/data"))
     env.setdefault("EDGE_HYPOTHESIS_EXAMPLES", "20")  # each mutant reruns the property tests: fewer draws
-    out = open(log, "a") if log else subprocess.PIPE
-    try:
-        return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                              text=True)
-    finally:
-        if log:
-            out.close()
+    with open(log, "a") if log else contextlib.nullcontext(subprocess.PIPE) as out:
+        return subprocess.run(
+            [sys.executable, "-m", "mutmut", *args], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
 
 
 def run_module(work: Path, entry: dict, rev: str | None) -> dict:
@@ -104,9 +115,14 @@ def run_module(work: Path, entry: dict, rev: str | None) -> dict:
     survivors = sorted(k for k, v in status.items() if v not in KILLED)
     total = len(status)
     killed = total - len(survivors)
-    return {"module": module, "tests": tests, "total": total, "killed": killed,
-            "score": round(100.0 * killed / total, 1) if total else None,
-            "survivors": {k: status[k] for k in survivors}}
+    return {
+        "module": module,
+        "tests": tests,
+        "total": total,
+        "killed": killed,
+        "score": round(100.0 * killed / total, 1) if total else None,
+        "survivors": {k: status[k] for k in survivors},
+    }
 
 
 def main() -> int:
@@ -127,8 +143,9 @@ def main() -> int:
     if a.sample:
         entries = [e for e in entries if e.get("sample")]
     if a.rev:  # resolved once: commits made while the run goes on must not change what later modules see
-        a.rev = subprocess.run(["git", "rev-parse", "--verify", f"{a.rev}^{{commit}}"], cwd=REPO, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        a.rev = subprocess.run(
+            ["git", "rev-parse", "--verify", f"{a.rev}^{{commit}}"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     results, low = [], False

@@ -33,8 +33,11 @@ def cpu_summary(cpuinfo: str | None = None) -> str:
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)}
     name = fields.get("model name") or platform.machine()
     flags = set(fields.get("flags", "").split())
-    units = [u for u, f in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX-512 VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni"))
-             if f in flags]
+    units = [
+        u
+        for u, f in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX-512 VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni"))
+        if f in flags
+    ]
     return f"{name} ({', '.join(units) or 'no AVX2'})"
 
 
@@ -60,8 +63,11 @@ def _resnet_bundle(tmp: Path, size: int):
 
     spec = PreprocessSpec.for_arch("resnet50", size)
     model = create_model("resnet50", spec.input_shape, 1, weights=None)  # latency only: random weights
-    card = ModelCard(Contract.create("resnet50", "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
-                     model_id=f"resnet50-{size}-random", gradcam_layer=get_arch("resnet50").gradcam_layer)
+    card = ModelCard(
+        Contract.create("resnet50", "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
+        model_id=f"resnet50-{size}-random",
+        gradcam_layer=get_arch("resnet50").gradcam_layer,
+    )
     return save_bundle(tmp / "resnet50", model, card)
 
 
@@ -85,9 +91,16 @@ def _plain_gradcam(bundle, pixels: np.ndarray, n: int) -> list[float]:
     return out
 
 
-def _server_latency(bundle, data: bytes, n: int, clients: int, per_client: int, workers: int,
-                    parts: dict[str, list[float]] | None = None,
-                    overlay_max_side: int | None = None) -> tuple[list[float], list[float], float]:
+def _server_latency(
+    bundle,
+    data: bytes,
+    n: int,
+    clients: int,
+    per_client: int,
+    workers: int,
+    parts: dict[str, list[float]] | None = None,
+    overlay_max_side: int | None = None,
+) -> tuple[list[float], list[float], float]:
     import httpx
 
     from edge.app.bench.live_server import LiveServer
@@ -170,8 +183,10 @@ def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_
         models.append(_resnet_bundle(Path(tmp.name), size))
     cpu = cpu_summary()
     results: dict = {"image": sample.name, "image_hw": list(pixels.shape[:2]), "cores": os.cpu_count(), "cpu": cpu, "models": {}}
-    click.echo(f"image {sample.name} {pixels.shape[1]}x{pixels.shape[0]}; {os.cpu_count()} cores of {cpu}; "
-               f"{n} sequential calls, {clients} clients x {per_client}")
+    click.echo(
+        f"image {sample.name} {pixels.shape[1]}x{pixels.shape[0]}; {os.cpu_count()} cores of {cpu}; "
+        f"{n} sequential calls, {clients} clients x {per_client}"
+    )
     ok = True
     for b in models:
         nb = max(5, n // 2) if b.arch == "resnet50" else n
@@ -181,20 +196,33 @@ def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_
         s, c = _pct(seq), _pct(conc)
         ratio = s["p50"] / plain["p50"]
         ok &= ratio <= FLOOR
-        results["models"][b.model_id] = {"arch": b.arch, "input": list(b.spec.input_shape), "plain_tf_keras_vis_ms": plain,
-                                         "server_sequential_ms": s, "server_concurrent_ms": c, "server_start_s": start_s,
-                                         "ratio_p50_sequential": ratio, "ratio_p50_concurrent": c["p50"] / plain["p50"],
-                                         "throughput_concurrent_rps": len(conc) / (sum(conc) / 1e3 / clients),
-                                         "server_parts_p50_ms": {k: float(np.median(v)) for k, v in parts.items()}}
+        results["models"][b.model_id] = {
+            "arch": b.arch,
+            "input": list(b.spec.input_shape),
+            "plain_tf_keras_vis_ms": plain,
+            "server_sequential_ms": s,
+            "server_concurrent_ms": c,
+            "server_start_s": start_s,
+            "ratio_p50_sequential": ratio,
+            "ratio_p50_concurrent": c["p50"] / plain["p50"],
+            "throughput_concurrent_rps": len(conc) / (sum(conc) / 1e3 / clients),
+            "server_parts_p50_ms": {k: float(np.median(v)) for k, v in parts.items()},
+        }
         note = ", random weights" if "random" in b.model_id else ""
         click.echo(f"\n{b.model_id} ({b.arch}, {'x'.join(map(str, b.spec.input_shape))}{note}):")
         click.echo(f"  plain tf-keras-vis Gradcam per call   p50 {plain['p50']:8.1f} ms  p95 {plain['p95']:8.1f} ms")
-        click.echo(f"  server /v1/explain sequential         p50 {s['p50']:8.1f} ms  p95 {s['p95']:8.1f} ms  "
-                   f"ratio p50 {ratio:.3f}x  {'OK' if ratio <= FLOOR else 'ABOVE'} (floor {FLOOR}x)")
-        click.echo(f"  server /v1/explain {clients} concurrent clients p50 {c['p50']:8.1f} ms  p95 {c['p95']:8.1f} ms  "
-                   f"ratio p50 {c['p50'] / plain['p50']:.3f}x")
-        click.echo("  sequential p50 by part (server clock; 'outside' = HTTP, multipart, JSON and the client): "
-                   + _parts_line(results["models"][b.model_id]["server_parts_p50_ms"]))
+        click.echo(
+            f"  server /v1/explain sequential         p50 {s['p50']:8.1f} ms  p95 {s['p95']:8.1f} ms  "
+            f"ratio p50 {ratio:.3f}x  {'OK' if ratio <= FLOOR else 'ABOVE'} (floor {FLOOR}x)"
+        )
+        click.echo(
+            f"  server /v1/explain {clients} concurrent clients p50 {c['p50']:8.1f} ms  p95 {c['p95']:8.1f} ms  "
+            f"ratio p50 {c['p50'] / plain['p50']:.3f}x"
+        )
+        click.echo(
+            "  sequential p50 by part (server clock; 'outside' = HTTP, multipart, JSON and the client): "
+            + _parts_line(results["models"][b.model_id]["server_parts_p50_ms"])
+        )
     if loc:
         b = models[0]
         paths = sorted((root / "test" / "fractured").glob("*.jpg"))
@@ -208,10 +236,12 @@ def bench(bundle, resnet, size, n, clients, per_client, workers, data, loc, loc_
         o = r["overall"]
         results["localisation"] = {"model": b.model_id, "overall": o, "per_region": r["per_region"]}
         click.echo(f"\nlocalisation ({b.model_id}, Grad-CAM, FracAtlas test fractured, n={o['n']}):")
-        click.echo(f"  pointing-game hit rate {o['hit_rate']:.3f} vs centre-point baseline {o['baseline_hit_rate']:.3f}; "
-                   f"energy in boxes {o['energy_inside'] if o['energy_inside'] is None else round(o['energy_inside'], 3)} "
-                   f"vs centre {o['baseline_energy_inside']:.3f} (box area {o['box_area_share']:.3f}); "
-                   f"flat maps {o['flat_heatmaps']}")
+        click.echo(
+            f"  pointing-game hit rate {o['hit_rate']:.3f} vs centre-point baseline {o['baseline_hit_rate']:.3f}; "
+            f"energy in boxes {o['energy_inside'] if o['energy_inside'] is None else round(o['energy_inside'], 3)} "
+            f"vs centre {o['baseline_energy_inside']:.3f} (box area {o['box_area_share']:.3f}); "
+            f"flat maps {o['flat_heatmaps']}"
+        )
         for g, s in r["per_region"].items():
             click.echo(f"    {g:<9} n={s['n']:<3} hit {s['hit_rate']:.3f}  centre {s['baseline_hit_rate']:.3f}")
     if out:

@@ -27,9 +27,24 @@ class _Served:
         from .live_server import free_port
 
         self.tree, self.port = tree, free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "serve", "--no-auth", "--port", str(self.port),
-                                      "--workers", str(workers), "--log-level", "warning"],
-                                     cwd=tree, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "serve",
+                "--no-auth",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ],
+            cwd=tree,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("wb"),
+        )
         deadline = time.time() + 300
         while not self._ready():
             if self.proc.poll() is not None or time.time() > deadline:
@@ -55,8 +70,11 @@ class _Served:
 
 def _multipart(data: bytes) -> tuple[bytes, str]:
     b = uuid.uuid4().hex
-    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
+    body = (
+        (f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n').encode()
+        + data
+        + f"\r\n--{b}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={b}"
 
 
@@ -88,14 +106,23 @@ def load(port: int, data: bytes, clients: int, seconds: float) -> tuple[float, i
 
 
 @click.command()
-@click.option("--tree", "trees", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Source tree to serve from (repeatable; default: this one). E.g. `git worktree add /tmp/before REV`.")
+@click.option(
+    "--tree",
+    "trees",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Source tree to serve from (repeatable; default: this one). E.g. `git worktree add /tmp/before REV`.",
+)
 @click.option("--clients", default=8, show_default=True, help="Concurrent keep-alive clients.")
 @click.option("--seconds", default=20.0, show_default=True, help="Duration of each measurement.")
 @click.option("--rounds", default=3, show_default=True, help="Interleaved rounds (each tree measured once per round).")
 @click.option("--workers", default=2, show_default=True, help="`edge serve --workers` for every tree.")
-@click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Uploaded image (default: the first FracAtlas test fractured JPEG).")
+@click.option(
+    "--image",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Uploaded image (default: the first FracAtlas test fractured JPEG).",
+)
 @click.option("--data", default=None, type=click.Path(), help="FracAtlas folder (default: EDGE_DATA_DIR or ../shared/data).")
 def bench(trees, clients, seconds, rounds, workers, image, data) -> None:
     """Requests/s of /v1/predict with concurrent clients against real `edge serve` processes,
@@ -110,13 +137,15 @@ def bench(trees, clients, seconds, rounds, workers, image, data) -> None:
     try:
         for i, t in enumerate(paths):
             servers.append(_Served(t, workers, logs / f"edge-bench-serve-{os.getpid()}-{i}.log"))
-        click.echo(f"image {img.name} ({len(payload)} bytes); {clients} clients x {seconds:.0f} s; "
-                   f"{rounds} interleaved rounds; {os.cpu_count()} cores; workers {workers}")
+        click.echo(
+            f"image {img.name} ({len(payload)} bytes); {clients} clients x {seconds:.0f} s; "
+            f"{rounds} interleaved rounds; {os.cpu_count()} cores; workers {workers}"
+        )
         for s in servers:
             load(s.port, payload, clients, min(3.0, seconds))  # warm-up (autograph, caches)
         rates: dict[Path, list[float]] = {t: [] for t in paths}
         for r in range(rounds):
-            for s in (servers if r % 2 == 0 else servers[::-1]):  # alternate the order too
+            for s in servers if r % 2 == 0 else servers[::-1]:  # alternate the order too
                 rps, failed = load(s.port, payload, clients, seconds)
                 rates[s.tree].append(rps)
                 click.echo(f"round {r + 1}: {s.tree}: {rps:.1f} req/s" + (f" ({failed} failed)" if failed else ""))

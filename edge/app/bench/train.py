@@ -21,6 +21,7 @@ def bench(data: str | None, size: int, batch_size: int, steps: int, archs: tuple
     The pipeline must outrun the step it feeds: the ratio pipeline/training should be > 1
     for every architecture. Measured in one run on the same machine and images.
     """
+    from edge.core._tf import keras
     from edge.core.bundle import SAMPLES_DIR
     from edge.core.data import discover, load_canvases
     from edge.core.preprocess import PreprocessSpec
@@ -28,7 +29,6 @@ def bench(data: str | None, size: int, batch_size: int, steps: int, archs: tuple
     from train.augment import Augmenter, load_augmentation
     from train.models import create_model, get_arch
     from train.pipeline import BatchPlan, train_dataset
-    from edge.core._tf import keras
 
     ds = discover(data or SAMPLES_DIR)
     rows = []

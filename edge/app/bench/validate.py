@@ -32,16 +32,18 @@ def bare_invoke_ms(path, threads: int, runs: int, warmup: int) -> np.ndarray:
 
 @click.command()
 @click.option("--full", type=click.Path(), default=None, help="Bundle (default: the embedded one).")
-@click.option("--edge", "edge_model", type=click.Path(), default=None, help=".tflite (default: the bundle's cached int8 conversion).")
+@click.option(
+    "--edge", "edge_model", type=click.Path(), default=None, help=".tflite (default: the bundle's cached int8 conversion)."
+)
 @click.option("--data", required=True, type=click.Path(), help="Labelled images (a split tree: its test split).")
 @click.option("--images", default=500, show_default=True)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--runs", default=200, show_default=True)
 def bench(full, edge_model, data, images, threads, runs) -> None:
     """Validate N radiographs: time split, and reported vs bare invoke latency."""
+    from edge.app.validation import validate
     from edge.core.bundle import load_bundle
     from edge.core.report import table
-    from edge.app.validation import validate
 
     b = load_bundle(full)
     if edge_model is None:
@@ -52,13 +54,25 @@ def bench(full, edge_model, data, images, threads, runs) -> None:
     t = r["timing_s"]
     n = r["data"]["n"]
     click.echo(f"\nValidation of {n} radiographs ({len(r['data']['skipped'])} unreadable skipped)\n")
-    click.echo(table(["stage", "seconds", "ms per image", "share"],
-                     [[k, t[k], 1000 * t[k] / n, t[k] / t["total"]] for k in ("decode_preprocess", "full_inference", "edge_inference", "total")], 3))
+    click.echo(
+        table(
+            ["stage", "seconds", "ms per image", "share"],
+            [
+                [k, t[k], 1000 * t[k] / n, t[k] / t["total"]]
+                for k in ("decode_preprocess", "full_inference", "edge_inference", "total")
+            ],
+            3,
+        )
+    )
     bare = bare_invoke_ms(edge_model, threads, runs, 5)
     rep = r["latency_ms"]["edge"]["p50"]
     ratio = rep / float(np.median(bare))
-    click.echo(f"\nEdge latency, {threads} threads, {runs} runs: reported by validate p50 {rep:.3f} ms; "
-               f"bare interpreter p50 {np.median(bare):.3f} ms; ratio {ratio:.3f} "
-               f"({'within' if abs(ratio - 1) <= 0.10 else 'NOT within'} 10%)")
-    click.echo(f"full model (Keras, one image) p50 {r['latency_ms']['full']['p50']:.2f} ms; "
-               f"AUROC full {r['full']['auroc']:.4f} edge {r['edge']['auroc']:.4f}; agreement {r['agreement']:.2%}")
+    click.echo(
+        f"\nEdge latency, {threads} threads, {runs} runs: reported by validate p50 {rep:.3f} ms; "
+        f"bare interpreter p50 {np.median(bare):.3f} ms; ratio {ratio:.3f} "
+        f"({'within' if abs(ratio - 1) <= 0.10 else 'NOT within'} 10%)"
+    )
+    click.echo(
+        f"full model (Keras, one image) p50 {r['latency_ms']['full']['p50']:.2f} ms; "
+        f"AUROC full {r['full']['auroc']:.4f} edge {r['edge']['auroc']:.4f}; agreement {r['agreement']:.2%}"
+    )

@@ -6,7 +6,7 @@ input (``EdgeError``) become one line on stderr and a non-zero exit, never a tra
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import logging
 import sys
 

@@ -19,7 +19,13 @@ def data() -> None:
 @click.argument("root", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every bad file and duplicate pair named) instead of tables.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any file is unreadable or any duplicate crosses splits.")
-@click.option("--near-corr", default=0.985, type=click.FloatRange(0.0, 1.0), show_default=True, help="Near duplicates: 32x32 thumbnails correlated at least this much.")
+@click.option(
+    "--near-corr",
+    default=0.985,
+    type=click.FloatRange(0.0, 1.0),
+    show_default=True,
+    help="Near duplicates: 32x32 thumbnails correlated at least this much.",
+)
 @click.option("-o", "--out", type=click.Path(), callback=output_dir, help="Also write OUT/report.json and OUT/report.md.")
 def check(root: str, as_json: bool, strict: bool, near_corr: float, out: str | None) -> None:
     """Audit a dataset before training.

@@ -8,7 +8,9 @@ from .util import output_dir
 
 
 @click.command()
-@click.option("-o", "--out", default="edge-demo", show_default=True, type=click.Path(), callback=output_dir, help="Where the outputs go.")
+@click.option(
+    "-o", "--out", default="edge-demo", show_default=True, type=click.Path(), callback=output_dir, help="Where the outputs go."
+)
 def demo(out: str) -> None:
     """Run train -> convert -> validate -> explain on the embedded default, offline.
 
@@ -24,14 +26,14 @@ def demo(out: str) -> None:
     from pathlib import Path
 
     from convert.tflite import convert_bundle
-
     from edge.core.bundle import SAMPLES_DIR, load_bundle
     from edge.core.data import list_images
-    from ..evaluate import evaluate
-    from edge.explain.run import explain_files
     from edge.core.fsutil import write_text
     from edge.core.inference import predict_files
     from edge.core.report import fmt
+    from edge.explain.run import explain_files
+
+    from ..evaluate import evaluate
     from ..validation import validate
 
     o = Path(out)
@@ -40,29 +42,42 @@ def demo(out: str) -> None:
     test = b.card.metrics.get("test", {})
     click.echo(f"1. model: {b.summary()}, bundle {b.sha256[:12]}, threshold {b.threshold:.3f} on P({b.positive_label})")
     if test:
-        click.echo(f"   FracAtlas test split (n={test['n']}): AUROC {fmt(test['auroc'])}, sensitivity {fmt(test['sensitivity'])}, "
-                   f"specificity {fmt(test['specificity'])}")
+        click.echo(
+            f"   FracAtlas test split (n={test['n']}): AUROC {fmt(test['auroc'])}, sensitivity {fmt(test['sensitivity'])}, "
+            f"specificity {fmt(test['specificity'])}"
+        )
 
     files = list_images([SAMPLES_DIR])
     preds = predict_files(b, files)
-    rows = ["source,prediction,p_positive"] + [f"{Path(p.source).parent.name}/{Path(p.source).name},{p.label},{p.positive_probability:.4f}"
-                                               for p in preds]
+    rows = ["source,prediction,p_positive"] + [
+        f"{Path(p.source).parent.name}/{Path(p.source).name},{p.label},{p.positive_probability:.4f}" for p in preds
+    ]
     write_text(o / "predictions.csv", "\n".join(rows) + "\n")
     flagged = sum(1 for p in preds if p.decision)
     click.echo(f"2. predicted {len(preds)} radiographs: {flagged} flagged as {b.positive_label} -> {o / 'predictions.csv'}")
 
     rep = evaluate(b, SAMPLES_DIR, metadata=SAMPLES_DIR / "metadata.csv", report_dir=o / "evaluation")
-    click.echo(f"3. evaluation on the samples: accuracy {fmt(rep['accuracy'])}, AUROC {fmt(rep['auroc'])}, "
-               f"sensitivity {fmt(rep['sensitivity'])}, specificity {fmt(rep['specificity'])} -> {o / 'evaluation/report.md'}")
+    click.echo(
+        f"3. evaluation on the samples: accuracy {fmt(rep['accuracy'])}, AUROC {fmt(rep['auroc'])}, "
+        f"sensitivity {fmt(rep['sensitivity'])}, specificity {fmt(rep['specificity'])} -> {o / 'evaluation/report.md'}"
+    )
 
     conv = convert_bundle(b, "int8", out=o / "fracture_int8.tflite")
-    click.echo(f"4. int8 model: {conv.report['size_bytes'] / 1e6:.2f} MB ({conv.report['size_vs_float32']:.2f}x float32) -> {conv.path}")
+    click.echo(
+        f"4. int8 model: {conv.report['size_bytes'] / 1e6:.2f} MB ({conv.report['size_vs_float32']:.2f}x float32) -> {conv.path}"
+    )
 
     val = validate(full=b, edge=conv.path, data=SAMPLES_DIR, report_dir=o / "validation")
     verdict = "PASSED" if val["passed"] else "FAILED: " + "; ".join(val["failures"])
-    click.echo(f"5. validation gate {verdict}: agreement {fmt(val['agreement'])}, edge p50 {fmt(val['latency_ms']['edge']['p50'], 2)} ms "
-               f"vs full {fmt(val['latency_ms']['full']['p50'], 2)} ms -> {o / 'validation/report.md'}")
+    click.echo(
+        f"5. validation gate {verdict}: agreement {fmt(val['agreement'])}, "
+        f"edge p50 {fmt(val['latency_ms']['edge']['p50'], 2)} ms "
+        f"vs full {fmt(val['latency_ms']['full']['p50'], 2)} ms -> {o / 'validation/report.md'}"
+    )
 
-    picks = [next(p for p in files if p.parent.name == b.positive_label), next(p for p in files if p.parent.name != b.positive_label)]
+    picks = [
+        next(p for p in files if p.parent.name == b.positive_label),
+        next(p for p in files if p.parent.name != b.positive_label),
+    ]
     explain_files(b, picks, o / "explain")
     click.echo(f"6. Grad-CAM overlays -> {o / 'explain'}")

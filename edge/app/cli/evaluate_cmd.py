@@ -12,9 +12,13 @@ from .util import echo_skipped, output_dir
 @click.option("--data", required=True, type=click.Path(), help="Labelled data: class folders, split folders or CSV manifest.")
 @click.option("--split", default=None, help="Split to evaluate (default: test if present, else all images).")
 @click.option("--metadata", type=click.Path(), help="Per-image CSV (e.g. FracAtlas metadata.csv) for subgroup metrics.")
-@click.option("--report", "report_dir", type=click.Path(), callback=output_dir, help="Write DIR/report.json, DIR/report.md and PNG plots.")
+@click.option(
+    "--report", "report_dir", type=click.Path(), callback=output_dir, help="Write DIR/report.json, DIR/report.md and PNG plots."
+)
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable images out (listed in the report).")
-def evaluate(bundle: str | None, data: str, split: str | None, metadata: str | None, report_dir: str | None, skip_bad: bool) -> None:
+def evaluate(
+    bundle: str | None, data: str, split: str | None, metadata: str | None, report_dir: str | None, skip_bad: bool
+) -> None:
     """Evaluate a bundle: accuracy, precision, recall, F1, AUROC with a bootstrap 95%
     interval, sensitivity/specificity at the bundle's threshold, calibration (ECE),
     confusion matrix, and subgroup metrics from a metadata CSV.
@@ -27,13 +31,15 @@ def evaluate(bundle: str | None, data: str, split: str | None, metadata: str | N
                     --skip-bad --report out/eval
     """
     from edge.core.bundle import load_bundle
-    from ..evaluate import evaluate as run
-    from ..evaluate import markdown
     from edge.core.progress import bar
 
+    from ..evaluate import evaluate as run
+    from ..evaluate import markdown
+
     b = load_bundle(bundle)
-    rep = run(b, data, split=split, metadata=metadata, report_dir=report_dir, skip_bad=skip_bad,
-              progress=lambda it: bar(it, "evaluate"))
+    rep = run(
+        b, data, split=split, metadata=metadata, report_dir=report_dir, skip_bad=skip_bad, progress=lambda it: bar(it, "evaluate")
+    )
     click.echo(markdown(rep))
     echo_skipped(rep["skipped_files"])
     if report_dir:

@@ -9,13 +9,27 @@ import click
 
 @click.command("parity-vectors")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Directory to write (replaced atomically).")
-@click.option("--model", "model_path", type=click.Path(), default=None,
-              help=".tflite from `edge convert` (default: the embedded bundle's int8 model, converted once and cached).")
-@click.option("--also-model", "also", multiple=True, type=click.Path(),
-              help="Further .tflite files (e.g. the fp16 GPU model), each its own set of cases.")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(),
+    default=None,
+    help=".tflite from `edge convert` (default: the embedded bundle's int8 model, converted once and cached).",
+)
+@click.option(
+    "--also-model",
+    "also",
+    multiple=True,
+    type=click.Path(),
+    help="Further .tflite files (e.g. the fp16 GPU model), each its own set of cases.",
+)
 @click.option("--image", "images", multiple=True, type=click.Path(), help="Radiographs to use (default: 4 bundled samples).")
-@click.option("--variants/--no-variants", default=True, show_default=True,
-              help="Add preprocessing-only specs (3- and 1-channel caffe mean, non-square) and a large and a small image.")
+@click.option(
+    "--variants/--no-variants",
+    default=True,
+    show_default=True,
+    help="Add preprocessing-only specs (3- and 1-channel caffe mean, non-square) and a large and a small image.",
+)
 def parity_vectors(out: str, model_path: str | None, also: tuple[str, ...], images: tuple[str, ...], variants: bool) -> None:
     """Write test vectors that prove the Android core preprocesses as training did.
 

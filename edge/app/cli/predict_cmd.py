@@ -13,7 +13,9 @@ from .util import COUNT, output_file, split_bundle_arg
 
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[BUNDLE] PATH...")
-@click.option("--csv", "csv_out", type=click.Path(), callback=output_file, help="Also write the table as CSV (written atomically).")
+@click.option(
+    "--csv", "csv_out", type=click.Path(), callback=output_file, help="Also write the table as CSV (written atomically)."
+)
 @click.option("--skip-bad", is_flag=True, help="List unreadable files in the output instead of stopping at the first.")
 @click.option("--batch-size", default=32, type=COUNT, show_default=True)
 def predict(args: tuple[str, ...], csv_out: str | None, skip_bad: bool, batch_size: int) -> None:
@@ -36,16 +38,23 @@ def predict(args: tuple[str, ...], csv_out: str | None, skip_bad: bool, batch_si
 
     bundle, paths = split_bundle_arg(args)
     files = list_images(paths)
-    preds = predict_files(bundle, files, skip_bad=skip_bad, batch_size=batch_size, progress=lambda it: bar(it, "predict", len(files)))
+    preds = predict_files(
+        bundle, files, skip_bad=skip_bad, batch_size=batch_size, progress=lambda it: bar(it, "predict", len(files))
+    )
     labels = bundle.labels
-    header = ["source", "prediction", *[f"p({lbl})" for lbl in labels]] + (["decision"] if bundle.task == "binary" else []) + ["error"]
+    header = (
+        ["source", "prediction", *[f"p({lbl})" for lbl in labels]] + (["decision"] if bundle.task == "binary" else []) + ["error"]
+    )
     rows = []
     for p in preds:
         probs = [p.probabilities[lbl] if p.probabilities else None for lbl in labels]
         dec = [("" if p.decision is None else ("positive" if p.decision else "negative"))] if bundle.task == "binary" else []
         rows.append([p.source, p.label or "", *probs, *dec, p.error or ""])
-    click.echo(f"model: {bundle.summary()}; threshold {bundle.threshold:.3f} on p({bundle.positive_label})"
-               if bundle.task == "binary" else f"model: {bundle.summary()}")
+    click.echo(
+        f"model: {bundle.summary()}; threshold {bundle.threshold:.3f} on p({bundle.positive_label})"
+        if bundle.task == "binary"
+        else f"model: {bundle.summary()}"
+    )
     click.echo(table(header, rows))
     if csv_out:
         buf = io.StringIO()

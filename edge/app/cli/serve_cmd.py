@@ -13,25 +13,64 @@ TOKEN_ENV = "EDGE_API_TOKEN"  # also named in edge.server.settings
 @click.argument("bundle", required=False, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0: all; needs a token).")
 @click.option("--port", default=8000, type=PORT, show_default=True)
-@click.option("--token", envvar=TOKEN_ENV, default=None, show_envvar=True,
-              help="Bearer token required on every /v1 route (prefer the environment variable: argv is visible to ps).")
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    default=None,
+    show_envvar=True,
+    help="Bearer token required on every /v1 route (prefer the environment variable: argv is visible to ps).",
+)
 @click.option("--no-auth", is_flag=True, help="No token (refused unless --host is a loopback address).")
 @click.option("--max-upload-mb", default=20.0, show_default=True, help="Largest accepted upload.")
-@click.option("--max-pixels", default=50_000_000, show_default=True, help="Largest accepted image (width x height): decompression-bomb guard.")
+@click.option(
+    "--max-pixels",
+    default=50_000_000,
+    show_default=True,
+    help="Largest accepted image (width x height): decompression-bomb guard.",
+)
 @click.option("--max-decoded-mb", default=64.0, show_default=True, help="Decoding budget per image, from its header (bombs).")
 @click.option("--max-connections", default=64, type=COUNT, show_default=True, help="Open connections; more get 503.")
 @click.option("--header-timeout", default=10.0, show_default=True, help="Seconds for request headers to arrive.")
 @click.option("--body-timeout", default=60.0, show_default=True, help="Seconds for a whole upload (10 s idle closes it).")
 @click.option("--workers", default=2, type=COUNT, show_default=True, help="Inference worker threads.")
-@click.option("--queue-size", default=16, type=NON_NEGATIVE, show_default=True, help="Requests that may wait for a worker; beyond that: 503.")
-@click.option("--cors-origin", "cors_origins", multiple=True, help="Allow this browser origin (repeatable). CORS is off by default.")
+@click.option(
+    "--queue-size",
+    default=16,
+    type=NON_NEGATIVE,
+    show_default=True,
+    help="Requests that may wait for a worker; beyond that: 503.",
+)
+@click.option(
+    "--cors-origin", "cors_origins", multiple=True, help="Allow this browser origin (repeatable). CORS is off by default."
+)
 @click.option("--layer", default=None, help="Grad-CAM target layer (default: the card's gradcam_layer).")
-@click.option("--require-signature", type=click.Path(), default=None, metavar="PUB",
-              help="Refuse a bundle not signed with this Ed25519 public key (edge bundle sign).")
+@click.option(
+    "--require-signature",
+    type=click.Path(),
+    default=None,
+    metavar="PUB",
+    help="Refuse a bundle not signed with this Ed25519 public key (edge bundle sign).",
+)
 @click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="info", show_default=True)
-def serve(bundle, host, port, token, no_auth, max_upload_mb, max_pixels, max_decoded_mb, max_connections,
-          header_timeout, body_timeout, workers, queue_size, cors_origins, layer,
-          require_signature, log_level) -> None:
+def serve(
+    bundle,
+    host,
+    port,
+    token,
+    no_auth,
+    max_upload_mb,
+    max_pixels,
+    max_decoded_mb,
+    max_connections,
+    header_timeout,
+    body_timeout,
+    workers,
+    queue_size,
+    cors_origins,
+    layer,
+    require_signature,
+    log_level,
+) -> None:
     """Serve predictions and Grad-CAM explanations over HTTP (FastAPI on uvicorn).
 
     \b
@@ -53,11 +92,22 @@ def serve(bundle, host, port, token, no_auth, max_upload_mb, max_pixels, max_dec
 
     from edge.app.server.settings import ServerSettings
 
-    settings = ServerSettings(host=host, port=port, token=None if no_auth else token, no_auth=no_auth,
-                              max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_decoded_mb=max_decoded_mb,
-                              max_connections=max_connections, header_timeout=header_timeout, body_timeout=body_timeout,
-                              workers=workers, queue_size=queue_size,
-                              cors_origins=tuple(cors_origins), layer=layer).check()  # before loading anything heavy
+    settings = ServerSettings(
+        host=host,
+        port=port,
+        token=None if no_auth else token,
+        no_auth=no_auth,
+        max_upload_mb=max_upload_mb,
+        max_pixels=max_pixels,
+        max_decoded_mb=max_decoded_mb,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        workers=workers,
+        queue_size=queue_size,
+        cors_origins=tuple(cors_origins),
+        layer=layer,
+    ).check()  # before loading anything heavy
     # TensorFlow's autograph writes a module file per converted function into the temp dir and
     # never removes them: give this process a private temp dir, removed on exit
     tempfile.tempdir = tempfile.mkdtemp(prefix="edge-serve-")

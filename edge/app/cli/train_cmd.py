@@ -11,30 +11,73 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(), help="Class-folder tree (root/<class>/* or root/<split>/<class>/*) or CSV manifest.")
-@click.option("--arch", type=click.Choice(["custom", "vgg16", "resnet50", "tiny"]), default="custom", show_default=True,
-              help="Architecture ('tiny' is a seconds-fast test model).")
-@click.option("-o", "--out", default="runs/train", show_default=True, type=click.Path(), callback=output_dir,
-              help="Run directory: checkpoints, logs, curves, and the bundle in OUT/bundle. Rerun to resume.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(),
+    help="Class-folder tree (root/<class>/* or root/<split>/<class>/*) or CSV manifest.",
+)
+@click.option(
+    "--arch",
+    type=click.Choice(["custom", "vgg16", "resnet50", "tiny"]),
+    default="custom",
+    show_default=True,
+    help="Architecture ('tiny' is a seconds-fast test model).",
+)
+@click.option(
+    "-o",
+    "--out",
+    default="runs/train",
+    show_default=True,
+    type=click.Path(),
+    callback=output_dir,
+    help="Run directory: checkpoints, logs, curves, and the bundle in OUT/bundle. Rerun to resume.",
+)
 @click.option("--task", type=click.Choice(["binary", "multiclass"]), default=None, help="Default: binary for 2 classes.")
 @click.option("--positive", default=None, help="Binary task: the positive class (default: guessed, e.g. 'fractured').")
 @click.option("--size", default=224, type=click.IntRange(min=8), show_default=True, help="Input height and width in pixels.")
-@click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Default: 1 for custom, 3 (grey replicated) for ImageNet backbones.")
-@click.option("--weights", default="none", show_default=True, help="none | imagenet (Keras cache ~/.keras/models) | PATH to a weights file.")
-@click.option("--epochs", default=20, type=COUNT, show_default=True, help="Epochs (the fine-tune phase for pretrained backbones).")
-@click.option("--warmup-epochs", default=3, type=NON_NEGATIVE, show_default=True, help="Head-only epochs on a frozen pretrained backbone.")
+@click.option(
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="Default: 1 for custom, 3 (grey replicated) for ImageNet backbones.",
+)
+@click.option(
+    "--weights", default="none", show_default=True, help="none | imagenet (Keras cache ~/.keras/models) | PATH to a weights file."
+)
+@click.option(
+    "--epochs", default=20, type=COUNT, show_default=True, help="Epochs (the fine-tune phase for pretrained backbones)."
+)
+@click.option(
+    "--warmup-epochs", default=3, type=NON_NEGATIVE, show_default=True, help="Head-only epochs on a frozen pretrained backbone."
+)
 @click.option("--batch-size", default=32, type=COUNT, show_default=True)
 @click.option("--lr", default=1e-3, type=RATE, show_default=True, help="Learning rate (cosine schedule).")
 @click.option("--finetune-lr", default=1e-4, type=RATE, show_default=True)
-@click.option("--imbalance", type=click.Choice(["class_weight", "oversample", "focal", "none"]), default="class_weight", show_default=True)
-@click.option("--augment", default="radiograph", show_default=True, help="none | light | radiograph | strong | FILE.json (albumentations).")
+@click.option(
+    "--imbalance", type=click.Choice(["class_weight", "oversample", "focal", "none"]), default="class_weight", show_default=True
+)
+@click.option(
+    "--augment", default="radiograph", show_default=True, help="none | light | radiograph | strong | FILE.json (albumentations)."
+)
 @click.option("--patience", default=6, type=COUNT, show_default=True, help="Early-stopping patience on validation AUROC.")
-@click.option("--target-sensitivity", default=0.90, type=click.FloatRange(0.0, 1.0, min_open=True), show_default=True, help="Operating threshold chosen on validation data for this sensitivity.")
+@click.option(
+    "--target-sensitivity",
+    default=0.90,
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    show_default=True,
+    help="Operating threshold chosen on validation data for this sensitivity.",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable/truncated images out and list them in OUT/skipped_files.json.")
 @click.option("--max-per-class", type=COUNT, default=None, help="Use at most N images per class and split (quick runs).")
-@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]), default="auto", show_default=True,
-              help="tf.distribute strategy: auto uses all GPUs, or TF_CONFIG for multi-worker.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+    default="auto",
+    show_default=True,
+    help="tf.distribute strategy: auto uses all GPUs, or TF_CONFIG for multi-worker.",
+)
 @click.option("--model-id", default=None, help="Name recorded in the model card.")
 def train(**kw) -> None:
     """Train a fracture classifier and write a model bundle.
@@ -58,5 +101,7 @@ def train(**kw) -> None:
     for split, v in m.items():
         ci = v.get("auroc_ci95")
         ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-        click.echo(f"{split}: n={v['n']} AUROC {v['auroc']:.3f}{ci_txt}  sensitivity {v['sensitivity']:.3f}  "
-                   f"specificity {v['specificity']:.3f}  F1 {v['f1']:.3f}  (threshold {bundle.threshold:.3f})")
+        click.echo(
+            f"{split}: n={v['n']} AUROC {v['auroc']:.3f}{ci_txt}  sensitivity {v['sensitivity']:.3f}  "
+            f"specificity {v['specificity']:.3f}  F1 {v['f1']:.3f}  (threshold {bundle.threshold:.3f})"
+        )

@@ -9,13 +9,22 @@ import click
 
 @click.command()
 @click.option("--full", type=click.Path(), default=None, help="Model bundle (default: the embedded one).")
-@click.option("--edge", "edge_model", type=click.Path(), default=None,
-              help="The .tflite to check (default: the bundle's int8 conversion, made once and cached).")
+@click.option(
+    "--edge",
+    "edge_model",
+    type=click.Path(),
+    default=None,
+    help="The .tflite to check (default: the bundle's int8 conversion, made once and cached).",
+)
 @click.option("--data", required=True, type=click.Path(), help="Labelled images (class folders; a split tree uses --split).")
 @click.option("--split", default=None, help="Split of a split tree (default: test).")
 @click.option("--metadata", type=click.Path(), default=None, help="Per-image CSV: 0/1 columns become subgroups (e.g. hardware).")
-@click.option("--device-report", type=click.Path(), default=None,
-              help="JSON from the Android app's validation mode: compare the phone's own predictions instead of running the .tflite here.")
+@click.option(
+    "--device-report",
+    type=click.Path(),
+    default=None,
+    help="JSON from the Android app's validation mode: compare the phone's own predictions instead of running the .tflite here.",
+)
 @click.option("--threads", default=2, show_default=True, help="LiteRT (XNNPACK) threads.")
 @click.option("--runs", default=50, show_default=True, help="Timed invokes per model after warm-up.")
 @click.option("--warmup", default=5, show_default=True)
@@ -24,13 +33,39 @@ import click
 @click.option("--min-agreement", type=float, default=None, help="Smallest allowed top-1 agreement (0..1).")
 @click.option("--max-latency-ms", type=float, default=None, help="Largest allowed median edge latency.")
 @click.option("--max-size-mb", type=float, default=None, help="Largest allowed .tflite size in MiB.")
-@click.option("--config", type=click.Path(), default=None,
-              help="TOML with [tool.edge.validate] (default: the nearest pyproject.toml). Flags override it.")
-@click.option("--require-signature", type=click.Path(), default=None, metavar="PUB",
-              help="Refuse a bundle or .tflite not signed with this Ed25519 public key (edge bundle sign).")
+@click.option(
+    "--config",
+    type=click.Path(),
+    default=None,
+    help="TOML with [tool.edge.validate] (default: the nearest pyproject.toml). Flags override it.",
+)
+@click.option(
+    "--require-signature",
+    type=click.Path(),
+    default=None,
+    metavar="PUB",
+    help="Refuse a bundle or .tflite not signed with this Ed25519 public key (edge bundle sign).",
+)
 @click.option("--report", "report_dir", type=click.Path(), default=None, help="Write report.json, report.md and plots here.")
-def validate(full, edge_model, data, split, metadata, device_report, threads, runs, warmup, max_accuracy_drop, max_auroc_drop,
-             min_agreement, max_latency_ms, max_size_mb, config, require_signature, report_dir) -> None:
+def validate(
+    full,
+    edge_model,
+    data,
+    split,
+    metadata,
+    device_report,
+    threads,
+    runs,
+    warmup,
+    max_accuracy_drop,
+    max_auroc_drop,
+    min_agreement,
+    max_latency_ms,
+    max_size_mb,
+    config,
+    require_signature,
+    report_dir,
+) -> None:
     """Check that the phone model still says what the full model says, fast enough.
 
     \b
@@ -45,15 +80,34 @@ def validate(full, edge_model, data, split, metadata, device_report, threads, ru
     """
     from ..validation import validate as run
 
-    overrides = {"max_accuracy_drop": max_accuracy_drop, "max_auroc_drop": max_auroc_drop, "min_agreement": min_agreement,
-                 "max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb}
-    r = run(full=full, edge=edge_model, data=data, split=split, metadata=metadata, threads=threads, runs=runs, warmup=warmup,
-            thresholds=overrides, device_report=device_report, report_dir=report_dir, config=config,
-            require_signature=require_signature)
+    overrides = {
+        "max_accuracy_drop": max_accuracy_drop,
+        "max_auroc_drop": max_auroc_drop,
+        "min_agreement": min_agreement,
+        "max_latency_ms": max_latency_ms,
+        "max_size_mb": max_size_mb,
+    }
+    r = run(
+        full=full,
+        edge=edge_model,
+        data=data,
+        split=split,
+        metadata=metadata,
+        threads=threads,
+        runs=runs,
+        warmup=warmup,
+        thresholds=overrides,
+        device_report=device_report,
+        report_dir=report_dir,
+        config=config,
+        require_signature=require_signature,
+    )
     f, e = r["full"], r["edge"]
-    click.echo(f"{r['data']['n']} images; full AUROC {_f(f['auroc'])} accuracy {_f(f['accuracy'])}; "
-               f"edge AUROC {_f(e['auroc'])} accuracy {_f(e['accuracy'])}; agreement {r['agreement']:.2%}; "
-               f"edge p50 {_f(r['latency_ms']['edge']['p50'], 2)} ms ({r['latency_ms']['source']})")
+    click.echo(
+        f"{r['data']['n']} images; full AUROC {_f(f['auroc'])} accuracy {_f(f['accuracy'])}; "
+        f"edge AUROC {_f(e['auroc'])} accuracy {_f(e['accuracy'])}; agreement {r['agreement']:.2%}; "
+        f"edge p50 {_f(r['latency_ms']['edge']['p50'], 2)} ms ({r['latency_ms']['source']})"
+    )
     if report_dir:
         click.echo(f"report: {report_dir}/report.md")
     if r["passed"]:

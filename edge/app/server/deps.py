@@ -31,8 +31,7 @@ SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def require_token(settings: SettingsDep,
-                  creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+def require_token(settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     if not settings.auth:
         return
     # digests first: compare_digest then sees equal lengths, so timing reveals neither content nor length

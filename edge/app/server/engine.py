@@ -19,10 +19,10 @@ import numpy as np
 
 from edge.core.bundle import Bundle
 from edge.core.errors import EdgeError, ImageReadError
+from edge.core.imageio import decode_bytes, sniff
+from edge.core.inference import decide
 from edge.explain import METHODS, Explainer
 from edge.explain.overlay import caption, overlay_png
-from edge.core.inference import decide
-from edge.core.imageio import decode_bytes, sniff
 
 from .errors import ApiError, from_image_error
 from .settings import ServerSettings
@@ -101,10 +101,15 @@ class Engine:
     def _base(self, probs: np.ndarray) -> dict[str, Any]:
         b = self.bundle
         label, pp, decision = decide(b, probs)
-        return {"model": {"id": b.model_id, "sha256": b.sha256}, "task": b.task, "label": label,
-                "probabilities": {k: float(v) for k, v in zip(b.labels, probs)},
-                "positive_probability": pp, "threshold": b.threshold if b.task == "binary" else None,
-                "decision": decision}
+        return {
+            "model": {"id": b.model_id, "sha256": b.sha256},
+            "task": b.task,
+            "label": label,
+            "probabilities": {k: float(v) for k, v in zip(b.labels, probs, strict=True)},
+            "positive_probability": pp,
+            "threshold": b.threshold if b.task == "binary" else None,
+            "decision": decision,
+        }
 
     def predict_job(self, queued: float, data: bytes) -> dict[str, Any]:
         start = time.perf_counter()
@@ -128,9 +133,17 @@ class Engine:
         # the overlay stretches the same grid the phone gets (C resize), instead of a second
         # full-resolution float64 mapping: identical picture on both sides, ~10 ms less per request
         png = overlay_png(pixels, grid, text, max_side=self.settings.overlay_max_side)
-        out["heatmap"] = {"method": e.method, "target_label": e.target_label,
-                          "grid": np.round(grid, 4).tolist(), "grid_shape": list(grid.shape),
-                          "png_base64": base64.b64encode(png).decode("ascii")}
-        out["timings_ms"] = {"queue": (start - queued) * 1e3, "decode": t_decode, **e.timings_ms,
-                             "heatmap": (time.perf_counter() - t0) * 1e3}
+        out["heatmap"] = {
+            "method": e.method,
+            "target_label": e.target_label,
+            "grid": np.round(grid, 4).tolist(),
+            "grid_shape": list(grid.shape),
+            "png_base64": base64.b64encode(png).decode("ascii"),
+        }
+        out["timings_ms"] = {
+            "queue": (start - queued) * 1e3,
+            "decode": t_decode,
+            **e.timings_ms,
+            "heatmap": (time.perf_counter() - t0) * 1e3,
+        }
         return out

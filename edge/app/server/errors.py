@@ -15,8 +15,18 @@ from edge.core.errors import ImageReadError
 
 log = logging.getLogger("edge.app.server")
 
-HTTP_CODES = {400: "bad_request", 408: "request_timeout", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
+HTTP_CODES = {
+    400: "bad_request",
+    408: "request_timeout",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
+}
 
 
 class ApiError(Exception):

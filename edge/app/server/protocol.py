@@ -30,13 +30,17 @@ class _HeadersTooLarge(Exception):
     """Raised from a parser callback: httptools stops parsing, so no request is dispatched."""
 
 
-_TOO_LARGE = (b"431 Request Header Fields Too Large",
-              b'{"error":{"code":"headers_too_large","message":"request headers too large or too many"}}')
+_TOO_LARGE = (
+    b"431 Request Header Fields Too Large",
+    b'{"error":{"code":"headers_too_large","message":"request headers too large or too many"}}',
+)
 
 
 def _reply(transport: asyncio.Transport, status: bytes, msg: bytes) -> None:
-    transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                    b"content-length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg)
+    transport.write(
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg
+    )
     transport.close()
 
 
@@ -64,15 +68,18 @@ def bounded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
         def _header_timeout(self) -> None:
             self._timer = None
             if not self.transport.is_closing():
-                _reply(self.transport, b"408 Request Timeout",
-                       b'{"error":{"code":"request_timeout","message":"request headers not received in time"}}')
+                _reply(
+                    self.transport,
+                    b"408 Request Timeout",
+                    b'{"error":{"code":"request_timeout","message":"request headers not received in time"}}',
+                )
 
         def _body_timeout(self) -> None:
             self._timer = None
             if not self.transport.is_closing():  # the route sees a disconnect; nothing is answered
                 self.transport.close()
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm(limits.header_timeout, self._header_timeout)  # a connection that never speaks
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -42,4 +44,4 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-ERRORS = {s: {"model": ErrorBody} for s in (401, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (401, 413, 415, 422, 503)}

@@ -57,9 +57,16 @@ class ServerSettings:
         """How `edge serve` and the tests start uvicorn: the bounded protocol and the connection cap."""
         from .protocol import bounded_protocol
 
-        return dict(host=self.host, port=self.port, http=bounded_protocol(self.connection_limits),
-                    limit_concurrency=self.max_connections, timeout_keep_alive=5, access_log=False,
-                    server_header=False, timeout_graceful_shutdown=5)
+        return dict(
+            host=self.host,
+            port=self.port,
+            http=bounded_protocol(self.connection_limits),
+            limit_concurrency=self.max_connections,
+            timeout_keep_alive=5,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
 
     @property
     def auth(self) -> bool:
@@ -68,8 +75,10 @@ class ServerSettings:
     def check(self) -> ServerSettings:
         if self.no_auth:
             if not is_loopback(self.host):
-                raise EdgeError(f"--no-auth is refused on {self.host}: it would expose the model without a token",
-                                hint="bind to 127.0.0.1, or set --token / EDGE_API_TOKEN")
+                raise EdgeError(
+                    f"--no-auth is refused on {self.host}: it would expose the model without a token",
+                    hint="bind to 127.0.0.1, or set --token / EDGE_API_TOKEN",
+                )
         elif not self.token:
             raise EdgeError("no API token", hint=f"pass --token T or set {TOKEN_ENV} (or --no-auth on 127.0.0.1 for local use)")
         elif len(self.token) < 8:

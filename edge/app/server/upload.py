@@ -72,9 +72,17 @@ async def read_upload(request: Request, max_bytes: int, timeout: float = 60.0) -
         if part.name != "file" and len(part.data) > MAX_FIELD_BYTES:
             raise ApiError(422, "invalid_request", f"form field '{part.name[:40]}' longer than {MAX_FIELD_BYTES} bytes")
 
-    parser = MultipartParser(params[b"boundary"], {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data})
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+        },
+    )
     received = 0
     try:
         with anyio.fail_after(timeout):  # a stalled or trickling upload gives its memory back

@@ -18,8 +18,13 @@ from .form import multipart_body
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Authorized])
 
 
-@router.post("/explain", response_model=Explanation, responses=ERRORS, openapi_extra=multipart_body(True),
-             summary="Classify one radiograph and show where the model looked")
+@router.post(
+    "/explain",
+    response_model=Explanation,
+    responses=ERRORS,
+    openapi_extra=multipart_body(True),
+    summary="Classify one radiograph and show where the model looked",
+)
 async def explain(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     t0 = time.perf_counter()
     slot = engine.reserve()  # before the body is read: a full queue costs the server nothing

@@ -8,5 +8,9 @@ def multipart_body(with_explain_fields: bool) -> dict:
     if with_explain_fields:
         props["method"] = {"type": "string", "enum": ["gradcam", "gradcam++", "scorecam"], "default": "gradcam"}
         props["target"] = {"type": "string", "description": "label to explain (default: positive label; multiclass: predicted)"}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {
-        "schema": {"type": "object", "properties": props, "required": ["file"]}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props, "required": ["file"]}}},
+        }
+    }

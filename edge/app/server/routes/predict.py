@@ -14,8 +14,13 @@ from .form import multipart_body
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Authorized])
 
 
-@router.post("/predict", response_model=Prediction, responses=ERRORS, openapi_extra=multipart_body(False),
-             summary="Classify one radiograph")
+@router.post(
+    "/predict",
+    response_model=Prediction,
+    responses=ERRORS,
+    openapi_extra=multipart_body(False),
+    summary="Classify one radiograph",
+)
 async def predict(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     t0 = time.perf_counter()
     slot = engine.reserve()  # before the body is read: a full queue costs the server nothing
