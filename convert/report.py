@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.core._tf import quiet_native
 from edge.core.report import fmt, table
 
 # ops that only move between the model's quantised interior and its interface
@@ -121,8 +122,8 @@ def layer_errors(converter, dataset: Callable[[], Iterable[list[np.ndarray]]]) -
     debugger, whose calibrated model can be re-quantised with layers kept in float."""
     from edge.core._tf import tf
 
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_native(), contextlib.redirect_stdout(io.StringIO()):  # its calibration re-runs the converter
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
         debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.core._tf import quiet_native
 from edge.core.bundle import Bundle, load_bundle
 from edge.core.data import list_images, load_canvases
 from edge.core.errors import BundleError, DataError, EdgeError
@@ -148,7 +149,8 @@ def _converter(model, spec, precision: str, rep=None, io_type: str = "uint8", qa
 
 def _run_converter(conv, bundle: Bundle, precision: str) -> bytes:
     try:
-        return conv.convert()
+        with quiet_native():  # the converter's MLIR chatter on fd 2 ('fully_quantize: 0, ...'), shown with -v
+            return conv.convert()
     except Exception as e:  # ConverterError and friends: say which op, not a 200-line MLIR dump
         msg = str(e)
         first = next(
@@ -172,9 +174,10 @@ def _quantize_keeping_float(debugger, io_type: str, nodes: list[str]) -> bytes:
     from edge.core._tf import tf
 
     dt = {"uint8": tf.uint8, "int8": tf.int8}[io_type]
-    return _tfl_convert.mlir_quantize(
-        debugger.calibrated_model, fully_quantize=True, input_data_type=dt, output_data_type=dt, denylisted_nodes=nodes
-    )
+    with quiet_native():
+        return _tfl_convert.mlir_quantize(
+            debugger.calibrated_model, fully_quantize=True, input_data_type=dt, output_data_type=dt, denylisted_nodes=nodes
+        )
 
 
 def agreement(model, edge: EdgeModel, canvases: np.ndarray, spec) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._tf import quiet_native
 from .bundle import to_probabilities
 from .errors import EdgeError
 from .fsutil import sha256_file
@@ -40,7 +41,8 @@ class EdgeModel:
             # xnnpack=False runs TFLite's builtin kernels (ruy), for benchmarks that compare the two.
             resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             self.interpreter = Interpreter(model_content=model_bytes, num_threads=threads, experimental_op_resolver_type=resolver)
-            self.interpreter.allocate_tensors()
+            with quiet_native():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2, shown with -v
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgeError(f"LiteRT cannot load this model ({str(e).splitlines()[0]})", path) from None
         self.input_details = self.interpreter.get_input_details()
