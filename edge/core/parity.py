@@ -74,7 +74,7 @@ def variant_specs(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         ("caffe1", PreprocessSpec.for_arch("resnet50", 224, channels=1)),
         ("caffe3_256x192", PreprocessSpec.for_arch("resnet50", (256, 192))),
     ):
-        spec = {k: v for k, v in base.items() if k not in ("tflite_file", "tflite_sha256")}
+        spec = dict(base)  # the typed spec's dict: no file name or file hash to drop
         spec.update(
             {
                 "model_id": f"preprocess-only-{key}",
