@@ -238,7 +238,7 @@ def _contract_from(d: dict[str, Any], version: int, where: Any) -> Contract:
     except (TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"model card: preprocess is not a valid spec ({e})", where) from None
     try:
-        threshold = float(d.get("threshold", 0.5)) if version == 1 else d.get("threshold")  # v2: checked below
+        threshold: Any = float(d.get("threshold", 0.5)) if version == 1 else d.get("threshold")  # v2: checked below
         if version == 1:  # migrate: version 1 kept QAT under compression and wrote no input/output
             comp = d.get("compression") or {}
             return Contract.create(
