@@ -43,19 +43,22 @@ def test_right_token_passes(client):
     assert r.status_code == 200 and r.json() == {"ok": True}
 
 
-@pytest.mark.parametrize("header", [
-    None,  # missing
-    f"Bearer {TOKEN[:-1]}",  # one character short
-    f"Bearer {TOKEN}x",  # one character more
-    f"Bearer {TOKEN.upper()}",  # other case
-    f"Bearer {TOKEN.lower()}",
-    f"Bearer {TOKEN[:6]} {TOKEN[6:]}",  # whitespace inside it
-    f"Bearer {TOKEN}\tx",
-    "Bearer ",
-    f"Basic {TOKEN}",  # another scheme
-    TOKEN,  # no scheme
-    "Bearer wrong-token-0123",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,  # missing
+        f"Bearer {TOKEN[:-1]}",  # one character short
+        f"Bearer {TOKEN}x",  # one character more
+        f"Bearer {TOKEN.upper()}",  # other case
+        f"Bearer {TOKEN.lower()}",
+        f"Bearer {TOKEN[:6]} {TOKEN[6:]}",  # whitespace inside it
+        f"Bearer {TOKEN}\tx",
+        "Bearer ",
+        f"Basic {TOKEN}",  # another scheme
+        TOKEN,  # no scheme
+        "Bearer wrong-token-0123",
+    ],
+)
 def test_wrong_or_missing_token_is_401(client, header):
     r = client.get("/v1/guarded", headers={"Authorization": header} if header is not None else {})
     assert r.status_code == 401

@@ -13,15 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conv_helpers import copy_class_folder
 
+from conv_helpers import copy_class_folder
 from edge.app.validation import validate
 from edge.core.data import discover, load_canvases
 
 SIZE = 48
 LIMITS = ("max_accuracy_drop", "max_auroc_drop", "min_agreement", "max_latency_ms", "max_size_mb")
-CHECK_OF = {"max_accuracy_drop": "accuracy_drop", "max_auroc_drop": "auroc_drop", "min_agreement": "agreement",
-            "max_latency_ms": "latency_ms", "max_size_mb": "size_mb"}
+CHECK_OF = {
+    "max_accuracy_drop": "accuracy_drop",
+    "max_auroc_drop": "auroc_drop",
+    "min_agreement": "agreement",
+    "max_latency_ms": "latency_ms",
+    "max_size_mb": "size_mb",
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,7 @@ def gate_models(tmp_path_factory, gate_data):
     from convert.tflite import convert_bundle
     from edge.core._tf import keras
     from edge.core.bundle import save_bundle
+    from edge.core.card import Contract, ModelCard
     from edge.core.preprocess import PreprocessSpec, normalize
     from train.models import create_model, get_arch
 
@@ -59,9 +65,11 @@ def gate_models(tmp_path_factory, gate_data):
     made = []
     for name, sign in (("good", 1.0), ("reversed", -1.0)):
         model.get_layer("head_out").set_weights([sign * w * k, np.array([-sign * float(z.mean()) * k], np.float32)])
-        card = {"model_id": f"gate-{name}", "arch": "tiny", "task": "binary", "labels": ["fractured", "not_fractured"],
-                "positive_label": "fractured", "threshold": 0.5, "preprocess": spec.to_dict(),
-                "gradcam_layer": get_arch("tiny").gradcam_layer, "compression": None, "metrics": {}}
+        card = ModelCard(
+            Contract.create("tiny", "binary", ["fractured", "not_fractured"], "fractured", 0.5, spec),
+            model_id=f"gate-{name}",
+            gradcam_layer=get_arch("tiny").gradcam_layer,
+        )
         b = save_bundle(out / name, model, card, calibration=canv)
         made.append(b)
     tfl = [convert_bundle(b, "int8", out=out / f"{b.model_id}.tflite", debug=False, report=False).path for b in made]
@@ -130,3 +138,20 @@ def test_the_same_model_passes_every_check(gate_models, gate_data, gate_config):
     assert abs(same["checks"]["auroc_drop"]["value"]) < 0.05 and same["agreement"] >= 0.9
     n = same["data"]["n"]
     assert n == sum(same["data"]["counts"].values()) and n >= 20
+
+
+def test_an_edge_model_deciding_at_another_threshold_fails_the_contract_check(gate_models, gate_data, gate_config, tmp_path):
+    from dataclasses import replace
+
+    from edge.core.spec import ModelSpec
+
+    good, _, good_tfl, _ = gate_models
+    data = good_tfl.read_bytes()
+    moved = tmp_path / "moved.tflite"
+    moved.write_bytes(replace(ModelSpec.read(data, good_tfl), threshold=0.6).embed(data))
+    r = run(good, moved, gate_data, gate_config, max_size_mb=100.0, max_latency_ms=1e6)
+    c = r["checks"]["contract"]
+    assert c["passed"] is False and len(c["value"]) == 1 and c["value"][0].startswith("threshold:")
+    assert "0.6" in c["value"][0] and "0.5" in c["value"][0]
+    assert r["passed"] is False and c["value"][0] in r["failures"]
+    assert r["checks"]["source"]["passed"] is True

@@ -6,8 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.core.metrics import (auroc, binary_metrics, bootstrap_auroc_ci, calibration, choose_threshold, compute_metrics,
-                               confusion_matrix, multiclass_metrics, roc_curve, subgroup_metrics)
+from edge.core.metrics import (
+    auroc,
+    binary_metrics,
+    bootstrap_auroc_ci,
+    calibration,
+    choose_threshold,
+    compute_metrics,
+    confusion_matrix,
+    multiclass_metrics,
+    roc_curve,
+    subgroup_metrics,
+)
 
 LABELS = ["fractured", "not_fractured"]
 
@@ -155,8 +165,9 @@ def test_confidence_on_an_inexact_edge_goes_to_the_bin_it_starts():
 
 def test_multiclass_metrics_by_hand():
     labels = ["a", "b", "c", "d"]
-    probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4],
-                      [0.4, 0.3, 0.2, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    probs = np.array(
+        [[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.1, 0.1, 0.1, 0.7]]
+    )
     y = np.array([0, 1, 2, 1, 3])
     m = multiclass_metrics(y, probs, labels, ci=False)
     # predictions 0, 1, 3, 0, 3
@@ -194,8 +205,7 @@ def test_multiclass_top3_misses_and_interval():
 
 
 def test_confusion_matrix_counts_repeats():
-    assert confusion_matrix(np.array([0, 0, 1, 1, 1]), np.array([0, 0, 1, 0, 1]), 3).tolist() == \
-        [[2, 0, 0], [1, 2, 0], [0, 0, 0]]
+    assert confusion_matrix(np.array([0, 0, 1, 1, 1]), np.array([0, 0, 1, 0, 1]), 3).tolist() == [[2, 0, 0], [1, 2, 0], [0, 0, 0]]
 
 
 def test_subgroups_at_the_minimum_size():
@@ -208,7 +218,8 @@ def test_subgroups_at_the_minimum_size():
     out = subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups)  # default min_n = 10
     assert out["nine"] == {"n": 9, "note": "fewer than 10 images"}
     full = compute_metrics(y[:10], probs[:10], LABELS, "binary", "fractured", 0.3, ci=False)
-    assert out["ten"] == {k: full[k] for k in ("n", "accuracy", "precision", "recall", "f1", "auroc", "sensitivity",
-                                                 "specificity")}
+    assert out["ten"] == {
+        k: full[k] for k in ("n", "accuracy", "precision", "recall", "f1", "auroc", "sensitivity", "specificity")
+    }
     assert out["ten"]["n"] == 10
     assert subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups, min_n=9)["nine"]["n"] == 9

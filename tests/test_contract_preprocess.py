@@ -14,8 +14,17 @@ import numpy as np
 import pytest
 
 from edge.core.imageio import read_image
-from edge.core.preprocess import (PreprocessSpec, dequantize, letterbox_geometry, letterbox_u8, normalize, preprocess,
-                                  quantize, resize_bilinear, to_grey)
+from edge.core.preprocess import (
+    PreprocessSpec,
+    dequantize,
+    letterbox_geometry,
+    letterbox_u8,
+    normalize,
+    preprocess,
+    quantize,
+    resize_bilinear,
+    to_grey,
+)
 
 
 def half_up(x: float) -> int:
@@ -123,8 +132,9 @@ def test_one_pixel_images():
     assert letterbox_geometry(400, 1, (8, 8)) == (0, 3, 8, 1)
 
 
-@pytest.mark.parametrize("shape,out", [((5, 7), (3, 4)), ((4, 4), (9, 6)), ((1, 6), (1, 3)), ((6, 1), (2, 5)),
-                                       ((13, 11), (13, 11)), ((2, 3), (7, 2))])
+@pytest.mark.parametrize(
+    "shape,out", [((5, 7), (3, 4)), ((4, 4), (9, 6)), ((1, 6), (1, 3)), ((6, 1), (2, 5)), ((13, 11), (13, 11)), ((2, 3), (7, 2))]
+)
 def test_bilinear_equals_per_pixel_loop(shape, out):
     a = np.random.default_rng(sum(shape) * 7 + out[0]).uniform(0, 255, shape)
     np.testing.assert_allclose(resize_bilinear(a, *out), loop_bilinear(a, *out), rtol=0, atol=1e-9)
@@ -173,8 +183,9 @@ def test_normalize_of_the_default_spec_is_exact():
     np.testing.assert_array_equal(normalize(u8, PreprocessSpec())[..., 0], (u8 / 255.0).astype(np.float32))
 
 
-@pytest.mark.parametrize("mean,std", [((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)), ((114.799,), (1.0,)),
-                                      ((123.68,), (58.395,))])
+@pytest.mark.parametrize(
+    "mean,std", [((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)), ((114.799,), (1.0,)), ((123.68,), (58.395,))]
+)
 def test_normalize_is_float32_arithmetic_like_the_phone(mean, std):
     # The contract both sides keep (android_demo Preprocessor.normalize): mean and std rounded to float32,
     # then (u8 - mean) / std in float32. float64-then-round differs in the last bit for half the grey values.
@@ -215,12 +226,14 @@ def test_dequantize_with_nonzero_zero_points():
 
 def test_spec_validation_and_round_trip():
     # the messages reach users (a bad card or spec file): each one says what is wrong
-    for bad, words in ((dict(channels=2, mean=(0.0, 0.0), std=(1.0, 1.0)), "channels must be 1 or 3, not 2"),
-                       (dict(mean=(0.0, 1.0)), "mean and std need one value per channel"),
-                       (dict(std=(1.0, 2.0)), "mean and std need one value per channel"),
-                       (dict(std=(0.0,)), "std must not be zero"),
-                       (dict(resize="stretch"), "only letterbox resizing with bilinear interpolation is defined"),
-                       (dict(interpolation="nearest"), "only letterbox resizing with bilinear interpolation is defined")):
+    for bad, words in (
+        (dict(channels=2, mean=(0.0, 0.0), std=(1.0, 1.0)), "channels must be 1 or 3, not 2"),
+        (dict(mean=(0.0, 1.0)), "mean and std need one value per channel"),
+        (dict(std=(1.0, 2.0)), "mean and std need one value per channel"),
+        (dict(std=(0.0,)), "std must not be zero"),
+        (dict(resize="stretch"), "only letterbox resizing with bilinear interpolation is defined"),
+        (dict(interpolation="nearest"), "only letterbox resizing with bilinear interpolation is defined"),
+    ):
         with pytest.raises(ValueError) as e:
             PreprocessSpec(**bad)
         assert str(e.value) == words
@@ -235,11 +248,14 @@ def test_spec_validation_and_round_trip():
 def test_spec_defaults_per_architecture():
     assert PreprocessSpec.for_arch("tiny", 96) == PreprocessSpec(size=(96, 96), channels=1, mean=(0.0,), std=(255.0,))
     assert PreprocessSpec.for_arch("custom", (64, 48), channels=3) == PreprocessSpec(
-        size=(64, 48), channels=3, mean=(0.0,) * 3, std=(255.0,) * 3)
+        size=(64, 48), channels=3, mean=(0.0,) * 3, std=(255.0,) * 3
+    )
     assert PreprocessSpec.for_arch("vgg16", 224) == PreprocessSpec(
-        size=(224, 224), channels=3, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+        size=(224, 224), channels=3, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0)
+    )
     assert PreprocessSpec.for_arch("resnet50", (96, 80)).size == (96, 80)
     assert PreprocessSpec.for_arch("resnet50", 64, channels=1) == PreprocessSpec(
-        size=(64, 64), channels=1, mean=(114.799,), std=(1.0,))
+        size=(64, 64), channels=1, mean=(114.799,), std=(1.0,)
+    )
     d = PreprocessSpec()
     assert (d.size, d.channels, d.pad_value, d.mean, d.std) == ((224, 224), 1, 0, (0.0,), (255.0,))

@@ -9,17 +9,19 @@ by about 0.5, far beyond the tolerance here.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conv_helpers import make_bundle, real_canvases
 
+from conv_helpers import make_bundle, real_canvases
 from edge.core.errors import EdgeError
 from edge.core.imageio import read_image
 from edge.core.parity import TOLERANCE, argb_to_rgb, to_argb, write_vectors
 from edge.core.preprocess import letterbox_u8, normalize
-from edge.core.runtime import EdgeModel, check_spec, read_embedded_spec
+from edge.core.runtime import EdgeModel
+from edge.core.spec import SPEC_METADATA_NAME, ModelSpec
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +43,39 @@ def rt_data(fracatlas, rt_bundle):
 
 
 def with_spec(src: Path, dest: Path, **changes) -> Path:
-    """A copy of the .tflite whose embedded spec has ``changes`` (nested dicts merged one level)."""
-    from convert.metadata import embed_spec
-
+    """A copy of the .tflite whose embedded spec has ``changes`` (a dict for a tensor changes its fields)."""
     data = src.read_bytes()
-    spec = read_embedded_spec(data)
+    spec = ModelSpec.read(data, src)
     for k, v in changes.items():
-        spec[k] = {**spec[k], **v} if isinstance(v, dict) else v
-    dest.write_bytes(embed_spec(data, spec))
+        changes[k] = replace(getattr(spec, k), **v) if isinstance(v, dict) else v
+    dest.write_bytes(replace(spec, **changes).embed(data))
+    return dest
+
+
+def with_metadata(src: Path, dest: Path, entries: dict[str, bytes]) -> Path:
+    """A copy of the .tflite whose metadata is exactly ``entries`` (name -> raw bytes), nothing checked."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(src.read_bytes(), 0))
+    model.metadata = []
+    for name, raw in entries.items():
+        buf = fb.BufferT()
+        buf.data = np.frombuffer(raw, dtype=np.uint8)
+        model.buffers.append(buf)
+        entry = fb.MetadataT()
+        entry.name, entry.buffer = name, len(model.buffers) - 1
+        model.metadata.append(entry)
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    dest.write_bytes(bytes(b.Output()))
     return dest
 
 
 def test_the_model_has_nonzero_zero_points(rt_int8):
     m = EdgeModel.load(rt_int8)
-    assert m.spec["input"]["dtype"] == "int8" and m.spec["input"]["zero_point"] == -128
-    assert m.spec["output"]["dtype"] == "int8" and m.spec["output"]["zero_point"] != 0
+    assert m.spec.input.dtype == "int8" and m.spec.input.zero_point == -128
+    assert m.spec.output.dtype == "int8" and m.spec.output.zero_point != 0
     assert m.precision == "int8" and m.task == "binary" and m.threshold == 0.5
 
 
@@ -81,7 +101,7 @@ def test_int8_input_is_the_canvas_shifted_by_the_zero_point(rt_bundle, rt_int8, 
 
 def test_output_is_dequantised_with_its_zero_point(rt_int8):
     m = EdgeModel.load(rt_int8)
-    s, zp = m.spec["output"]["scale"], m.spec["output"]["zero_point"]
+    s, zp = m.spec.output.scale, m.spec.output.zero_point
     raw = np.array([[-128], [0], [127]], np.int8)
     np.testing.assert_allclose(m.dequantize_output(raw)[:, 0], [(-128 - zp) * s, (0 - zp) * s, (127 - zp) * s], rtol=1e-6)
 
@@ -90,7 +110,7 @@ def test_predict_raw_is_invoke_of_the_quantised_canvas(rt_bundle, rt_int8, rt_da
     m = EdgeModel.load(rt_int8)
     canv, _ = rt_data
     raw = m.invoke_raw(m.quantize_input(normalize(canv[1], rt_bundle.spec)))
-    s, zp = m.spec["output"]["scale"], m.spec["output"]["zero_point"]
+    s, zp = m.spec.output.scale, m.spec.output.zero_point
     got = m.predict_raw(canv[1])  # a single 2-D canvas is a batch of one
     assert got.shape == (1, 1)
     assert got[0, 0] == pytest.approx((int(raw.reshape(-1)[0]) - zp) * s, rel=1e-6)
@@ -99,59 +119,66 @@ def test_predict_raw_is_invoke_of_the_quantised_canvas(rt_bundle, rt_int8, rt_da
     assert m.predict_raw(np.zeros((0, 48, 48), np.uint8)).shape == (0, 1)
 
 
-@pytest.mark.parametrize("changes,words", [
-    ({"input": {"zero_point": 0}}, "input quantisation"),
-    ({"input": {"scale": 1 / 254}}, "input quantisation"),
-    ({"input": {"dtype": "uint8"}}, "input dtype"),
-    ({"input": {"shape": [1, 48, 47, 1]}}, "input shape"),
-])
+@pytest.mark.parametrize(
+    "changes,words",
+    [
+        ({"input": {"zero_point": 0}}, "input quantisation"),
+        ({"input": {"scale": 1 / 254}}, "input quantisation"),
+        ({"input": {"dtype": "uint8"}}, "input dtype"),
+        ({"input": {"shape": [1, 48, 47, 1]}}, "input shape"),
+    ],
+)
 def test_a_spec_that_misdescribes_the_input_is_refused(rt_int8, tmp_path, changes, words):
     with pytest.raises(EdgeError, match=words):
         EdgeModel.load(with_spec(rt_int8, tmp_path / "lie.tflite", **changes))
 
 
 def test_a_scale_within_rounding_of_the_real_one_is_accepted(rt_int8, tmp_path):
-    real = read_embedded_spec(rt_int8.read_bytes())["input"]["scale"]
+    real = ModelSpec.read(rt_int8.read_bytes(), rt_int8).input.scale
     EdgeModel.load(with_spec(rt_int8, tmp_path / "ok.tflite", input={"scale": real * (1 + 1e-7)}))
 
 
 def test_check_spec_refuses_what_consumers_cannot_use(rt_int8):
-    good = read_embedded_spec(rt_int8.read_bytes())
-    assert check_spec(dict(good), "m") == good
-    assert check_spec({**good, "version": 1}, "m")
-    bad = [{**good, "format": "other"}, {**good, "version": 2}, {**good, "positive_label": "elbow"},
-           *[{k: v for k, v in good.items() if k != key} for key in ("task", "labels", "preprocess", "input", "output",
-                                                                     "threshold")]]
+    spec = ModelSpec.read(rt_int8.read_bytes(), rt_int8)
+    good = spec.to_dict()
+    assert ModelSpec.from_dict(dict(good), "m") == spec
+    assert ModelSpec.from_dict({**good, "version": 1}, "m") == spec
+    bad = [
+        {**good, "format": "other"},
+        {**good, "version": 2},
+        {**good, "positive_label": "elbow"},
+        *[
+            {k: v for k, v in good.items() if k != key}
+            for key in ("task", "labels", "preprocess", "input", "output", "threshold")
+        ],
+    ]
     for spec in bad:
-        with pytest.raises(EdgeError):
-            check_spec(spec, "m")
+        with pytest.raises(EdgeError, match="^m: "):
+            ModelSpec.from_dict(spec, "m")
     multi = {**good, "task": "multiclass", "positive_label": None}
-    assert check_spec(multi, "m")["task"] == "multiclass"
+    assert ModelSpec.from_dict(multi, "m").task == "multiclass"
 
 
-def test_sidecar_that_is_not_json(rt_int8, tmp_path):
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as fb
-
-    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(rt_int8.read_bytes(), 0))
-    model.metadata = [e for e in model.metadata if e.name not in (b"fracture_edge_spec", "fracture_edge_spec")]
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    bare = tmp_path / "bare.tflite"
-    bare.write_bytes(bytes(b.Output()))
+def test_only_the_embedded_spec_is_read_and_it_must_be_json(rt_int8, tmp_path):
+    # the .json next to the file is a copy for people: a model without an embedded spec is refused
+    # even when a (broken) sidecar sits beside it, and an embedded spec that is not JSON is refused
+    bare = with_metadata(rt_int8, tmp_path / "bare.tflite", {})
     (tmp_path / "bare.json").write_text("{broken")
-    with pytest.raises(EdgeError, match="not valid JSON"):
+    with pytest.raises(EdgeError, match="carries no fracture-edge spec"):
         EdgeModel.load(bare)
+    broken = with_metadata(rt_int8, tmp_path / "broken.tflite", {SPEC_METADATA_NAME: b"{broken"})
+    with pytest.raises(EdgeError, match="broken.tflite: the embedded model spec is not valid JSON"):
+        EdgeModel.load(broken)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="BUG: read_embedded_spec does not catch struct.error, so a .tflite cut short after its TFL3 "
-                          "identifier ends in a traceback instead of a one-line EdgeError")
-def test_a_truncated_tflite_is_a_one_line_error(rt_int8, tmp_path):
+@pytest.mark.parametrize("keep", [16, 64, 1024])
+def test_a_truncated_tflite_is_a_one_line_error(rt_int8, tmp_path, keep):
+    # cut short after its TFL3 identifier: the flatbuffer's offsets point past the end (was a struct.error traceback)
     cut = tmp_path / "cut.tflite"
-    cut.write_bytes(rt_int8.read_bytes()[:16])
-    with pytest.raises(EdgeError):
+    cut.write_bytes(rt_int8.read_bytes()[:keep])
+    with pytest.raises(EdgeError, match=r"cut\.tflite: the \.tflite is truncated or corrupt") as e:
         EdgeModel.load(cut)
+    assert "\n" not in str(e.value)
 
 
 def test_summary_names_the_model(rt_int8):
@@ -185,14 +212,17 @@ def test_vectors_of_an_int8_io_model_with_the_threshold_at_a_score(rt_int8, frac
     p0 = float(m0.predict_canvases(u8[None])[0, 0])
     # the threshold is exactly the first image's score: it must be called fractured (>=)
     m = EdgeModel.load(with_spec(rt_int8, tmp_path / "thr.tflite", threshold=p0))
-    manifest = write_vectors(m, images, tmp_path / "vec")
+    entries = write_vectors(m, images, tmp_path / "vec")
     d = tmp_path / "vec"
-    assert json.loads((d / "manifest.json").read_text()) == manifest
+    assert json.loads((d / "manifest.json").read_text()) == entries
+    manifest = entries[0]  # the model's set first, then preprocessing-only specs
     assert manifest["tolerance"] == TOLERANCE and manifest["model_sha256"] == m.sha256
+    assert manifest["spec"] == m.spec.to_dict() and manifest["spec"]["threshold"] == p0
+    assert [c["name"] for c in manifest["cases"][:2]] == [p.stem for p in images]
     first = manifest["cases"][0]
     assert first["expected"]["decision"] is True and first["expected"]["label"] == "fractured"
     assert first["expected"]["probabilities"]["fractured"] == pytest.approx(p0, abs=1e-7)
-    for case, path in zip(manifest["cases"], images):
+    for case, path in zip(manifest["cases"][: len(images)], images, strict=True):
         px = read_image(path).pixels
         assert (case["height"], case["width"]) == px.shape[:2]
         c = letterbox_u8(px, m.preprocess_spec)
@@ -202,9 +232,9 @@ def test_vectors_of_an_int8_io_model_with_the_threshold_at_a_score(rt_int8, frac
         x = np.frombuffer((d / case["input_f32"]).read_bytes(), "<f4")
         np.testing.assert_allclose(x, c.reshape(-1) / 255.0, rtol=1e-6)
         raw = np.frombuffer((d / case["output_raw"]).read_bytes(), np.int8)
-        out = m.spec["output"]
+        out = m.spec.output
         p = case["expected"]["probabilities"]
-        assert p["fractured"] == pytest.approx((int(raw[0]) - out["zero_point"]) * out["scale"], abs=1e-6)
+        assert p["fractured"] == pytest.approx((int(raw[0]) - out.zero_point) * out.scale, abs=1e-6)
         assert p["not_fractured"] == pytest.approx(1 - p["fractured"], abs=1e-6)
         decision = p["fractured"] >= p0
         assert case["expected"]["decision"] is decision

@@ -17,8 +17,13 @@ from edge.explain.mapping import to_image
 
 # no example database: nothing is written into the repository, each run draws afresh from a fixed seed per test
 # EDGE_HYPOTHESIS_EXAMPLES: fewer examples under mutation testing (tests/mutation/run.py sets it)
-FAST = settings(max_examples=int(os.environ.get("EDGE_HYPOTHESIS_EXAMPLES", "60")), deadline=None, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FAST = settings(
+    max_examples=int(os.environ.get("EDGE_HYPOTHESIS_EXAMPLES", "60")),
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @st.composite
@@ -76,8 +81,8 @@ def test_quantize_then_dequantize_is_within_half_a_step(dtype, scale, data):
 
 
 def pair_count(y: list[int], s: list[float]) -> float:
-    pos = [v for v, t in zip(s, y) if t]
-    neg = [v for v, t in zip(s, y) if not t]
+    pos = [v for v, t in zip(s, y, strict=True) if t]
+    neg = [v for v, t in zip(s, y, strict=True) if not t]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
     return wins / (len(pos) * len(neg))
 
@@ -96,8 +101,11 @@ def _bin(nk: tuple[int, int]) -> int:
 
 
 @FAST
-@given(st.lists(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))), min_size=1, max_size=6,
-                unique_by=_bin))
+@given(
+    st.lists(
+        st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))), min_size=1, max_size=6, unique_by=_bin
+    )
+)
 def test_ece_is_zero_for_a_perfectly_calibrated_sample(groups):
     conf, correct = [], []
     for n, k in groups:  # one group per bin: n samples at confidence k/n, exactly k of them correct

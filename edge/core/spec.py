@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,7 +120,7 @@ class ModelSpec:
             TensorSpec.from_details(input_details),
             TensorSpec.from_details(output_details, c.output["activation"]),
             {"arch": c.arch, "bundle": bundle.path.name, "compression": bundle.card.to_dict()["compression"]},
-            _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             keep_float or None,
         )
 
@@ -153,9 +154,8 @@ class ModelSpec:
     def from_dict(cls, d: Any, where: Any) -> ModelSpec:
         """Parse and check a spec; EdgeError (one line, naming ``where``) for anything a consumer would trip on."""
         if not isinstance(d, dict) or d.get("format") != SPEC_FORMAT:
-            raise EdgeError(
-                f"not a fracture-edge model spec (format={d.get('format') if isinstance(d, dict) else None!r})", where
-            )
+            fmt = d.get("format") if isinstance(d, dict) else None
+            raise EdgeError(f"not a fracture-edge model spec (format={fmt!r})", where)
         if not isinstance(d.get("version"), int) or d["version"] > SPEC_VERSION:
             raise EdgeError(
                 f"model spec version {d.get('version')!r} is not one this toolkit understands", where, "upgrade fracture-edge"
@@ -195,7 +195,7 @@ class ModelSpec:
     @classmethod
     def read(cls, model_bytes: bytes, where: Any) -> ModelSpec | None:
         """The spec embedded in a .tflite, checked; None when the file carries none."""
-        raw = _embedded_bytes(model_bytes)
+        raw = _embedded_bytes(model_bytes, where)
         if raw is None:
             return None
         try:
@@ -212,7 +212,12 @@ class ModelSpec:
             raise EdgeError(f"model spec says input dtype {want.dtype} but the model takes {got.dtype}", where)
         if want.shape != got.shape:
             raise EdgeError(f"model spec says input shape {want.shape} but the model takes {got.shape}", where)
-        if got.dtype in QUANTISED and (not np.isclose(got.scale, want.scale, rtol=1e-5) or got.zero_point != want.zero_point):
+        if got.dtype in QUANTISED and (
+            want.scale is None
+            or got.scale is None  # a quantised tensor always has a scale: missing means a bad spec
+            or not np.isclose(got.scale, want.scale, rtol=1e-5)
+            or got.zero_point != want.zero_point
+        ):
             raise EdgeError(
                 f"model spec input quantisation ({want.scale}, {want.zero_point}) differs from the "
                 f"model's ({got.scale}, {got.zero_point})",
@@ -264,7 +269,8 @@ def _name(n: Any) -> str:
     return n.decode() if isinstance(n, bytes) else str(n or "")
 
 
-def _embedded_bytes(model_bytes: bytes) -> bytes | None:
+def _embedded_bytes(model_bytes: bytes, where: Any) -> bytes | None:
+    """The spec entry's bytes; None when there is none; EdgeError when the flatbuffer itself is broken."""
     from ai_edge_litert import schema_py_generated as fb  # flatbuffer reader only: no interpreter needed
 
     try:
@@ -273,8 +279,11 @@ def _embedded_bytes(model_bytes: bytes) -> bytes | None:
             entry = model.Metadata(i)
             if (entry.Name() or b"").decode() == SPEC_METADATA_NAME:
                 return bytes(model.Buffers(entry.Buffer()).DataAsNumpy())
-    except (ValueError, IndexError, UnicodeDecodeError, AttributeError, TypeError):
-        return None
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError, AttributeError, TypeError) as e:
+        # offsets pointing past the end of the bytes: a file cut short or overwritten, not a missing spec
+        raise EdgeError(
+            f"the .tflite is truncated or corrupt (its flatbuffer cannot be read: {type(e).__name__})", where
+        ) from None
     return None
 
 
