@@ -224,19 +224,7 @@ def test_an_edited_contract_field_is_refused(copy, key):
 
 
 def _missing(key: str):
-    edit = pytest.param(lambda c: c.pop(key), id=f"no-{key}")
-    if key == "threshold":
-        edit = pytest.param(
-            *edit.values,
-            id=edit.id,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=KeyError,
-                reason="BUG (edge/core/card.py _contract_from): a version-2 card without "
-                "'threshold' reads d['threshold'] before the 'lacks' check, so it ends in a KeyError traceback",
-            ),
-        )
-    return edit
+    return pytest.param(lambda c: c.pop(key), id=f"no-{key}")
 
 
 @pytest.mark.parametrize(
