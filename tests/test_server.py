@@ -169,6 +169,12 @@ def test_explain_options_query_and_dicom(srv_auth, srv_images):
     assert _post(srv_auth, "/v1/explain", data, method="lime").json()["error"]["code"] == "invalid_request"
     r = _post(srv_auth, "/v1/explain", data, target="broken")
     assert r.status_code == 422 and "unknown target" in r.json()["error"]["message"]
+    # overlay=false (the phone's call): the same grid, no PNG; anything but a boolean is refused
+    full, grid_only = _post(srv_auth, "/v1/explain", data).json(), _post(srv_auth, "/v1/explain", data, overlay="false").json()
+    assert grid_only["heatmap"]["png_base64"] is None and full["heatmap"]["png_base64"]
+    assert grid_only["heatmap"]["grid"] == full["heatmap"]["grid"]
+    r = _post(srv_auth, "/v1/explain", data, overlay="perhaps")
+    assert r.status_code == 422 and "overlay must be true or false" in r.json()["error"]["message"]
     # DICOM: the content decides, not the name or declared type
     r = _post(srv_auth, "/v1/predict", _dicom(_grey(srv_images[1])), name="scan.jpg", ctype="image/png")
     assert r.status_code == 200, r.text

@@ -119,7 +119,7 @@ class Engine:
         out["timings_ms"] = {"queue": (start - queued) * 1e3, "decode": t_decode, **t}
         return out
 
-    def explain_job(self, queued: float, data: bytes, method: str, target: str | None) -> dict[str, Any]:
+    def explain_job(self, queued: float, data: bytes, method: str, target: str | None, overlay: bool = True) -> dict[str, Any]:
         start = time.perf_counter()
         pixels, t_decode = self._decode(data)
         try:
@@ -132,13 +132,15 @@ class Engine:
         text = caption(out["label"], out["probabilities"][out["label"]], e.method_title, e.target_label)
         # the overlay stretches the same grid the phone gets (C resize), instead of a second
         # full-resolution float64 mapping: identical picture on both sides, ~10 ms less per request
-        png = overlay_png(pixels, grid, text, max_side=self.settings.overlay_max_side)
+        # the phone draws its own overlay from the grid (android_demo core Heatmap.overlay) and asks
+        # overlay=false: the PNG (most of this step's time) is made only for callers that show it as is
+        png = overlay_png(pixels, grid, text, max_side=self.settings.overlay_max_side) if overlay else None
         out["heatmap"] = {
             "method": e.method,
             "target_label": e.target_label,
             "grid": np.round(grid, 4).tolist(),
             "grid_shape": list(grid.shape),
-            "png_base64": base64.b64encode(png).decode("ascii"),
+            "png_base64": base64.b64encode(png).decode("ascii") if png is not None else None,
         }
         out["timings_ms"] = {
             "queue": (start - queued) * 1e3,

@@ -28,7 +28,9 @@ class Heatmap(BaseModel):
     target_label: str
     grid: list[list[float]] = Field(description="0..1, row-major, covering the original image (no letterbox padding)")
     grid_shape: list[int]
-    png_base64: str = Field(description="overlay PNG with class and probability written on it")
+    png_base64: str | None = Field(
+        description="overlay PNG with class and probability written on it; null when the request says overlay=false"
+    )
 
 
 class Explanation(Prediction):

@@ -16,6 +16,14 @@ from ..upload import read_upload
 from .form import multipart_body
 
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Authorized])
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _flag(value: str, name: str) -> bool:
+    try:
+        return _FLAGS[value.strip().lower()]
+    except KeyError:
+        raise ApiError(422, "invalid_request", f"{name} must be true or false") from None
 
 
 @router.post(
@@ -37,7 +45,8 @@ async def explain(request: Request, engine: EngineDep, settings: SettingsDep) ->
             method = get_method(raw.strip("\t\r\n").replace(" ", "+")).name
         except EdgeError:
             raise ApiError(422, "invalid_request", f"method must be one of {', '.join(METHODS)}") from None
-        out = await engine.run(slot, engine.explain_job, upload.file, method, target)
+        overlay = _flag(upload.fields.get("overlay") or request.query_params.get("overlay") or "true", "overlay")
+        out = await engine.run(slot, engine.explain_job, upload.file, method, target, overlay)
     finally:
         if not slot.handed_off:
             slot.release()

@@ -8,6 +8,11 @@ def multipart_body(with_explain_fields: bool) -> dict:
     if with_explain_fields:
         props["method"] = {"type": "string", "enum": ["gradcam", "gradcam++", "scorecam"], "default": "gradcam"}
         props["target"] = {"type": "string", "description": "label to explain (default: positive label; multiclass: predicted)"}
+        props["overlay"] = {
+            "type": "boolean",
+            "default": True,
+            "description": "false: the grid only, no overlay PNG (the phone draws its own)",
+        }
     return {
         "requestBody": {
             "required": True,

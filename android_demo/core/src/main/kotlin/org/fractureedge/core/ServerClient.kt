@@ -49,8 +49,12 @@ class ServerClient(
     fun predict(image: ByteArray, filename: String = "image.jpg", contentType: String = "image/jpeg"): ServerPrediction =
         ServerResponse.parsePrediction(upload("/v1/predict", image, filename, contentType))
 
+    // The app draws the overlay from the grid (Heatmap.overlay), so it asks for no overlay PNG.
     fun explain(image: ByteArray, filename: String = "image.jpg", contentType: String = "image/jpeg"): ServerPrediction =
-        ServerResponse.parsePrediction(upload("/v1/explain", image, filename, contentType), requireHeatmap = true)
+        ServerResponse.parsePrediction(
+            upload("/v1/explain", image, filename, contentType, mapOf("overlay" to "false")),
+            requireHeatmap = true
+        )
 
     /** The model card JSON from `/v1/model`, as text. */
     fun modelCard(): String = request("GET", "/v1/model", null, null)
@@ -63,11 +67,22 @@ class ServerClient(
         false
     }
 
-    private fun upload(path: String, image: ByteArray, filename: String, contentType: String): String {
+    private fun upload(
+        path: String,
+        image: ByteArray,
+        filename: String,
+        contentType: String,
+        fields: Map<String, String> = emptyMap()
+    ): String {
         val boundary = "fracture-edge-" + UUID.randomUUID().toString().replace("-", "")
         val safeName = filename.replace(Regex("[\"\\r\\n]"), "_")
+        val fieldParts =
+            fields.entries.joinToString("") { (k, v) ->
+                "--$boundary\r\nContent-Disposition: form-data; name=\"$k\"\r\n\r\n$v\r\n"
+            }
         val head =
-            "--$boundary\r\n" +
+            fieldParts +
+                "--$boundary\r\n" +
                 "Content-Disposition: form-data; name=\"file\"; filename=\"$safeName\"\r\n" +
                 "Content-Type: $contentType\r\n\r\n"
         val tail = "\r\n--$boundary--\r\n"

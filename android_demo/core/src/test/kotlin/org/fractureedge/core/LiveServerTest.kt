@@ -71,6 +71,7 @@ class LiveServerTest {
         val h = checkNotNull(p.heatmap) { "explain answered without a heatmap" }
         assertEquals("grid values count matches grid_shape", h.rows * h.cols, h.values.size)
         assertTrue(h.values.all { it in 0f..1f })
+        assertEquals("the app asks for the grid only (overlay=false): no PNG", null, h.pngBase64)
         // The overlay works on the parsed grid at the image's size.
         val out = Heatmap.overlay(IntArray(64 * 48) { Fixtures.argb(90, 90, 90) }, 64, 48, h)
         assertEquals(64 * 48, out.size)
