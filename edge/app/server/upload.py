@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from fastapi import Request
@@ -105,3 +108,20 @@ async def read_upload(request: Request, max_bytes: int, timeout: float = 60.0) -
         raise too_big
     fields = {p.name: p.data.decode("utf-8", "replace") for p in parts if p.name != "file"}
     return Upload(bytes(files[0].data), fields)
+
+
+async def run_upload_job(request: Request, engine: Any, settings: Any, job: Callable[[Upload], tuple]) -> dict:
+    """The shape of every upload route: a queue slot taken before the body is read (a full queue costs
+    the server nothing), the upload read with its limits, ``job(upload) -> (engine_fn, *args)`` run on the
+    engine, the slot released on any failure, and the route's total time added."""
+    t0 = time.perf_counter()
+    slot = engine.reserve()
+    try:
+        upload = await read_upload(request, settings.max_upload_bytes, settings.body_timeout)
+        fn, *args = job(upload)
+        out = await engine.run(slot, fn, *args)
+    finally:
+        if not slot.handed_off:
+            slot.release()
+    out["timings_ms"]["total"] = (time.perf_counter() - t0) * 1e3
+    return out

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request
 
 from edge.core.errors import EdgeError
@@ -12,7 +10,7 @@ from edge.explain import METHODS, get_method
 from ..deps import Authorized, EngineDep, SettingsDep
 from ..errors import ApiError
 from ..schemas import ERRORS, Explanation
-from ..upload import read_upload
+from ..upload import Upload, run_upload_job
 from .form import multipart_body
 
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Authorized])
@@ -34,10 +32,7 @@ def _flag(value: str, name: str) -> bool:
     summary="Classify one radiograph and show where the model looked",
 )
 async def explain(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
-    t0 = time.perf_counter()
-    slot = engine.reserve()  # before the body is read: a full queue costs the server nothing
-    try:
-        upload = await read_upload(request, settings.max_upload_bytes, settings.body_timeout)
+    def job(upload: Upload) -> tuple:
         # form fields win over the query string; both are optional
         raw = upload.fields.get("method") or request.query_params.get("method") or "gradcam"
         target = (upload.fields.get("target") or request.query_params.get("target") or "").strip() or None
@@ -46,9 +41,6 @@ async def explain(request: Request, engine: EngineDep, settings: SettingsDep) ->
         except EdgeError:
             raise ApiError(422, "invalid_request", f"method must be one of {', '.join(METHODS)}") from None
         overlay = _flag(upload.fields.get("overlay") or request.query_params.get("overlay") or "true", "overlay")
-        out = await engine.run(slot, engine.explain_job, upload.file, method, target, overlay)
-    finally:
-        if not slot.handed_off:
-            slot.release()
-    out["timings_ms"]["total"] = (time.perf_counter() - t0) * 1e3
-    return out
+        return engine.explain_job, upload.file, method, target, overlay
+
+    return await run_upload_job(request, engine, settings, job)
