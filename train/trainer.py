@@ -27,11 +27,12 @@ from edge.core.card import Contract, ModelCard
 from edge.core.data import Dataset, discover, load_canvases, positive_label
 from edge.core.errors import DataError, EdgeError
 from edge.core.fsutil import write_json
-from edge.core.metrics import choose_threshold, compute_metrics
+from edge.core.metrics import compute_metrics
 from edge.core.preprocess import PreprocessSpec
 from edge.core.progress import bar
 
 from .augment import Augmenter, describe, load_augmentation
+from .calibrate import fit_and_fold, operating_point
 from .imbalance import check_mode, class_weights, loss_for
 from .models import create_model, get_arch, set_backbone_trainable
 from .pipeline import BatchPlan, eval_inputs, targets_for, train_dataset
@@ -61,6 +62,7 @@ class TrainConfig:
     patience: int = 6
     val_fraction: float = 0.15
     target_sensitivity: float = 0.90
+    calibrate: bool = True  # temperature scaling fitted on val, folded into the final layer (train.calibrate)
     seed: int = 0
     skip_bad: bool = False
     max_per_class: int | None = None  # cap images per class and split (quick runs, tests)
@@ -218,7 +220,9 @@ def _run_state(run: Path, cfg: TrainConfig) -> dict[str, Any]:
         return {"config": cfg_dict, "phases_done": []}
     prev = json.loads(state_path.read_text())
     # epochs and patience may change on resume (to extend or cut a run short); the rest may not
-    changed = {k for k in cfg_dict if k not in ("out", "epochs", "patience") and prev["config"].get(k) != cfg_dict[k]}
+    # calibrate acts after fitting, so a run from before it existed may resume too
+    after_fit = ("out", "epochs", "patience", "calibrate")
+    changed = {k for k in cfg_dict if k not in after_fit and prev["config"].get(k) != cfg_dict[k]}
     if changed:
         raise EdgeError(
             f"run directory holds a run with other settings ({', '.join(sorted(changed))})",
@@ -345,15 +349,14 @@ def _fit_phase(
 def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[str], augmentation, class_w) -> Bundle:
     """Operating point on val, honest metrics on val and test, the card, the bundle."""
     classes, task, pos, spec = data.classes, data.task, data.pos, data.spec
+    calibration = None
+    if cfg.calibrate:  # T fitted on val, folded into the weights before anything below predicts
+        test = {"test": (eval_inputs(data.x_te, spec), data.y_te)} if data.x_te is not None and data.y_te is not None else {}
+        calibration = fit_and_fold(model, task, eval_inputs(data.x_va, spec), data.y_va, test)
     probs_va = to_probabilities(model.predict(eval_inputs(data.x_va, spec), batch_size=64, verbose=0), task, classes, pos)
     yva_idx = _to_label_index(data.y_va, task, classes, pos)
-    threshold = (
-        choose_threshold(
-            yva_idx == positive_column(classes, pos), probs_va[:, positive_column(classes, pos)], cfg.target_sensitivity
-        )
-        if task == "binary"
-        else 0.5
-    )
+    pcol = positive_column(classes, pos) if task == "binary" else 0
+    threshold, policy = operating_point(task, yva_idx == pcol, probs_va[:, pcol], cfg.target_sensitivity, cfg.calibrate)
     metrics = {"val": compute_metrics(yva_idx, probs_va, classes, task, pos, threshold)}
     if data.x_te is not None and data.y_te is not None and len(data.x_te):
         p_te = model.predict(eval_inputs(data.x_te, spec), batch_size=64, verbose=0)
@@ -368,7 +371,6 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
     curves = plots.training_curves(sorted(run.glob("log_*.csv")), run / "curves.png")
     rng = np.random.default_rng(cfg.seed)
     calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
-    policy = {"target_sensitivity": cfg.target_sensitivity, "chosen_on": "val"} if task == "binary" else None
     card = ModelCard(
         Contract.create(cfg.arch, task, classes, pos, threshold, spec, policy),
         model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
@@ -385,6 +387,7 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
         imbalance=cfg.imbalance,
         data=fingerprint(data.ds),
         metrics=metrics,
+        calibration=calibration,
     )
     return save_bundle(run / "bundle", model, card, extra={"curves.png": curves} if curves else {}, calibration=calib)
 

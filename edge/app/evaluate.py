@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from edge.core import plots
 from edge.core.bundle import Bundle
 from edge.core.data import Dataset, discover, load_canvases, read_metadata
 from edge.core.errors import DataError
-from edge.core.metrics import compute_metrics, roc_curve, subgroup_metrics
+from edge.core.metrics import bootstrap_gap, compute_metrics, roc_curve, subgroup_metrics
 from edge.core.preprocess import normalize
 from edge.core.report import fmt, metrics_table, table, write_report
 
@@ -50,6 +51,62 @@ def subgroups_from_metadata(names: list[str], meta: dict[str, dict[str, str]]) -
     return groups
 
 
+@dataclass
+class Scored:
+    """One data set's labels and the bundle's probabilities on it (N x K, the bundle's label order)."""
+
+    data: str
+    split: str
+    y_idx: np.ndarray
+    probs: np.ndarray
+    names: list[str]
+    bad: list[tuple[str, str]]
+
+
+def score(
+    bundle: Bundle,
+    data: str | Path,
+    split: str | None = None,
+    skip_bad: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> Scored:
+    found = discover(data)
+    ds = select(found, split)
+    y_idx = ds.labels_index(bundle.labels)  # DataError if the data has labels the model does not know
+    paths = [s.path for s in ds.samples]
+    canvases, kept, bad = load_canvases(paths, bundle.spec, skip_bad=skip_bad, progress=progress)
+    if not len(kept):
+        raise DataError("no readable images to evaluate", data)
+    probs = bundle.predict_proba(normalize(canvases, bundle.spec))
+    name = split or ("test" if "test" in found.splits else "all")
+    return Scored(str(data), name, y_idx[kept], probs, [paths[i].name for i in kept], bad)
+
+
+def report_for(
+    bundle: Bundle, sc: Scored, metadata: str | Path | None = None, report_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Metrics of one scored data set (and its report files when ``report_dir`` is given)."""
+    m = compute_metrics(sc.y_idx, sc.probs, bundle.labels, bundle.task, bundle.positive_label, bundle.threshold)
+    report: dict[str, Any] = {
+        **m,
+        "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
+        "data": sc.data,
+        "split": sc.split,
+        "skipped_files": [{"path": p, "problem": why} for p, why in sc.bad],
+    }
+    if metadata:
+        groups = subgroups_from_metadata(sc.names, read_metadata(metadata))
+        report["subgroups"] = subgroup_metrics(
+            sc.y_idx, sc.probs, bundle.labels, bundle.task, bundle.positive_label, bundle.threshold, groups
+        )
+    if report_dir:
+        out = Path(report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        report["plots"] = _plots(bundle, sc.y_idx, sc.probs, m, out)
+        write_report(out, report, markdown(report))
+    return report
+
+
 def evaluate(
     bundle: Bundle,
     data: str | Path,
@@ -59,35 +116,61 @@ def evaluate(
     skip_bad: bool = False,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> dict[str, Any]:
-    found = discover(data)
-    ds = select(found, split)
-    y_idx = ds.labels_index(bundle.labels)  # DataError if the data has labels the model does not know
-    paths = [s.path for s in ds.samples]
-    canvases, kept, bad = load_canvases(paths, bundle.spec, skip_bad=skip_bad, progress=progress)
-    if not len(kept):
-        raise DataError("no readable images to evaluate", data)
-    y_idx = y_idx[kept]
-    probs = bundle.predict_proba(normalize(canvases, bundle.spec))
-    m = compute_metrics(y_idx, probs, bundle.labels, bundle.task, bundle.positive_label, bundle.threshold)
-    report: dict[str, Any] = {
-        **m,
-        "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
-        "data": str(data),
-        "split": split or ("test" if "test" in found.splits else "all"),
-        "skipped_files": [{"path": p, "problem": why} for p, why in bad],
+    return report_for(bundle, score(bundle, data, split, skip_bad, progress), metadata, report_dir)
+
+
+def _names(datas: Sequence[str | Path]) -> list[str]:
+    """Short distinct names for the data sets (folder names, numbered when two are alike)."""
+    base = [Path(d).name or str(d) for d in datas]
+    return [b if base.count(b) == 1 else f"{b}-{i + 1}" for i, b in enumerate(base)]
+
+
+def gap(bundle: Bundle, a: Scored, b: Scored, seed: int = 0) -> dict[str, Any]:
+    """How data set ``b`` differs from the reference ``a``: B - A with bootstrap intervals (binary:
+    AUROC, and sensitivity and specificity at the stored threshold; multi-class: accuracy)."""
+    if bundle.task == "binary":
+        pi = bundle.positive_index()
+        return bootstrap_gap((a.y_idx == pi, a.probs[:, pi]), (b.y_idx == pi, b.probs[:, pi]), bundle.threshold, seed=seed)
+    acc_a, acc_b = (s.probs.argmax(axis=1) == s.y_idx for s in (a, b))
+    rng = np.random.default_rng(seed)
+    boots = rng.choice(acc_b, (1000, len(acc_b))).mean(axis=1) - rng.choice(acc_a, (1000, len(acc_a))).mean(axis=1)
+    diff = float(acc_b.mean() - acc_a.mean())
+    return {
+        "n_bootstrap": 1000,
+        "level": 0.95,
+        "accuracy": {"difference": diff, "ci": np.quantile(boots, [0.025, 0.975]).tolist()},
     }
-    if metadata:
-        names = [paths[i].name for i in kept]
-        groups = subgroups_from_metadata(names, read_metadata(metadata))
-        report["subgroups"] = subgroup_metrics(
-            y_idx, probs, bundle.labels, bundle.task, bundle.positive_label, bundle.threshold, groups
-        )
+
+
+def evaluate_many(
+    bundle: Bundle,
+    datas: Sequence[str | Path],
+    split: str | None = None,
+    metadata: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    skip_bad: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[str, Any]:
+    """Several data sets in one run: each one's full report (in ``report_dir``/NAME/ when asked), and
+    the gap of each later data set from the first, the reference."""
+    names = _names(datas)
+    scored = [score(bundle, d, split, skip_bad, progress) for d in datas]
+    reports = {
+        n: report_for(bundle, sc, metadata, Path(report_dir) / n if report_dir else None)
+        for n, sc in zip(names, scored, strict=True)
+    }
+    out: dict[str, Any] = {
+        "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
+        "task": bundle.task,
+        "threshold": bundle.threshold if bundle.task == "binary" else None,
+        "positive_label": bundle.positive_label,
+        "reference": names[0],
+        "datasets": reports,
+        "gaps": {n: gap(bundle, scored[0], sc) for n, sc in zip(names[1:], scored[1:], strict=True)},
+    }
     if report_dir:
-        out = Path(report_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        report["plots"] = _plots(bundle, y_idx, probs, m, out)
-        write_report(out, report, markdown(report))
-    return report
+        write_report(Path(report_dir), out, markdown_many(out))
+    return out
 
 
 def _plots(bundle: Bundle, y_idx: np.ndarray, probs: np.ndarray, m: dict[str, Any], out: Path) -> list[str]:
@@ -119,7 +202,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     if r["task"] == "binary":
-        lines.append(f"Operating threshold {r['threshold']:.3f} on P({r['positive_label']}).")
+        lines.append(f"Operating threshold {r['threshold']:.3f} on P({r['positive_label']}) (positive when p >= threshold).")
+        lines.append(_rates_line(r))
     if ci:
         lines.append(f"AUROC {fmt(r['auroc'])} (95% bootstrap interval {fmt(ci[0])}–{fmt(ci[1])}).")
     lines += ["", metrics_table({"value": r}), "", "## Per class", ""]
@@ -151,4 +235,47 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", f"{len(r['skipped_files'])} unreadable files were left out (listed in report.json)."]
     for p in r.get("plots", []):
         lines += ["", f"![{p}]({p})"]
+    return "\n".join(lines) + "\n"
+
+
+def _ci(v: list[float] | None) -> str:
+    return f"{fmt(v[0])}–{fmt(v[1])}" if v else "–"
+
+
+def _rates_line(r: dict[str, Any]) -> str:
+    """Sensitivity and specificity at the threshold with their exact intervals and counts."""
+    (tn, fp), (fn, tp) = r["confusion"]["matrix"]
+    return (
+        f"Sensitivity {fmt(r['sensitivity'])} ({tp}/{tp + fn}; 95% exact interval {_ci(r.get('sensitivity_ci95'))}), "
+        f"specificity {fmt(r['specificity'])} ({tn}/{tn + fp}; {_ci(r.get('specificity_ci95'))})."
+    )
+
+
+def markdown_many(r: dict[str, Any]) -> str:
+    """The multi-data-set report: one row per data set, then each one's gap from the reference."""
+    binary = r["task"] == "binary"
+    lines = [f"# Evaluation of {r['model']['id']} on {len(r['datasets'])} data sets", ""]
+    if binary:
+        lines += [f"Operating threshold {r['threshold']:.3f} on P({r['positive_label']}) (positive when p >= threshold).", ""]
+    head = ["data set", "data", "split", "n", "AUROC", "AUROC 95% CI"]
+    head += ["sensitivity", "sens. 95% CI", "specificity", "spec. 95% CI", "ECE"] if binary else ["accuracy", "ECE"]
+    rows = []
+    for name, d in r["datasets"].items():
+        row = [name, f"`{d['data']}`", d["split"], d["n"], d["auroc"], _ci(d.get("auroc_ci95"))]
+        if binary:
+            row += [d["sensitivity"], _ci(d["sensitivity_ci95"]), d["specificity"], _ci(d["specificity_ci95"]), d["ece"]]
+        else:
+            row += [d["accuracy"], d["ece"]]
+        rows.append(row)
+    lines.append(table(head, rows))
+    if r["gaps"]:
+        lines += ["", f"## Gap from the reference ({r['reference']}): other minus reference, 95% bootstrap interval", ""]
+        keys = [k for k in ("auroc", "sensitivity", "specificity", "accuracy") if any(k in g for g in r["gaps"].values())]
+        lines.append(
+            table(
+                ["data set", *(f"Δ {k}" for k in keys)],
+                [[n, *(f"{fmt(g[k]['difference'])} ({_ci(g[k]['ci'])})" for k in keys)] for n, g in r["gaps"].items()],
+            )
+        )
+    lines += ["", "Each data set's full report (per class, confusion matrix, subgroups, plots) is in its own folder."]
     return "\n".join(lines) + "\n"

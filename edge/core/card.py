@@ -144,6 +144,9 @@ class ModelCard:
     data: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     compression: dict[str, Any] | None = None  # what `edge compress` did (record only; qat is in the contract)
+    # temperature scaling: T and ECE/Brier before and after. A record, not contract: T is already
+    # folded into the weights (hashed as model.h5), so no reader may apply it a second time.
+    calibration: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields this toolkit does not know, kept as written
     files: dict[str, str] = field(default_factory=dict)
     bundle_sha256: str = ""
@@ -190,6 +193,8 @@ class ModelCard:
             "metrics": self.metrics,
             "compression": {**self.compression, "qat": self.qat} if self.compression else None,
         }
+        if self.calibration is not None:  # absent, not null, on uncalibrated cards (as before)
+            d["calibration"] = self.calibration
         d.update(self.extra)
         d["files"] = dict(self.files)
         d["bundle_sha256"] = self.bundle_sha256
@@ -225,6 +230,7 @@ class ModelCard:
             data=d.get("data"),
             metrics=d.get("metrics") or {},
             compression={k: v for k, v in comp.items() if k != "qat"} if isinstance(comp, dict) else None,
+            calibration=d.get("calibration") if isinstance(d.get("calibration"), dict) else None,
             extra={k: v for k, v in d.items() if k not in known},
             files=dict(d["files"]),
             bundle_sha256=str(d["bundle_sha256"]),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import binomtest, rankdata
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
@@ -68,6 +68,55 @@ def bootstrap_auroc_ci(
         return float("nan"), float("nan")
     a = (1 - level) / 2
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+
+
+def proportion_ci(k: int, n: int, level: float = 0.95) -> list[float]:
+    """Two-sided exact (Clopper-Pearson) interval of a proportion k/n; NaNs when n = 0.
+
+    Exact rather than Wilson: it never covers less than ``level``, which is the side to err on
+    for a sensitivity that a clinician relies on."""
+    if n <= 0:
+        return [float("nan"), float("nan")]
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
+def bootstrap_gap(
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
+    threshold: float,
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Differences B - A between two independent binary data sets, each given as (y, P(positive)):
+    AUROC, and sensitivity and specificity at ``threshold`` (p >= threshold is positive), each
+    with a percentile bootstrap interval (images resampled within each set independently)."""
+    rng = np.random.default_rng(seed)
+
+    def stats_of(y: np.ndarray, p: np.ndarray) -> tuple[tuple[float, float, float], tuple[np.ndarray, ...]]:
+        y, p = np.asarray(y).astype(bool), np.asarray(p, dtype=np.float64)
+        idx = rng.integers(0, len(y), (n, len(y)))
+        yy, pp = y[idx], p[idx] >= threshold
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sens = (yy & pp).sum(axis=1) / yy.sum(axis=1)
+            spec = (~yy & ~pp).sum(axis=1) / (~yy).sum(axis=1)
+        point = (
+            auroc(y, p),
+            float((p[y] >= threshold).mean()) if y.any() else float("nan"),
+            float((p[~y] < threshold).mean()) if (~y).any() else float("nan"),
+        )
+        return point, (_auroc_rows(yy, p[idx]), sens, spec)
+
+    (pa, ba), (pb, bb) = stats_of(*a), stats_of(*b)
+    q = (1 - level) / 2
+    out: dict[str, Any] = {"n_bootstrap": n, "level": level}
+    for i, name in enumerate(("auroc", "sensitivity", "specificity")):
+        d = bb[i] - ba[i]
+        d = d[~np.isnan(d)]
+        ci = [float(np.quantile(d, q)), float(np.quantile(d, 1 - q))] if len(d) else [float("nan")] * 2
+        out[name] = {"difference": float(pb[i] - pa[i]), "ci": ci}
+    return out
 
 
 def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
@@ -139,6 +188,9 @@ def binary_metrics(
         "auroc": auroc(y, p),
         "sensitivity": sens,
         "specificity": spec,
+        # exact 95% intervals of the two rates at this threshold (counts in the confusion matrix)
+        "sensitivity_ci95": proportion_ci(tp, tp + fn),
+        "specificity_ci95": proportion_ci(tn, tn + fp),
         "balanced_accuracy": (sens + spec) / 2,
         "macro_f1": float(np.mean(f1)),
         "per_class": per_class,

@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("edge.app.cli.train_cmd", "train"),
     "predict": ("edge.app.cli.predict_cmd", "predict"),
     "evaluate": ("edge.app.cli.evaluate_cmd", "evaluate"),
+    "calibrate": ("edge.app.cli.calibrate_cmd", "calibrate"),
     "compress": ("edge.app.cli.convert_cmd", "compress"),
     "convert": ("edge.app.cli.convert_cmd", "convert"),
     "validate": ("edge.app.cli.validate_cmd", "validate"),

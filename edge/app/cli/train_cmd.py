@@ -66,7 +66,13 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     default=0.90,
     type=click.FloatRange(0.0, 1.0, min_open=True),
     show_default=True,
-    help="Operating threshold chosen on validation data for this sensitivity.",
+    help="Operating threshold: the highest whose 95% lower bound of validation sensitivity reaches this.",
+)
+@click.option(
+    "--calibrate/--no-calibrate",
+    default=True,
+    show_default=True,
+    help="Temperature scaling fitted on validation data, folded into the final layer.",
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable/truncated images out and list them in OUT/skipped_files.json.")
