@@ -132,6 +132,11 @@ def test_multiclass_fracture_types(bone_types, tmp_path):
     assert b.task == "multiclass" and len(b.labels) == 10 and b.positive_label is None
     assert b.load_model().output_shape == (None, 10)
     assert set(b.card.metrics["val"]["per_class"]) == set(b.labels)
+    # calibrated by a temperature alone (no shift for softmax), fitted on val, no threshold policy
+    c = b.card.calibration
+    assert c["method"] == "temperature" and c["shift"] == 0.0 and c["temperature"] > 0
+    assert c["after"]["val"]["nll"] <= c["before"]["val"]["nll"] + 1e-9
+    assert b.card.contract.threshold_policy is None
 
 
 def test_imagenet_weights_load_from_keras_cache_offline(tmp_path, monkeypatch):

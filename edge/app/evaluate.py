@@ -277,5 +277,5 @@ def markdown_many(r: dict[str, Any]) -> str:
                 [[n, *(f"{fmt(g[k]['difference'])} ({_ci(g[k]['ci'])})" for k in keys)] for n, g in r["gaps"].items()],
             )
         )
-    lines += ["", "Each data set's full report (per class, confusion matrix, subgroups, plots) is in its own folder."]
+    lines += ["", "With --report DIR, each data set's full report (per class, confusion, subgroups, plots) is in DIR/NAME/."]
     return "\n".join(lines) + "\n"
