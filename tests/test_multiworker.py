@@ -127,6 +127,7 @@ def test_two_workers_survive_a_killed_worker_and_resume_to_a_bundle(small_data, 
 
     rows = _log(run)
     assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS)), "every epoch logged once"
+    assert all(float(r["lr"]) > 0 for r in rows)  # the scheduler logs before the CSV logger writes
     assert rows[:saved] == kept[:saved]  # the finished epochs were kept, not trained again
     bundle = load_bundle(run / "bundle")
     training = bundle.card.training
@@ -172,3 +173,26 @@ def test_resumed_log_is_cut_back_to_the_backup(tmp_path):
     keep_log_rows(tmp_path / "missing.csv", 0)
     assert not (tmp_path / "missing.csv").exists()
     assert backed_up_epochs(tmp_path / "no_backup") == 0
+
+
+def test_best_weights_are_replaced_only_by_a_better_epoch_and_atomically(tmp_path):
+    from train.distribute import BestWeights
+    from train.models import create_model
+
+    model = create_model("tiny", (32, 32, 1), 1)
+    path = tmp_path / "best.weights.h5"
+    best = BestWeights(path, "val_auc", best=0.55, chief=True)
+    best.set_model(model)
+    best.on_epoch_end(0, {"val_auc": 0.5})  # below the best of the run before a resume
+    assert not path.exists()
+    best.on_epoch_end(1, {"val_auc": 0.6})
+    first = path.read_bytes()
+    model.set_weights([w + 1.0 for w in model.get_weights()])
+    best.on_epoch_end(2, {"val_auc": 0.6})  # not better: the file keeps epoch 1's weights
+    assert path.read_bytes() == first
+    best.on_epoch_end(3, {"val_auc": 0.7})
+    assert path.read_bytes() != first
+    fresh = create_model("tiny", (32, 32, 1), 1)
+    fresh.load_weights(str(path))
+    assert all((a == b).all() for a, b in zip(fresh.get_weights(), model.get_weights(), strict=True))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,9 @@ def worker_count(strategy: Any) -> int:
 
 def describe(strategy: Any) -> dict[str, Any]:
     """What the model card records about how the run was spread."""
-    return {"strategy": type(strategy).__name__, "workers": worker_count(strategy), "replicas": strategy.num_replicas_in_sync}
+    public = (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.MirroredStrategy)
+    name = next((cls.__name__ for cls in public if isinstance(strategy, cls)), "default")
+    return {"strategy": name, "workers": worker_count(strategy), "replicas": strategy.num_replicas_in_sync}
 
 
 def barrier(strategy: Any) -> None:
@@ -147,3 +150,35 @@ def keep_log_rows(csv_path: Path, rows: int) -> None:
     lines = csv_path.read_text().splitlines(keepends=True)
     if len(lines) > rows + 1:
         write_text(csv_path, "".join(lines[: rows + 1]))
+
+
+class BestWeights(keras.callbacks.Callback):
+    """The weights of the best epoch so far (``monitor``, higher is better), replaced atomically.
+
+    ModelCheckpoint writes its file in place: a worker lost while the chief writes (reading the
+    weights is a collective) leaves half an .h5 that the resumed run then loads. Here every worker
+    saves, as the strategy needs; the chief into a temporary file renamed onto ``path``, the others
+    into a directory they delete."""
+
+    def __init__(self, path: Path, monitor: str, best: float | None, chief: bool) -> None:
+        super().__init__()
+        self.path, self.monitor, self.best, self.chief = path, monitor, best, chief
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None or (self.best is not None and not float(value) > self.best):
+            return
+        self.best = float(value)
+        if not self.chief:
+            with tempfile.TemporaryDirectory() as scratch:
+                self.model.save_weights(str(Path(scratch) / self.path.name))
+            return
+        # Keras picks the format from the name (.weights.h5), so the temporary file keeps that ending
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".weights.h5", dir=self.path.parent)
+        os.close(fd)
+        try:
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -308,21 +308,15 @@ def _fit_phase(
     resumed_at = plan.epoch = distribute.backed_up_epochs(backup)
     if chief:
         distribute.keep_log_rows(csv_log, resumed_at)
-    # epoch ends run in list order: log and best weights before the backup, so a crash between them
-    # leaves at most one epoch more in the log (cut below on resume) and never one less
+    # epoch ends run in list order: the scheduler adds lr to the logs, then log and best weights go
+    # before the backup, so a crash between them leaves at most one epoch more in the log (cut
+    # above on resume) and never one less
     phase_callbacks = [
+        keras.callbacks.LearningRateScheduler(_cosine(lr, epochs)),
         *([keras.callbacks.CSVLogger(str(csv_log), append=True)] if chief else []),
-        keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor="val_auc",
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=_best_so_far(csv_log, "val_auc"),
-        ),
+        distribute.BestWeights(best_path, "val_auc", _best_so_far(csv_log, "val_auc"), chief),
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
-        keras.callbacks.LearningRateScheduler(_cosine(lr, epochs)),
         keras.callbacks.TensorBoard(str(run / "tensorboard" / phase), write_graph=False, profile_batch=0),
         EpochSeeds(cfg.seed, phase),
     ] + list(callbacks or [])
