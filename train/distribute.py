@@ -81,8 +81,12 @@ def worker_count(strategy: Any) -> int:
 
 def describe(strategy: Any) -> dict[str, Any]:
     """What the model card records about how the run was spread."""
-    public = (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.MirroredStrategy)
-    name = next((cls.__name__ for cls in public if isinstance(strategy, cls)), "default")
+    # by their public names (the multi-worker class is CollectiveAllReduceStrategy inside TensorFlow)
+    public = {
+        "MultiWorkerMirroredStrategy": tf.distribute.MultiWorkerMirroredStrategy,
+        "MirroredStrategy": tf.distribute.MirroredStrategy,
+    }
+    name = next((n for n, cls in public.items() if isinstance(strategy, cls)), "default")
     return {"strategy": name, "workers": worker_count(strategy), "replicas": strategy.num_replicas_in_sync}
 
 
