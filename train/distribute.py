@@ -2,11 +2,11 @@
 
 Every worker runs the same ``edge train`` command with its own ``TF_CONFIG``; they share the run
 directory (a shared filesystem on a cluster). Only the chief (the ``chief`` task, else worker 0)
-writes the run's files: CSV log, ``state.json``, phase weights and the bundle. Keras' own
-callbacks already follow that rule (BackupAndRestore, ModelCheckpoint and TensorBoard send a
-non-chief worker's writes to a temporary directory they delete), and every worker restores from
-the chief's backup, so after a worker dies the whole cluster is restarted with the same command
-and continues from the last finished epoch.
+writes the run's files: CSV log, best and phase weights, ``state.json`` and the bundle. Keras'
+BackupAndRestore and TensorBoard already follow that rule (a non-chief worker writes into a
+temporary directory it deletes), and every worker restores from the chief's backup. When a worker
+dies, the others stop with an error (TensorFlow's coordination service misses its heartbeats);
+running the same command on every worker again continues from the last backed-up epoch.
 
 Two things do not work under the strategy as written for one process:
 - ``load_weights`` of an .h5 file into a distributed model fails (TensorFlow divides the h5py
