@@ -31,6 +31,7 @@ from edge.core.metrics import compute_metrics
 from edge.core.preprocess import PreprocessSpec
 from edge.core.progress import bar
 
+from . import distribute
 from .augment import Augmenter, describe, load_augmentation
 from .calibrate import fit_and_fold, operating_point
 from .imbalance import check_mode, class_weights, loss_for
@@ -96,21 +97,6 @@ def _carve_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
     return Dataset(out, ds.classes, ds.root)
 
 
-def _strategy(name: str) -> tf.distribute.Strategy:
-    if name == "auto":
-        if "TF_CONFIG" in os.environ:
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise EdgeError(f"unknown strategy '{name}'", hint="auto, default, mirrored or multiworker")
-
-
 def _cosine(base_lr: float, epochs: int):
     def schedule(epoch: int, _lr: float) -> float:
         if epochs <= 1:
@@ -154,17 +140,20 @@ class _Data:
         return 1 if self.task == "binary" else len(self.classes)
 
 
-def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None = None) -> Bundle:
+def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None = None) -> Bundle | None:
     """Train one model end to end and write its bundle to ``<out>/bundle``.
 
-    ``callbacks`` are added to every phase (after the checkpointing ones)."""
+    ``callbacks`` are added to every phase (after the checkpointing ones). With several workers
+    (train.distribute) only the chief writes the bundle; the other workers return None."""
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     check_mode(cfg.imbalance)
+    # first: a multi-worker strategy must be set up before TensorFlow runs anything else
+    strategy = distribute.make_strategy(cfg.strategy)
+    chief = distribute.is_chief(strategy)
     _deterministic(cfg.seed)
     state = _run_state(run, cfg)
-    data = _load_data(cfg, run, progress)
-    strategy = _strategy(cfg.strategy)
+    data = _load_data(cfg, run, progress, write=chief)
     with strategy.scope():
         model = create_model(cfg.arch, data.spec.input_shape, data.n_out, weights=cfg.weights, dropout=cfg.dropout)
     pretrained = cfg.weights not in ("none", None) and get_arch(cfg.arch).pretrained
@@ -177,8 +166,15 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     class_w = class_weights(data.y_tr, 2 if data.task == "binary" else len(data.classes))
     for phase, epochs, lr in phases:
         _fit_phase(cfg, run, state, model, strategy, (phase, epochs, lr), data, Augmenter(aug_pipe), class_w, progress, callbacks)
+    final = distribute.local_model(model, strategy)  # on every worker; the chief alone predicts with it
+    if not chief:
+        distribute.barrier(strategy)  # leave once the chief has written the bundle
+        return None
     write_json(run / "state.json", state)
-    return _write_bundle(cfg, run, model, data, [p[0] for p in phases], describe(aug_pipe), class_w)
+    run_info = {"distribution": distribute.describe(strategy), "resumes": state.get("resumes", [])}
+    bundle = _write_bundle(cfg, run, final, data, [p[0] for p in phases], describe(aug_pipe), class_w, run_info)
+    distribute.barrier(strategy)
+    return bundle
 
 
 def _deterministic(seed: int) -> None:
@@ -233,7 +229,8 @@ def _run_state(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     return prev
 
 
-def _load_data(cfg: TrainConfig, run: Path, progress: bool | None) -> _Data:
+def _load_data(cfg: TrainConfig, run: Path, progress: bool | None, write: bool = True) -> _Data:
+    """Decoded splits; ``write``: list skipped files in the run directory (the chief's job)."""
     ds = discover(cfg.data).capped(cfg.max_per_class, cfg.seed)
     if "val" not in ds.splits:
         ds = _carve_val(ds, cfg.val_fraction, cfg.seed)
@@ -267,7 +264,7 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None) -> _Data:
         if not cfg.skip_bad:
             e.hint = (e.hint + "; " if e.hint else "") + "or pass --skip-bad to leave bad files out and list them"
         raise
-    if bad_all:
+    if bad_all and write:
         write_json(run / "skipped_files.json", [{"path": p, "problem": why} for p, why in bad_all])
         log.warning("skipped %d unreadable files (listed in %s)", len(bad_all), run / "skipped_files.json")
     if len(x_tr) == 0 or len(x_va) == 0:
@@ -292,8 +289,9 @@ def _fit_phase(
     phase, epochs, lr = phase_plan
     weights_done = run / f"phase_{phase}.weights.h5"
     if phase in state["phases_done"] and weights_done.exists():
-        model.load_weights(str(weights_done))
+        distribute.load_weights(model, weights_done)
         return
+    chief = distribute.is_chief(strategy)
     set_backbone_trainable(model, cfg.arch, phase)
     with strategy.scope():
         model.compile(
@@ -309,27 +307,26 @@ def _fit_phase(
     plan = BatchPlan(data.y_tr, cfg.batch_size, cfg.seed + len(phase), balanced=cfg.imbalance == "oversample")
     csv_log = run / f"log_{phase}.csv"
     best_path = run / f"best_{phase}.weights.h5"
+    backup = run / "backup" / phase
+    # the backup decides where fit() resumes; the plan must know that epoch so batches stay reproducible
+    resumed_at = plan.epoch = distribute.backed_up_epochs(backup)
+    if chief:
+        distribute.keep_log_rows(csv_log, resumed_at)
+    # epoch ends run in list order: the scheduler adds lr to the logs, then log and best weights go
+    # before the backup, so a crash between them leaves at most one epoch more in the log (cut
+    # above on resume) and never one less
     phase_callbacks = [
-        keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
-        keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor="val_auc",
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=_best_so_far(csv_log, "val_auc"),
-        ),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
         keras.callbacks.LearningRateScheduler(_cosine(lr, epochs)),
-        keras.callbacks.CSVLogger(str(csv_log), append=True),
+        *([keras.callbacks.CSVLogger(str(csv_log), append=True)] if chief else []),
+        distribute.BestWeights(best_path, "val_auc", _best_so_far(csv_log, "val_auc"), chief),
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
         keras.callbacks.TensorBoard(str(run / "tensorboard" / phase), write_graph=False, profile_batch=0),
         EpochSeeds(cfg.seed, phase),
     ] + list(callbacks or [])
-    # the plan must know the epoch a resumed run starts at, so batches stay reproducible
-    plan.epoch = _rows(csv_log)
     sample_w = np.array([class_w[int(c)] for c in data.y_tr], np.float32) if cfg.imbalance == "class_weight" else None
-    train_ds = train_dataset(
-        data.x_tr, targets_for(data.y_tr, len(data.classes), data.task), data.spec, plan, augmenter, sample_w
+    train_ds = distribute.shard_by_batch(
+        train_dataset(data.x_tr, targets_for(data.y_tr, len(data.classes), data.task), data.spec, plan, augmenter, sample_w)
     )
     verbose = 1 if (progress if progress is not None else sys.stdout.isatty()) else 2
     model.fit(
@@ -339,14 +336,29 @@ def _fit_phase(
         callbacks=phase_callbacks,
         verbose=verbose,
     )
+    if resumed_at:
+        workers = distribute.worker_count(strategy)
+        state.setdefault("resumes", []).append({"phase": phase, "epoch": resumed_at, "workers": workers})
+    distribute.barrier(strategy)  # the chief has written the best weights before any worker reads them
     if best_path.exists():
-        model.load_weights(str(best_path))
-    model.save_weights(str(weights_done))
+        distribute.load_weights(model, best_path)
+    local = distribute.local_model(model, strategy)  # on every worker: reading the weights is a collective
     state["phases_done"].append(phase)
-    write_json(run / "state.json", state)
+    if chief:
+        local.save_weights(str(weights_done))
+        write_json(run / "state.json", state)
 
 
-def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[str], augmentation, class_w) -> Bundle:
+def _write_bundle(
+    cfg: TrainConfig,
+    run: Path,
+    model,
+    data: _Data,
+    phases: list[str],
+    augmentation,
+    class_w,
+    run_info: dict[str, Any] | None = None,
+) -> Bundle:
     """Operating point on val, honest metrics on val and test, the card, the bundle."""
     classes, task, pos, spec = data.classes, data.task, data.pos, data.spec
     calibration = None
@@ -383,6 +395,7 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
             "class_weights": class_w if cfg.imbalance == "class_weight" else None,
             "tensorflow": tf.__version__,
             "skipped_files": len(data.bad),
+            **(run_info or {}),
         },
         imbalance=cfg.imbalance,
         data=fingerprint(data.ds),
@@ -390,13 +403,6 @@ def _write_bundle(cfg: TrainConfig, run: Path, model, data: _Data, phases: list[
         calibration=calibration,
     )
     return save_bundle(run / "bundle", model, card, extra={"curves.png": curves} if curves else {}, calibration=calib)
-
-
-def _rows(csv_path: Path) -> int:
-    if not csv_path.exists():
-        return 0
-    with open(csv_path) as f:
-        return sum(1 for _ in csv.DictReader(f))
 
 
 def _to_label_index(y: np.ndarray, task: str, classes: list[str], pos: str | None) -> np.ndarray:

@@ -82,7 +82,8 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
     default="auto",
     show_default=True,
-    help="tf.distribute strategy: auto uses all GPUs, or TF_CONFIG for multi-worker.",
+    help="tf.distribute strategy: auto uses all GPUs, or TF_CONFIG for multi-worker (same command on every "
+    "worker, each with its TF_CONFIG, OUT on a shared filesystem; the chief writes the bundle).",
 )
 @click.option("--model-id", default=None, help="Name recorded in the model card.")
 def train(**kw) -> None:
@@ -99,6 +100,9 @@ def train(**kw) -> None:
 
     kw["channels"] = int(kw["channels"]) if kw["channels"] else None
     bundle = run_training(TrainConfig(**kw))
+    if bundle is None:  # a multi-worker run: the chief writes the bundle
+        click.echo(f"worker done; the chief writes the bundle to {Path(kw['out']) / 'bundle'}")
+        return
     m = bundle.card.metrics
     skipped = Path(kw["out"]) / "skipped_files.json"
     if kw["skip_bad"] and skipped.is_file():
