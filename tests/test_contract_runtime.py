@@ -21,7 +21,7 @@ from edge.core.imageio import read_image
 from edge.core.parity import TOLERANCE, argb_to_rgb, to_argb, write_vectors
 from edge.core.preprocess import letterbox_u8, normalize
 from edge.core.runtime import EdgeModel
-from edge.core.spec import SPEC_METADATA_NAME, ModelSpec
+from edge.core.spec import SPEC_METADATA_NAME, ModelSpec, buffer_misalignments
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +185,44 @@ def test_summary_names_the_model(rt_int8):
     m = EdgeModel.load(rt_int8, threads=1)
     assert m.threads == 1
     assert m.summary() == f"{rt_int8.name} (int8, binary, 2 classes, 48x48x1, {rt_int8.stat().st_size / 1e6:.2f} MB)"
+
+
+# ---- weights stay where the schema puts them ----------------------------------------------------
+ASSETS = Path(__file__).resolve().parents[1] / "android_demo" / "app" / "src" / "main" / "assets"
+
+
+def _repack_one_byte_aligned(data: bytes) -> bytes:
+    """The model re-packed by the generated flatbuffer object API as is (its Buffer.Pack aligns
+    data to one byte): what ModelSpec.embed wrote before it aligned the buffers."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_converted_models_keep_their_weights_16_byte_aligned(rt_int8):
+    # the converter writes Buffer.data on 16-byte boundaries (schema: force_align 16); the spec
+    # embedding re-packs the whole flatbuffer and must not move them to 4, 8 or 12 mod 16
+    assert buffer_misalignments(rt_int8.read_bytes()) == []
+
+
+@pytest.mark.parametrize("name", ["fracture_int8.tflite", "fracture_fp16.tflite"])
+def test_embedding_realigns_weights_and_keeps_the_numbers(name, fracatlas):
+    shipped = (ASSETS / name).read_bytes()
+    spec = ModelSpec.read(shipped, name)
+    unaligned = _repack_one_byte_aligned(shipped)
+    assert len(buffer_misalignments(unaligned)) >= 10  # the precondition: weights off their boundaries
+    embedded = spec.embed(unaligned)
+    assert buffer_misalignments(embedded) == []
+    assert ModelSpec.read(embedded, name) == spec
+    canvases, _ = real_canvases(fracatlas, spec.preprocess, 2)
+    outs = []
+    for data in (unaligned, embedded):  # the same weights, read from other addresses: the same numbers
+        outs.append(EdgeModel(ASSETS / name, data, spec, threads=1).predict_raw(canvases))
+    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 # ---- parity vectors -------------------------------------------------------------------------

@@ -252,9 +252,10 @@ class ModelSpec:
         from ai_edge_litert import schema_py_generated as fb
 
         model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(model_bytes, 0))
-        buf = fb.BufferT()
+        aligned = _aligned_buffer_type(fb)
+        buf = aligned()
         buf.data = np.frombuffer(self.to_json(), dtype=np.uint8)
-        model.buffers = list(model.buffers or []) + [buf]
+        model.buffers = [_as_aligned(b, aligned) for b in model.buffers or []] + [buf]
         entry = fb.MetadataT()
         entry.name = SPEC_METADATA_NAME
         entry.buffer = len(model.buffers) - 1
@@ -263,6 +264,56 @@ class ModelSpec:
         builder = flatbuffers.Builder(len(model_bytes) + 4096)
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         return bytes(builder.Output())
+
+
+BUFFER_ALIGNMENT = 16  # the TFLite schema: `Buffer.data: [ubyte] (force_align: 16)`
+
+
+def _aligned_buffer_type(fb: Any) -> type:
+    """``fb.BufferT`` whose data vector starts on a 16-byte boundary, as the schema asks and as the
+    converter writes it. The generated Python ``Pack`` aligns it to one byte only, so re-packing a
+    model moved its weights to offsets 4, 8 or 12 mod 16; LiteRT reads constant tensors in place
+    from the model buffer, so every kernel and delegate (on the phone too) saw them off the boundary
+    the format promises."""
+
+    class AlignedBufferT(fb.BufferT):
+        def Pack(self, builder: Any) -> int:  # noqa: N802  (the generated API's name)
+            data = None
+            if self.data is not None:
+                raw = np.ascontiguousarray(self.data, dtype=np.uint8).tobytes()  # a list when read without numpy
+                builder.StartVector(1, len(raw), BUFFER_ALIGNMENT)
+                builder.head -= len(raw)
+                builder.Bytes[builder.head : builder.head + len(raw)] = raw
+                data = builder.EndVector()
+            fb.BufferStart(builder)
+            if data is not None:
+                fb.BufferAddData(builder, data)
+            fb.BufferAddOffset(builder, self.offset)
+            fb.BufferAddSize(builder, self.size)
+            return int(fb.BufferEnd(builder))
+
+    return AlignedBufferT
+
+
+def _as_aligned(buf: Any, aligned: type) -> Any:
+    out = aligned()
+    out.data, out.offset, out.size = buf.data, buf.offset, buf.size
+    return out
+
+
+def buffer_misalignments(model_bytes: bytes) -> list[tuple[int, int]]:
+    """(buffer index, data offset mod 16) of every non-empty buffer whose data is not 16-byte aligned."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.Model.GetRootAs(model_bytes, 0)
+    out = []
+    for i in range(model.BuffersLength()):
+        b = model.Buffers(i)
+        if b is not None and b.DataLength():
+            start = b._tab.Vector(b._tab.Offset(4))  # field 'data' (vtable slot 4): first byte of the vector
+            if start % BUFFER_ALIGNMENT:
+                out.append((i, start % BUFFER_ALIGNMENT))
+    return out
 
 
 def _name(n: Any) -> str:
