@@ -171,14 +171,14 @@ def markdown(d: dict[str, Any]) -> str:
         f"Same strongest position in both maps: {fmt(d['same_peak_rate'])} of the images.",
         "",
     ]
-    rows = [[name_a, a["precision"], a["ms_per_image_median"]], [name_b, b["precision"], b["ms_per_image_median"]]]
+    rows = [[name_a, a["precision"], round(a["ms_per_image_median"])], [name_b, b["precision"], round(b["ms_per_image_median"])]]
     if "localisation_a" in d:
         la, lb = d["localisation_a"]["overall"], d["localisation_b"]["overall"]
         rows[0] += [la["hit_rate"], la["baseline_hit_rate"], la["energy_inside"]]
         rows[1] += [lb["hit_rate"], lb["baseline_hit_rate"], lb["energy_inside"]]
-        head = ["model", "precision", "ms per image", "hit rate", "centre hit rate", "energy in boxes"]
+        head = ["model", "precision", "ms per image (median)", "hit rate", "centre hit rate", "energy in boxes"]
     else:
-        head = ["model", "precision", "ms per image"]
+        head = ["model", "precision", "ms per image (median)"]
     lines += [table(head, rows), ""]
     lines.append(
         "Spearman rho: rank correlation of the two models' probability drops over the same occlusion "
