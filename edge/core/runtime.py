@@ -50,6 +50,8 @@ class EdgeModel:
         self._in = self.input_details[0]
         self._out = self.output_details[0]
         self._check_against_interpreter()
+        self._batch = int(self._in["shape"][0])
+        self.batchable: bool | None = None  # unknown until a batch larger than one is tried
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 2, xnnpack: bool = True) -> EdgeModel:
@@ -94,7 +96,7 @@ class EdgeModel:
 
     # --- running it -------------------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float model input (H x W x C or 1 x H x W x C) -> the model's input tensor (batch of one)."""
+        """Float model input (H x W x C, or N x H x W x C at the current batch) -> the model's input tensor."""
         want = self.spec.input
         x = np.asarray(x, dtype=np.float32).reshape(self._in["shape"])
         dt = _DTYPES[want.dtype]
@@ -114,8 +116,36 @@ class EdgeModel:
             return dequantize(raw, out.scale, out.zero_point or 0)
         return np.asarray(raw, dtype=np.float32)
 
-    def predict_raw(self, canvases: np.ndarray) -> np.ndarray:
-        """N x H x W uint8 canvases -> N x outputs, dequantised (sigmoid/softmax already applied)."""
+    def _set_batch(self, n: int) -> bool:
+        """Resize the input tensor to a batch of n; False (and stay at one) when the graph refuses,
+        e.g. a Reshape that hard-codes batch 1. Converted models declare batch 1, but their ops
+        mostly take any batch, and several canvases per invoke amortise the per-call cost."""
+        if n == self._batch:
+            return True
+        if n > 1 and self.batchable is False:
+            return False
+        shape = [n, *[int(d) for d in self._in["shape"][1:]]]
+        try:
+            self.interpreter.resize_tensor_input(self._in["index"], shape, strict=False)
+            with quiet_native():
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError):
+            self.batchable = False
+            if n == 1:
+                raise
+            self._set_batch(1)
+            return False
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        self._batch = n
+        if n > 1:
+            self.batchable = True
+        return True
+
+    def predict_raw(self, canvases: np.ndarray, batch: int = 1) -> np.ndarray:
+        """N x H x W uint8 canvases -> N x outputs, dequantised (sigmoid/softmax already applied).
+        ``batch`` > 1 runs that many canvases per invoke when the graph allows it (same results:
+        each row is computed independently)."""
         canvases = np.asarray(canvases)
         if canvases.ndim == 2:
             canvases = canvases[None]
@@ -125,12 +155,21 @@ class EdgeModel:
                 f"canvases are {canvases.shape[1]}x{canvases.shape[2]} but the model takes {spec.size[0]}x{spec.size[1]}",
                 self.path,
             )
-        rows = [self.dequantize_output(self.invoke_raw(self.quantize_input(normalize(c, spec)))).reshape(-1) for c in canvases]
-        return np.stack(rows) if rows else np.zeros((0, 1), np.float32)
+        rows = []
+        i = 0
+        while i < len(canvases):
+            n = min(max(1, int(batch)), len(canvases) - i)
+            if not self._set_batch(n):
+                n = 1
+                self._set_batch(1)
+            chunk = canvases[i : i + n]
+            rows.append(self.dequantize_output(self.invoke_raw(self.quantize_input(normalize(chunk, spec)))).reshape(n, -1))
+            i += n
+        return np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
 
-    def predict_canvases(self, canvases: np.ndarray) -> np.ndarray:
+    def predict_canvases(self, canvases: np.ndarray, batch: int = 1) -> np.ndarray:
         """N x H x W uint8 letterboxed canvases -> N x K probabilities in ``labels`` order."""
-        return to_probabilities(self.predict_raw(canvases), self.task, self.labels, self.positive_label)
+        return to_probabilities(self.predict_raw(canvases, batch), self.task, self.labels, self.positive_label)
 
     def summary(self) -> str:
         s = self.preprocess_spec

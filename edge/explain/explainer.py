@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,37 +28,11 @@ from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayerForGradca
 
 from edge.core.bundle import Bundle
 from edge.core.errors import EdgeError
-from edge.core.preprocess import PreprocessSpec, preprocess
+from edge.core.preprocess import preprocess
 
-from .mapping import minmax, to_grid, to_image
+from .explanation import Explanation
+from .mapping import minmax
 from .methods import CamMethod, get_method
-
-
-@dataclass
-class Explanation:
-    """One image's prediction and CAM. ``cam`` covers the model input canvas; ``grid()`` and
-    ``heatmap()`` cover the original image (letterbox padding removed)."""
-
-    method: str
-    method_title: str
-    target_index: int
-    target_label: str
-    labels: list[str]
-    probabilities: np.ndarray  # K, in labels order
-    cam: np.ndarray  # h x w over the model input canvas, 0..1
-    image_hw: tuple[int, int]
-    spec: PreprocessSpec
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def grid(self) -> np.ndarray:
-        return to_grid(self.cam, self.image_hw, self.spec)
-
-    def heatmap(self) -> np.ndarray:
-        return to_image(self.cam, self.image_hw, self.spec)
-
-    @property
-    def predicted_label(self) -> str:
-        return self.labels[int(np.argmax(self.probabilities))]
 
 
 def spatial_layers(model) -> list[str]:

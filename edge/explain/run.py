@@ -17,15 +17,46 @@ from edge.core.imageio import read_image
 from edge.core.inference import decide
 from edge.core.progress import bar
 from edge.core.report import clean, write_report
+from edge.core.runtime import EdgeModel
 
 from . import localize
-from .explainer import Explainer, Explanation
+from .explanation import Explanation
 from .overlay import caption, overlay_png
+
+Model = Bundle | EdgeModel  # a Keras bundle (CAM methods) or a .tflite (occlusion)
 
 log = logging.getLogger(__name__)
 
 
-def overlay_for(bundle: Bundle, pixels: np.ndarray, e: Explanation, max_side: int | None = None) -> bytes:
+def model_info(model: Model) -> dict[str, Any]:
+    """Which model a report describes: a bundle by id and hash, a .tflite by its spec and file."""
+    if isinstance(model, EdgeModel):
+        return {
+            "id": model.spec.model_id,
+            "file": str(model.path),
+            "sha256": model.sha256,
+            "precision": model.precision,
+            "arch": model.spec.source.get("arch"),
+        }
+    return {"id": model.model_id, "sha256": model.sha256, "arch": model.arch}
+
+
+def _explainer_for(model: Model, layer: str | None) -> Any:
+    """The default explainer: CAMs for a bundle, occlusion for a .tflite."""
+    if isinstance(model, EdgeModel):
+        from .occlusion import OcclusionExplainer
+
+        return OcclusionExplainer(model)
+    from .explainer import Explainer  # TensorFlow: only for a Keras bundle
+
+    return Explainer(model, layer=layer)
+
+
+def _settings(ex: Any) -> dict[str, Any]:
+    return ex.settings() if hasattr(ex, "settings") else {}
+
+
+def overlay_for(bundle: Model, pixels: np.ndarray, e: Explanation, max_side: int | None = None) -> bytes:
     label, _, _ = decide(bundle, e.probabilities)
     text = caption(label, float(e.probabilities[e.labels.index(label)]), e.method_title, e.target_label)
     return overlay_png(pixels, e.heatmap(), text, max_side=max_side)
@@ -57,18 +88,19 @@ def _read_all(paths: Sequence[Path], skip_bad: bool):
 
 
 def explain_files(
-    bundle: Bundle,
+    bundle: Model,
     paths: Sequence[Path],
     out_dir: str | Path,
     method: str = "gradcam",
     layer: str | None = None,
     target: str | None = None,
     skip_bad: bool = False,
-    explainer: Explainer | None = None,
+    explainer: Any = None,
 ) -> dict[str, Any]:
-    """One overlay PNG per image in out_dir, and explanations.json listing each result."""
+    """One overlay PNG per image in out_dir, and explanations.json listing each result.
+    ``explainer``: an Explainer (bundle) or OcclusionExplainer (.tflite); default: built here."""
     out = Path(out_dir)
-    ex = explainer or Explainer(bundle, layer=layer)
+    ex = explainer or _explainer_for(bundle, layer)
     good, bad = _read_all(paths, skip_bad)
     used: set[str] = set()
     items = []
@@ -89,9 +121,10 @@ def explain_files(
             }
         )
     summary = {
-        "model": {"id": bundle.model_id, "sha256": bundle.sha256},
+        "model": model_info(bundle),
         "method": ex_method(method),
         "layer": ex.layer,
+        "settings": _settings(ex),
         "images": items,
         "skipped": [{"file": f, "problem": m} for f, m in bad],
     }
@@ -102,11 +135,11 @@ def explain_files(
 def ex_method(name: str) -> str:
     from .methods import get_method
 
-    return get_method(name).name
+    return "occlusion" if name == "occlusion" else get_method(name).name
 
 
 def localisation_check(
-    bundle: Bundle,
+    bundle: Model,
     paths: Sequence[Path],
     boxes_csv: str | Path,
     out_dir: str | Path,
@@ -116,7 +149,7 @@ def localisation_check(
     target: str | None = None,
     skip_bad: bool = False,
     overlays: bool = False,
-    explainer: Explainer | None = None,
+    explainer: Any = None,
 ) -> dict[str, Any]:
     """Pointing game and energy share against the boxes, overall and per body region, next to the
     centre baseline -> out_dir/report.json + report.md. Images without boxes are left out."""
@@ -132,7 +165,7 @@ def localisation_check(
             boxes_csv,
             "pass the fractured images the CSV describes (e.g. --data DIR --split test)",
         )
-    ex = explainer or Explainer(bundle, layer=layer)
+    ex = explainer or _explainer_for(bundle, layer)
     good, bad = _read_all(with_boxes, skip_bad)
     out = Path(out_dir)
     used: set[str] = set()
@@ -148,16 +181,19 @@ def localisation_check(
                 "n_boxes": len(boxes[p.name]),
                 "target_label": e.target_label,
                 "target_probability": float(e.probabilities[e.target_index]),
+                "ms": float(sum(e.timings_ms.get(k, 0.0) for k in ("preprocess", "inference"))),
             }
         )
         records.append(r)
         if overlays:
             write_bytes(out / "overlays" / _out_name(p, e.method, used), overlay_for(bundle, pixels, e, max_side=1024))
     summary = localize.summarise_by_region(records)
+    info = model_info(bundle)
     data = {
-        "model": {"id": bundle.model_id, "sha256": bundle.sha256, "arch": bundle.arch},
+        "model": info,
         "method": ex_method(method),
         "layer": ex.layer,
+        "settings": _settings(ex),
         "boxes": str(boxes_csv),
         "metadata": str(metadata_csv) if metadata_csv else None,
         "images_without_boxes": len(paths) - len(with_boxes),
@@ -165,6 +201,6 @@ def localisation_check(
         "images": records,
         "skipped": [{"file": f, "problem": m} for f, m in bad],
     }
-    title = f"Localisation of {data['method']} on {bundle.model_id} ({len(records)} images with fracture boxes)"
+    title = f"Localisation of {data['method']} on {info.get('file') or info['id']} ({len(records)} images with fracture boxes)"
     write_report(out, data, localize.markdown(summary, title))
     return clean(data)
