@@ -6,11 +6,18 @@ at least 0.985: on FracAtlas, re-encoded copies score above 0.99 while different
 views of the same region stay below 0.98; a 64-bit difference hash cannot separate them),
 and which of them cross splits (leakage: the same radiograph in train and test inflates
 every metric); image size and mode statistics.
+
+``source_groups`` goes further for web-collected sets (bone_break_types): pictures whose
+names say they come from the same source (one article's figures, a cropped or re-exported copy
+under a near-identical name) or whose thumbnails correlate at a looser level are put in one
+group, so cross-validation can keep every group inside one fold.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -70,12 +77,16 @@ def _near_pairs(thumbs: np.ndarray, min_corr: float) -> list[tuple[int, int, flo
     return out
 
 
+def _inspect_all(paths: list[Path], progress: Callable[[Iterable], Iterable] | None) -> list[_FileInfo]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        it = pool.map(_inspect, paths)
+        return list(progress(it) if progress else it)
+
+
 def audit(root: str | Path, near_corr: float = 0.985, progress: Callable[[Iterable], Iterable] | None = None) -> dict[str, Any]:
     ds: Dataset = discover(root)
     paths = [s.path for s in ds.samples]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        it = pool.map(_inspect, paths)
-        infos = list(progress(it) if progress else it)
+    infos = _inspect_all(paths, progress)
 
     def rel(i: int) -> str:
         return str(paths[i].relative_to(ds.root)) if paths[i].is_relative_to(ds.root) else str(paths[i])
@@ -123,6 +134,93 @@ def audit(root: str | Path, near_corr: float = 0.985, progress: Callable[[Iterab
         "images": stats,
         "near_duplicate_min_correlation": near_corr,
     }
+
+
+_EXPORT_SUFFIX = re.compile(r"_[0-9a-f]{8}$")  # the hash Roboflow appends to every exported file name
+# the original extension kept in the name on export, and whatever an export appended after it (.rf<hash>)
+_OLD_EXTENSION = re.compile(r"[_.](?:jpe?g|png|gif|webp)(?:[._].*)?$")
+
+
+def name_stem(file_name: str) -> str:
+    """A file name reduced to what names its source: no extensions, no export hash, no 'Inked' (an
+    annotated copy made with Windows Ink), lower case."""
+    stem = _EXPORT_SUFFIX.sub("", Path(file_name).stem).lower()
+    return _OLD_EXTENSION.sub("", stem).removeprefix("inked")
+
+
+def same_source(a: str, b: str, min_ratio: float = 0.9, min_len: int = 12) -> bool:
+    """Two name stems from one source: equal, or long enough and nearly equal (a figure number or a
+    few characters cut from the web name). Short names that merely look alike (``images27`` and
+    ``images25``, ``hqdefault`` and ``mqdefault``: a browser's or a video site's default) do not match."""
+    if a == b:
+        return bool(a)
+    if min(len(a), len(b)) < min_len:
+        return False
+    m = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return m.real_quick_ratio() >= min_ratio and m.quick_ratio() >= min_ratio and m.ratio() >= min_ratio
+
+
+@dataclass
+class SourceGroups:
+    """Readable images of a data set, each with a group id; duplicates and same-source pairs share one."""
+
+    paths: list[Path]
+    labels: list[str]
+    group: np.ndarray  # N group ids (the smallest member index)
+    pairs: list[dict[str, Any]]  # why images were joined: {"a", "b", "reason": exact|near|name, "label_conflict"}
+    unreadable: list[dict[str, str]]
+
+    @property
+    def n_groups(self) -> int:
+        return len(set(self.group.tolist()))
+
+    def conflicting(self) -> set[int]:
+        """Indices of images with a duplicate (exact or near) filed under another label."""
+        index = {p: i for i, p in enumerate(self.paths)}
+        return {index[Path(p[k])] for p in self.pairs if p["label_conflict"] and p["reason"] != "name" for k in ("a", "b")}
+
+
+def source_groups(
+    root: str | Path,
+    near_corr: float = 0.92,
+    name_ratio: float = 0.9,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> SourceGroups:
+    """Group a data set's readable images by source: exact copies, thumbnails correlated at least
+    ``near_corr`` (looser than the audit's leak check: on bone_break_types, cross-class copies of one
+    picture re-cropped score 0.93-0.94), and names from one source (``same_source``)."""
+    ds = discover(root)
+    infos = _inspect_all([s.path for s in ds.samples], progress)
+    ok = [i for i, f in enumerate(infos) if f.thumb is not None]
+    unreadable = [{"path": str(ds.samples[i].path), "problem": str(f.problem)} for i, f in enumerate(infos) if f.problem]
+    paths = [ds.samples[i].path for i in ok]
+    labels = [ds.samples[i].label for i in ok]
+    parent = list(range(len(ok)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    pairs: list[dict[str, Any]] = []
+
+    def join(i: int, j: int, reason: str) -> None:
+        pairs.append({"a": str(paths[i]), "b": str(paths[j]), "reason": reason, "label_conflict": labels[i] != labels[j]})
+        a, b = find(i), find(j)
+        parent[max(a, b)] = min(a, b)
+
+    sha = [infos[i].sha256 for i in ok]
+    thumbs = np.stack([infos[i].thumb for i in ok]) if ok else np.zeros((0, 1024), np.float32)
+    for i, j, _ in _near_pairs(thumbs, near_corr):
+        join(i, j, "exact" if sha[i] == sha[j] else "near")
+    stems = [name_stem(p.name) for p in paths]
+    for i in range(len(ok)):
+        for j in range(i + 1, len(ok)):
+            if same_source(stems[i], stems[j], name_ratio):
+                join(i, j, "name")
+    group = np.array([find(i) for i in range(len(ok))], dtype=np.int64)
+    return SourceGroups(paths, labels, group, pairs, unreadable)
 
 
 def markdown(rep: dict[str, Any], max_rows: int = 20) -> str:

@@ -38,6 +38,9 @@ CALIB_FILE = "calibration.npz"
 FORMAT = card_mod.FORMAT
 VERSION = card_mod.VERSION
 DEFAULT_BUNDLE = Path(__file__).parent.parent / "assets" / "default_bundle"
+TYPES_BUNDLE = Path(__file__).parent.parent / "assets" / "types_bundle"
+# Bundles shipped inside the package, addressable by name wherever a BUNDLE is taken
+EMBEDDED = {"default": DEFAULT_BUNDLE, "types": TYPES_BUNDLE}
 SAMPLES_DIR = Path(__file__).parent.parent / "assets" / "samples"
 
 
@@ -171,12 +174,30 @@ def save_bundle(
     return load_bundle(dest)
 
 
+def resolve_bundle(ref: str | Path | None) -> Path:
+    """The one rule for a BUNDLE argument: None is the embedded default, an embedded name
+    (``default``, ``types``) is that bundle unless a file or folder of that name exists here
+    (a path the user typed keeps its meaning), anything else is a path."""
+    if ref is None:
+        return DEFAULT_BUNDLE
+    name = str(ref)
+    if name in EMBEDDED and not Path(name).exists():
+        return EMBEDDED[name]
+    return Path(ref)
+
+
+def is_bundle_ref(ref: str | Path) -> bool:
+    """An embedded bundle's name or a directory holding a model card (`[BUNDLE] PATH...` arguments)."""
+    return (resolve_bundle(ref) / CARD).is_file()
+
+
 def read_card(path: Path) -> ModelCard:
     """The card of the bundle at ``path``, parsed and checked (files not yet verified)."""
     card_path = path / CARD
     if not path.is_dir() or not card_path.is_file():
-        if path == DEFAULT_BUNDLE:
-            raise BundleError("the embedded default bundle is missing from this installation", path)
+        embedded = {v: k for k, v in EMBEDDED.items()}
+        if path in embedded:
+            raise BundleError(f"the embedded '{embedded[path]}' bundle is missing from this installation", path)
         raise BundleError(f"not a model bundle (no {CARD})", path, "pass a directory written by `edge train` or `edge compress`")
     try:
         raw = json.loads(card_path.read_text())
@@ -186,8 +207,9 @@ def read_card(path: Path) -> ModelCard:
 
 
 def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
-    """Open a bundle (None: the embedded default) and check its files and contract against the hash."""
-    path = Path(path) if path is not None else DEFAULT_BUNDLE
+    """Open a bundle (None: the embedded default; an embedded name, see ``resolve_bundle``) and
+    check its files and contract against the hash."""
+    path = resolve_bundle(path)
     card = read_card(path)
     if verify:
         verify_files(path, card)

@@ -50,6 +50,10 @@ def evaluate(
     from ..evaluate import evaluate_many, markdown, markdown_many
 
     b = load_bundle(bundle)
+    note = b.card.extra.get("accuracy_statement")
+    if note:  # a weak model's figures never travel without the accuracy measured in cross-validation
+        click.echo(f"measured when trained: {note}")
+        click.echo("(evaluating on pictures it was trained on, such as its own training folder, overstates it)")
     if len(datas) == 1:
         rep = run(b, datas[0], split, metadata, report_dir, skip_bad, progress=lambda it: bar(it, "evaluate"))
         click.echo(markdown(rep))

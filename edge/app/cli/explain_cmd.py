@@ -12,8 +12,10 @@ METHOD_CHOICES = ["gradcam", "gradcam++", "scorecam", "occlusion"]
 
 
 def split_bundle_arg(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
-    """The first argument is a bundle when it is a directory holding model_card.json."""
-    if args and (Path(args[0]) / "model_card.json").is_file():
+    """The first argument is a bundle when it is a directory holding model_card.json or an embedded name."""
+    from edge.core.bundle import is_bundle_ref
+
+    if args and is_bundle_ref(args[0]):
         return args[0], list(args[1:])
     return None, list(args)
 

@@ -55,6 +55,9 @@ def predict(args: tuple[str, ...], csv_out: str | None, skip_bad: bool, batch_si
         if bundle.task == "binary"
         else f"model: {bundle.summary()}"
     )
+    note = bundle.card.extra.get("accuracy_statement")
+    if note:  # a weak model's answers never travel without its measured accuracy
+        click.echo(f"accuracy: {note}")
     click.echo(table(header, rows))
     if csv_out:
         buf = io.StringIO()

@@ -51,6 +51,13 @@ TOKEN_ENV = "EDGE_API_TOKEN"  # also named in edge.server.settings
     metavar="PUB",
     help="Refuse a bundle not signed with this Ed25519 public key (edge bundle sign).",
 )
+@click.option(
+    "--types",
+    "types_bundle",
+    default="types",
+    show_default=True,
+    help="Fracture-type bundle answering types=true on /v1/predict ('none': refuse such requests).",
+)
 @click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="info", show_default=True)
 def serve(
     bundle,
@@ -69,13 +76,15 @@ def serve(
     cors_origins,
     layer,
     require_signature,
+    types_bundle,
     log_level,
 ) -> None:
     """Serve predictions and Grad-CAM explanations over HTTP (FastAPI on uvicorn).
 
     \b
     Routes:
-      POST /v1/predict   multipart field 'file' (PNG, JPEG or DICOM) -> probabilities, label, decision
+      POST /v1/predict   multipart field 'file' (PNG, JPEG or DICOM) -> probabilities, label, decision;
+                         'types=true' adds 'fracture_type' with its measured (weak) accuracy
       POST /v1/explain   same, plus the heatmap (overlay PNG as base64 and the raw grid);
                          optional fields 'method' (gradcam|gradcam++|scorecam) and 'target'
       GET  /v1/model     the model card       GET /healthz, /readyz     GET /docs (OpenAPI)
@@ -120,6 +129,18 @@ def serve(
 
     b = load_bundle(bundle)
     require_signed(b, require_signature)
+    types = None if types_bundle.lower() == "none" else load_bundle(types_bundle)
+    if types is not None and require_signature:  # a signed server runs only signed models: the type model too
+        explicit = click.get_current_context().get_parameter_source("types_bundle") == click.core.ParameterSource.COMMANDLINE
+        if explicit:
+            require_signed(types, require_signature)
+        else:
+            types = None
+            click.echo("fracture types off: --require-signature and no signed --types bundle given", err=True)
     logging.getLogger("edge.app.server").setLevel(log_level.upper())
     click.echo(f"serving {b.summary()} on http://{host}:{port} (docs at /docs, auth {'off' if no_auth else 'on'})", err=True)
-    uvicorn.run(create_app(b, settings, scratch_dir=tempfile.tempdir), log_level=log_level, **settings.uvicorn_kwargs())
+    if types is not None:
+        click.echo(f"fracture types on request (types=true): {types.card.extra.get('accuracy_statement', '')}", err=True)
+    uvicorn.run(
+        create_app(b, settings, scratch_dir=tempfile.tempdir, types=types), log_level=log_level, **settings.uvicorn_kwargs()
+    )

@@ -33,7 +33,13 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     callback=output_dir,
     help="Run directory: checkpoints, logs, curves, and the bundle in OUT/bundle. Rerun to resume.",
 )
-@click.option("--task", type=click.Choice(["binary", "multiclass"]), default=None, help="Default: binary for 2 classes.")
+@click.option(
+    "--task",
+    type=click.Choice(["binary", "multiclass", "types"]),
+    default=None,
+    help="Default: binary for 2 classes. 'types': the fracture-type head on the --base bundle's features, "
+    "with grouped cross-validation (takes --data, --out, --augment, --seed, --model-id, --base, --views, --folds).",
+)
 @click.option("--positive", default=None, help="Binary task: the positive class (default: guessed, e.g. 'fractured').")
 @click.option("--size", default=224, type=click.IntRange(min=8), show_default=True, help="Input height and width in pixels.")
 @click.option(
@@ -86,6 +92,9 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     "worker, each with its TF_CONFIG, OUT on a shared filesystem; the chief writes the bundle).",
 )
 @click.option("--model-id", default=None, help="Name recorded in the model card.")
+@click.option("--base", default=None, help="--task types: the bundle whose backbone gives the features (default: embedded).")
+@click.option("--views", default=8, type=NON_NEGATIVE, show_default=True, help="--task types: augmented copies per picture.")
+@click.option("--folds", default=5, type=click.IntRange(min=2), show_default=True, help="--task types: cross-validation folds.")
 def train(**kw) -> None:
     """Train a fracture classifier and write a model bundle.
 
@@ -95,6 +104,13 @@ def train(**kw) -> None:
     Transfer learning, offline when Keras' cache has the weights:
       edge train --data DIR --arch resnet50 --weights imagenet --size 224
     """
+    if kw["task"] == "types":
+        _train_types(kw)
+        return
+    for name in ("base", "views", "folds"):
+        if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--{name} applies to --task types only")
+        kw.pop(name)
     from train.trainer import TrainConfig
     from train.trainer import train as run_training
 
@@ -115,3 +131,30 @@ def train(**kw) -> None:
             f"{split}: n={v['n']} AUROC {v['auroc']:.3f}{ci_txt}  sensitivity {v['sensitivity']:.3f}  "
             f"specificity {v['specificity']:.3f}  F1 {v['f1']:.3f}  (threshold {bundle.threshold:.3f})"
         )
+
+
+# what --task types reads; every other option set on the command line is refused (it would be ignored)
+_TYPES_OPTIONS = {"data", "out", "task", "augment", "seed", "model_id", "base", "views", "folds"}
+
+
+def _train_types(kw: dict) -> None:
+    from train.types import TypesConfig, train_types
+
+    ctx = click.get_current_context()
+    unused = sorted(
+        k for k in kw if k not in _TYPES_OPTIONS and ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+    )
+    if unused:
+        raise click.UsageError(f"--task types does not take {', '.join('--' + k.replace('_', '-') for k in unused)}")
+    cfg = TypesConfig(data=kw["data"], out=kw["out"], base=kw["base"], views=kw["views"], folds=kw["folds"], seed=kw["seed"])
+    if ctx.get_parameter_source("augment") == click.core.ParameterSource.COMMANDLINE:
+        cfg.augment = kw["augment"]
+    if kw["model_id"]:
+        cfg.model_id = kw["model_id"]
+    bundle = train_types(cfg)
+    cv = bundle.card.metrics["cv"]
+    click.echo(f"bundle: {bundle.path}")
+    click.echo(f"cross-validation: {cv['scheme']}, {len(cv['folds'])} folds")
+    for key, name in (("top1", "top-1"), ("top3", "top-3"), ("macro_f1", "macro-F1")):
+        click.echo(f"  {name:9s} {cv[key]['mean']:.3f} ± {cv[key]['sd']:.3f}")
+    click.echo(f"card: {bundle.card.extra['accuracy_statement']}")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from edge.core.bundle import CARD, Bundle, load_bundle
+from edge.core.bundle import Bundle, is_bundle_ref, load_bundle
 
 # option types that refuse 0 and negatives in click's own one-line usage error
 COUNT = click.IntRange(min=1)
@@ -15,13 +13,10 @@ RATE = click.FloatRange(min=0.0, min_open=True)
 PORT = click.IntRange(1, 65535)
 
 
-def is_bundle_dir(p: str | Path) -> bool:
-    return (Path(p) / CARD).is_file()
-
-
 def split_bundle_arg(args: tuple[str, ...]) -> tuple[Bundle, list[str]]:
-    """`[BUNDLE] PATH...`: the first argument is a bundle if it is a bundle directory."""
-    if args and is_bundle_dir(args[0]):
+    """`[BUNDLE] PATH...`: the first argument is a bundle if it is a bundle directory or an
+    embedded bundle's name (`types`)."""
+    if args and is_bundle_ref(args[0]):
         return load_bundle(args[0]), list(args[1:])
     return load_bundle(None), list(args)
 

@@ -26,10 +26,15 @@ log = logging.getLogger("edge.app.server")
 
 
 def create_app(
-    bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None, scratch_dir: str | None = None
+    bundle: Bundle,
+    settings: ServerSettings,
+    explainer: Explainer | None = None,
+    scratch_dir: str | None = None,
+    types: Bundle | None = None,
 ) -> FastAPI:
     """``scratch_dir``: the process's private temp dir (autograph's generated modules), removed at
-    shutdown here because uvicorn re-raises SIGTERM after shutdown and atexit never runs."""
+    shutdown here because uvicorn re-raises SIGTERM after shutdown and atexit never runs.
+    ``types``: the fracture-type bundle answering ``types=true`` on /v1/predict (None: refused)."""
     settings.check()
 
     @asynccontextmanager
@@ -37,7 +42,7 @@ def create_app(
         import edge.core.dicom  # noqa: F401  imports pydicom and silences it (its one place), before any upload
 
         t = time.perf_counter()
-        engine = await anyio.to_thread.run_sync(lambda: Engine(bundle, settings, explainer))
+        engine = await anyio.to_thread.run_sync(lambda: Engine(bundle, settings, explainer, types))
         app.state.engine = engine
         log.warning(
             "model %s ready in %.1f s (layer %s, %d workers, queue %d, auth %s)",

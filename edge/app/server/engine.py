@@ -21,6 +21,7 @@ from edge.core.bundle import Bundle
 from edge.core.errors import EdgeError, ImageReadError
 from edge.core.imageio import decode_bytes, sniff
 from edge.core.inference import decide
+from edge.core.preprocess import preprocess
 from edge.explain import METHODS, Explainer
 from edge.explain.overlay import caption, overlay_png
 
@@ -43,11 +44,50 @@ class Slot:
                 self._sem.release()
 
 
+class TypeModel:
+    """The optional fracture-type bundle (multi-class), run beside the fracture model when a request
+    asks for it. Its answer always carries the accuracy measured in cross-validation."""
+
+    def __init__(self, bundle: Bundle):
+        import tensorflow as tf
+
+        if bundle.task != "multiclass":
+            raise EdgeError("the fracture-type model must be a multi-class bundle", bundle.path)
+        self.bundle = bundle
+        model = bundle.load_model()
+        sig = tf.TensorSpec([None, *bundle.spec.input_shape], tf.float32)
+        self._predict = tf.function(lambda x: model(x, training=False), input_signature=[sig])
+        self._predict(tf.zeros((1, *bundle.spec.input_shape)))  # trace now, not on a user's request
+        cv = bundle.card.metrics.get("cv") or {}
+        self.cv = {k: (cv.get(k) or {}).get("mean") for k in ("top1", "top3", "macro_f1")}
+        self.statement = str(bundle.card.extra.get("accuracy_statement") or "accuracy not measured; a guess, not a finding")
+        self.weak = bool(bundle.card.extra.get("weak", True))
+
+    def answer(self, pixels: np.ndarray) -> tuple[dict[str, Any], float]:
+        t = time.perf_counter()
+        x = preprocess(pixels, self.bundle.spec)[None]
+        probs = np.asarray(self._predict(x).numpy(), dtype=np.float64)[0]
+        labels = self.bundle.labels
+        order = np.argsort(-probs)
+        return {
+            "model": {"id": self.bundle.model_id, "sha256": self.bundle.sha256},
+            "label": labels[int(order[0])],
+            "probabilities": {k: float(v) for k, v in zip(labels, probs, strict=True)},
+            "top3": [labels[int(i)] for i in order[:3]],
+            "cv_top1": self.cv["top1"],
+            "cv_top3": self.cv["top3"],
+            "cv_macro_f1": self.cv["macro_f1"],
+            "weak": self.weak,
+            "accuracy": self.statement,
+        }, (time.perf_counter() - t) * 1e3
+
+
 class Engine:
-    def __init__(self, bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None):
+    def __init__(self, bundle: Bundle, settings: ServerSettings, explainer: Explainer | None = None, types: Bundle | None = None):
         self.bundle = bundle
         self.settings = settings
         self.explainer = explainer or Explainer(bundle, layer=settings.layer, warmup=True)
+        self.types = TypeModel(types) if types is not None else None
         self._warm_up()
         self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="edge-infer")
         self._slots = threading.BoundedSemaphore(settings.workers + settings.queue_size)
@@ -111,11 +151,15 @@ class Engine:
             "decision": decision,
         }
 
-    def predict_job(self, queued: float, data: bytes) -> dict[str, Any]:
+    def predict_job(self, queued: float, data: bytes, types: bool = False) -> dict[str, Any]:
         start = time.perf_counter()
+        if types and self.types is None:
+            raise ApiError(422, "types_unavailable", "this server runs without a fracture-type model")
         pixels, t_decode = self._decode(data)
         probs, t = self.explainer.predict(pixels)
         out = self._base(probs)
+        if types and self.types is not None:  # only when asked: the default response stays as it was
+            out["fracture_type"], t["types"] = self.types.answer(pixels)
         out["timings_ms"] = {"queue": (start - queued) * 1e3, "decode": t_decode, **t}
         return out
 

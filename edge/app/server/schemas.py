@@ -23,6 +23,22 @@ class Prediction(BaseModel):
     timings_ms: dict[str, float] = Field(description="decode, inference and total (plus queue, preprocess)")
 
 
+class FractureType(BaseModel):
+    model: ModelRef
+    label: str = Field(description="the most probable type")
+    probabilities: dict[str, float]
+    top3: list[str]
+    cv_top1: float | None = Field(description="top-1 accuracy measured in grouped cross-validation")
+    cv_top3: float | None
+    cv_macro_f1: float | None
+    weak: bool = Field(description="true: the measured accuracy makes this a guess, not a finding; show it so")
+    accuracy: str = Field(description="the sentence to show with the type (measured accuracy, chance level)")
+
+
+class PredictionWithType(Prediction):
+    fracture_type: FractureType
+
+
 class Heatmap(BaseModel):
     method: str
     target_label: str
