@@ -142,7 +142,7 @@ def test_types_name_resolves_to_the_embedded_bundle(tmp_path, monkeypatch):
 
 
 def test_missing_embedded_types_bundle_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setitem(bundle_module.EMBEDDED, "types", tmp_path / "gone")
+    monkeypatch.setattr(bundle_module, "TYPES_BUNDLE", tmp_path / "gone")
     with pytest.raises(BundleError, match="embedded 'types' bundle is missing"):
         load_bundle("types")
 

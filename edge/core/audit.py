@@ -98,7 +98,7 @@ def audit(root: str | Path, near_corr: float = 0.985, progress: Callable[[Iterab
     exact = [g for g in by_sha.values() if len(g) > 1]
     ok = [i for i, f in enumerate(infos) if f.thumb is not None]
     exact_pairs = {(g[a], g[b]) for g in exact for a in range(len(g)) for b in range(a + 1, len(g))}
-    thumbs = np.stack([infos[i].thumb for i in ok]) if ok else np.zeros((0, 1024), np.float32)
+    thumbs = np.stack([t for i in ok if (t := infos[i].thumb) is not None]) if ok else np.zeros((0, 1024), np.float32)
     near = [(ok[a], ok[b], c) for a, b, c in _near_pairs(thumbs, near_corr) if (ok[a], ok[b]) not in exact_pairs]
 
     def pair_row(i: int, j: int, kind: str, corr: float = 1.0) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def source_groups(
         parent[max(a, b)] = min(a, b)
 
     sha = [infos[i].sha256 for i in ok]
-    thumbs = np.stack([infos[i].thumb for i in ok]) if ok else np.zeros((0, 1024), np.float32)
+    thumbs = np.stack([t for i in ok if (t := infos[i].thumb) is not None]) if ok else np.zeros((0, 1024), np.float32)
     for i, j, _ in _near_pairs(thumbs, near_corr):
         join(i, j, "exact" if sha[i] == sha[j] else "near")
     stems = [name_stem(p.name) for p in paths]

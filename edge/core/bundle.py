@@ -39,8 +39,12 @@ FORMAT = card_mod.FORMAT
 VERSION = card_mod.VERSION
 DEFAULT_BUNDLE = Path(__file__).parent.parent / "assets" / "default_bundle"
 TYPES_BUNDLE = Path(__file__).parent.parent / "assets" / "types_bundle"
-# Bundles shipped inside the package, addressable by name wherever a BUNDLE is taken
-EMBEDDED = {"default": DEFAULT_BUNDLE, "types": TYPES_BUNDLE}
+EMBEDDED_NAMES = ("default", "types")  # bundles shipped inside the package, addressable by name
+
+
+def embedded_bundles() -> dict[str, Path]:
+    """Name -> directory of the embedded bundles (read at call time, so tests can point them elsewhere)."""
+    return {"default": DEFAULT_BUNDLE, "types": TYPES_BUNDLE}
 SAMPLES_DIR = Path(__file__).parent.parent / "assets" / "samples"
 
 
@@ -181,8 +185,8 @@ def resolve_bundle(ref: str | Path | None) -> Path:
     if ref is None:
         return DEFAULT_BUNDLE
     name = str(ref)
-    if name in EMBEDDED and not Path(name).exists():
-        return EMBEDDED[name]
+    if name in EMBEDDED_NAMES and not Path(name).exists():
+        return embedded_bundles()[name]
     return Path(ref)
 
 
@@ -195,7 +199,7 @@ def read_card(path: Path) -> ModelCard:
     """The card of the bundle at ``path``, parsed and checked (files not yet verified)."""
     card_path = path / CARD
     if not path.is_dir() or not card_path.is_file():
-        embedded = {v: k for k, v in EMBEDDED.items()}
+        embedded = {v: k for k, v in embedded_bundles().items()}
         if path in embedded:
             raise BundleError(f"the embedded '{embedded[path]}' bundle is missing from this installation", path)
         raise BundleError(f"not a model bundle (no {CARD})", path, "pass a directory written by `edge train` or `edge compress`")
