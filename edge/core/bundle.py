@@ -45,6 +45,8 @@ EMBEDDED_NAMES = ("default", "types")  # bundles shipped inside the package, add
 def embedded_bundles() -> dict[str, Path]:
     """Name -> directory of the embedded bundles (read at call time, so tests can point them elsewhere)."""
     return {"default": DEFAULT_BUNDLE, "types": TYPES_BUNDLE}
+
+
 SAMPLES_DIR = Path(__file__).parent.parent / "assets" / "samples"
 
 
