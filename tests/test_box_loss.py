@@ -4,7 +4,6 @@ and a real training run with --boxes on radiographs."""
 from __future__ import annotations
 
 import csv
-import json
 
 import albumentations as A
 import numpy as np
@@ -142,38 +141,33 @@ def _boxed_images(boxes_csv, root) -> set[str]:
         return {r["image_id"] for r in csv.DictReader(f)} & names
 
 
-def test_training_with_boxes_writes_the_setting_and_logs_the_loss(small_data, fracatlas, tmp_path):
-    from edge.core.bundle import load_bundle
-    from train.trainer import TrainConfig, train
+def test_edge_train_with_boxes_on_the_bundled_radiographs(bundled_data, tmp_path):
+    """`edge train --boxes` end to end: the loss is logged per epoch and ramps to its weight, the card
+    records the setting, and the bundle is the plain graph."""
+    from click.testing import CliRunner
 
-    boxes = fracatlas / "boxes.csv"
-    assert _boxed_images(boxes, small_data / "train")  # the run really has boxed images
-    cfg = TrainConfig(
-        data=str(small_data),
-        out=str(tmp_path / "run"),
-        arch="tiny",
-        size=64,
-        epochs=2,
-        batch_size=8,
-        augment="radiograph",
-        calibration_samples=4,
-        seed=2,
-        boxes=str(boxes),
-        box_weight=0.4,
-        box_ramp_epochs=1,
-    )
-    bundle = train(cfg, progress=False)
+    from edge.app.cli import main
+    from edge.core.bundle import load_bundle
+
+    data, boxes = bundled_data / "fracatlas", bundled_data / "fracatlas" / "boxes.csv"
+    assert _boxed_images(boxes, data / "train")  # the run really has boxed images
+    args = ["train", "--data", data, "--arch", "tiny", "--size", 64, "--epochs", 2, "--batch-size", 8, "--skip-bad"]
+    args += ["--boxes", boxes, "--box-weight", 0.4, "--box-ramp-epochs", 2, "--seed", 2, "-o", tmp_path / "run"]
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
     with open(tmp_path / "run" / "log_all.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and "val_box_loss" not in rows[0]
-    # the box loss is a share: strictly between 0 and 1 on real maps; ramped to the full weight
+    # a share of the CAM's mass: strictly between 0 and 1 on real maps; ramped to the full weight
     assert all(0.0 < float(r["box_loss"]) < 1.0 for r in rows)
-    assert float(rows[-1]["box_weight"]) == pytest.approx(0.4)
-    card = json.loads((bundle.path / "model_card.json").read_text())
-    g = card["training"]["box_guidance"]
-    assert card["training"]["boxes"] == str(boxes) and g["weight"] == 0.4 and g["train_images_with_boxes"] > 0
-    # the bundle is the plain graph: it loads and predicts like any other
-    model = load_bundle(bundle.path).load_model()
+    # linear over two epochs: half the weight after the first, all of it after the second
+    assert [float(r["box_weight"]) for r in rows] == pytest.approx([0.2, 0.4])
+    bundle = load_bundle(tmp_path / "run" / "bundle")
+    training = bundle.card.training
+    g = training["box_guidance"]
+    assert training["boxes"] == str(boxes) and g["weight"] == 0.4 and g["ramp_epochs"] == 2
+    assert g["train_images_with_boxes"] == len(_boxed_images(boxes, data / "train"))
+    model = bundle.load_model()
     assert model.output_shape == (None, 1) and len(model.outputs) == 1
 
 
