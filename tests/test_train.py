@@ -35,12 +35,12 @@ def _cfg(data, out, **kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("arch,size", [("custom", 64), ("vgg16", 32), ("resnet50", 32), ("tiny", 32)])
+@pytest.mark.parametrize("arch,size", [("custom", 64), ("custom448", 64), ("vgg16", 32), ("resnet50", 32), ("tiny", 32)])
 def test_every_architecture_trains_and_writes_a_bundle(small_data, tmp_path, arch, size):
     b = train(_cfg(small_data, tmp_path / arch, arch=arch, size=size, max_per_class=4), progress=False)
     b2 = load_bundle(b.path)
     assert b2.arch == arch and b2.task == "binary" and b2.positive_label == "fractured"
-    assert b2.spec.channels == (1 if arch in ("custom", "tiny") else 3)
+    assert b2.spec.channels == (1 if arch in ("custom", "custom448", "tiny") else 3)
     assert set(b2.card.metrics) == {"val", "test"}
     assert 0.0 <= b2.threshold <= 1.0
     model = b2.load_model()

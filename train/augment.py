@@ -92,8 +92,23 @@ class Augmenter:
         pipe.set_random_seed(int(seed) % (2**31))
         return np.stack([pipe(image=img)["image"] for img in batch])
 
-    def _local(self) -> A.Compose:
+    def with_boxes(self, batch: np.ndarray, boxes: list[np.ndarray], seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Augment images and move their YOLO boxes (k, 4) with them; a box pushed off the canvas
+        is dropped (albumentations clips the rest)."""
+        if self.pipeline is None:
+            return batch, boxes
+        pipe = self._local(with_boxes=True)
+        pipe.set_random_seed(int(seed) % (2**31))
+        out = [pipe(image=img, bboxes=np.asarray(b, np.float64).reshape(-1, 4)) for img, b in zip(batch, boxes, strict=True)]
+        return np.stack([o["image"] for o in out]), [np.asarray(o["bboxes"], np.float64).reshape(-1, 4) for o in out]
+
+    def _local(self, with_boxes: bool = False) -> A.Compose:
         # One Compose per thread: albumentations keeps its RNG in the object.
-        if not hasattr(self._tl, "pipe"):
-            self._tl.pipe = A.from_dict(A.to_dict(self.pipeline))
-        return self._tl.pipe
+        key = "pipe_boxes" if with_boxes else "pipe"
+        if not hasattr(self._tl, key):
+            assert self.pipeline is not None
+            pipe = A.from_dict(A.to_dict(self.pipeline))
+            if with_boxes:
+                pipe = A.Compose(list(pipe.transforms), bbox_params=A.BboxParams(format="yolo", clip=True))
+            setattr(self._tl, key, pipe)
+        return getattr(self._tl, key)

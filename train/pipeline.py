@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.core._tf import tf
+from edge.core.boxes import grid_mask
 from edge.core.preprocess import PreprocessSpec, normalize
 
 from .augment import Augmenter
@@ -54,14 +55,26 @@ def train_dataset(
     plan: BatchPlan,
     augmenter: Augmenter,
     sample_weights: np.ndarray | None = None,
+    boxes: list[np.ndarray] | None = None,
+    grid: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
-    """Augmented, normalised training batches; ``targets`` already shaped for the loss."""
+    """Augmented, normalised training batches; ``targets`` already shaped for the loss.
+
+    With ``boxes`` (per sample, (k, 4) YOLO boxes on the canvas, k may be 0) the boxes move with
+    the augmentation and each batch is (x, (targets, masks), w), masks the grid cells the boxes
+    overlap (train.box_loss)."""
     H, W, C = spec.input_shape
     weights = sample_weights if sample_weights is not None else np.ones(len(targets), np.float32)
 
     def load(idx: np.ndarray, seed: np.int64):
         x = normalize(augmenter(canvases[idx], int(seed)), spec)  # grey replicated to C channels here
         return x, targets[idx], weights[idx].astype(np.float32)
+
+    def load_boxed(idx: np.ndarray, seed: np.int64):
+        assert boxes is not None and grid is not None
+        imgs, moved = augmenter.with_boxes(canvases[idx], [boxes[i] for i in idx], int(seed))
+        masks = np.stack([grid_mask(b, grid) for b in moved]) if len(moved) else np.zeros((0, *grid), np.float32)
+        return normalize(imgs, spec), targets[idx], masks, weights[idx].astype(np.float32)
 
     ds = tf.data.Dataset.from_generator(
         plan.batches,
@@ -71,15 +84,31 @@ def train_dataset(
     # step, which advances the optimizer's step count (Adam's bias correction) without an update, so a
     # resumed run drifted from an uninterrupted one in the last bits
     ds = ds.apply(tf.data.experimental.assert_cardinality(plan.steps))
-    ds = ds.map(
-        lambda i, s: tf.numpy_function(load, [i, s], [tf.float32, tf.float32, tf.float32]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
     t_dim = targets.shape[1]
-    ds = ds.map(
-        lambda x, y, w: (tf.ensure_shape(x, [None, H, W, C]), tf.ensure_shape(y, [None, t_dim]), tf.ensure_shape(w, [None]))
-    )
+    if boxes is None:
+        ds = ds.map(
+            lambda i, s: tf.numpy_function(load, [i, s], [tf.float32, tf.float32, tf.float32]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        ds = ds.map(
+            lambda x, y, w: (tf.ensure_shape(x, [None, H, W, C]), tf.ensure_shape(y, [None, t_dim]), tf.ensure_shape(w, [None]))
+        )
+    else:
+        if grid is None or len(boxes) != len(targets):
+            raise ValueError("boxes need one entry per sample and the CAM grid")
+        ds = ds.map(
+            lambda i, s: tf.numpy_function(load_boxed, [i, s], [tf.float32, tf.float32, tf.float32, tf.float32]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        ds = ds.map(
+            lambda x, y, m, w: (
+                tf.ensure_shape(x, [None, H, W, C]),
+                (tf.ensure_shape(y, [None, t_dim]), tf.ensure_shape(m, [None, *grid])),
+                tf.ensure_shape(w, [None]),
+            )
+        )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

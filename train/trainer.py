@@ -22,6 +22,7 @@ import numpy as np
 
 from edge.core import plots
 from edge.core._tf import keras, tf
+from edge.core.boxes import read_boxes
 from edge.core.bundle import Bundle, positive_column, save_bundle, to_probabilities
 from edge.core.card import Contract, ModelCard
 from edge.core.data import Dataset, discover, load_canvases, positive_label
@@ -33,6 +34,7 @@ from edge.core.progress import bar
 
 from . import distribute
 from .augment import Augmenter, describe, load_augmentation
+from .box_loss import BoxGuided, canvas_boxes, check_arch, feature_grid
 from .calibrate import fit_and_fold, operating_point
 from .imbalance import check_mode, class_weights, loss_for
 from .models import create_model, get_arch, set_backbone_trainable
@@ -70,6 +72,9 @@ class TrainConfig:
     calibration_samples: int = 64
     strategy: str = "auto"
     model_id: str | None = None
+    boxes: str | None = None  # CSV of radiologists' boxes: box-guided attention loss (train.box_loss)
+    box_weight: float = 0.3  # its final weight (a study: 0.1-0.5 trained normally, 1 collapsed at 448 px)
+    box_ramp_epochs: int = 3  # linear ramp of the weight over the first epochs
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,6 +139,7 @@ class _Data:
     x_te: np.ndarray | None
     y_te: np.ndarray | None
     bad: list[tuple[str, str]]
+    box_tr: list[np.ndarray] | None = None  # per training image, its boxes on the canvas (--boxes)
 
     @property
     def n_out(self) -> int:
@@ -156,6 +162,8 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     data = _load_data(cfg, run, progress, write=chief)
     with strategy.scope():
         model = create_model(cfg.arch, data.spec.input_shape, data.n_out, weights=cfg.weights, dropout=cfg.dropout)
+    if data.box_tr is not None:
+        check_arch(model, str(get_arch(cfg.arch).gradcam_layer))  # before any epoch runs
     pretrained = cfg.weights not in ("none", None) and get_arch(cfg.arch).pretrained
     phases = (
         [("warmup", cfg.warmup_epochs, cfg.lr), ("finetune", cfg.epochs, cfg.finetune_lr)]
@@ -241,6 +249,7 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None, write: bool =
     pos = positive_label(classes, cfg.positive) if task == "binary" else None
     spec = PreprocessSpec.for_arch(cfg.arch, cfg.size, cfg.channels)
     bad_all: list[tuple[str, str]] = []
+    kept_paths: dict[str, list[Path]] = {}
 
     def load(split: str) -> tuple[np.ndarray, np.ndarray]:
         part = ds.split(split)
@@ -251,6 +260,7 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None, write: bool =
             paths, spec, skip_bad=cfg.skip_bad, progress=lambda it: bar(it, f"decode {split}", len(paths), progress)
         )
         bad_all.extend(bad)
+        kept_paths[split] = [paths[i] for i in kept]
         idx = part.labels_index(classes)[kept]
         if task == "binary":
             idx = (np.asarray(classes)[idx] == pos).astype(np.int64)  # 1 = positive
@@ -269,7 +279,15 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None, write: bool =
         log.warning("skipped %d unreadable files (listed in %s)", len(bad_all), run / "skipped_files.json")
     if len(x_tr) == 0 or len(x_va) == 0:
         raise DataError("need images in both the training and validation splits", cfg.data)
-    return _Data(ds, classes, task, pos, spec, x_tr, y_tr, x_va, y_va, x_te, y_te, bad_all)
+    box_tr = None
+    if cfg.boxes:
+        if not 0 <= cfg.box_weight <= 10 or cfg.box_ramp_epochs < 0:
+            raise EdgeError(f"box weight must be in 0..10 and its ramp >= 0 epochs, not {cfg.box_weight}, {cfg.box_ramp_epochs}")
+        box_tr = canvas_boxes(kept_paths["train"], read_boxes(cfg.boxes), spec.size)
+        if not any(len(b) for b in box_tr):
+            raise DataError("none of the training images has a box in the boxes CSV", cfg.boxes, "check the image_id column")
+        log.info("box-guided loss: %d of %d training images have boxes", sum(len(b) > 0 for b in box_tr), len(box_tr))
+    return _Data(ds, classes, task, pos, spec, x_tr, y_tr, x_va, y_va, x_te, y_te, bad_all, box_tr)
 
 
 def _fit_phase(
@@ -293,8 +311,13 @@ def _fit_phase(
         return
     chief = distribute.is_chief(strategy)
     set_backbone_trainable(model, cfg.arch, phase)
+    plan = BatchPlan(data.y_tr, cfg.batch_size, cfg.seed + len(phase), balanced=cfg.imbalance == "oversample")
+    layer = str(get_arch(cfg.arch).gradcam_layer)
+    fit_model = model
     with strategy.scope():
-        model.compile(
+        if data.box_tr is not None:  # same layers and weights; its training step adds the box loss
+            fit_model = BoxGuided(model, layer, cfg.box_weight, cfg.box_ramp_epochs * plan.steps)
+        fit_model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay),
             loss=loss_for(data.task, cfg.imbalance, data.y_tr),
             metrics=[
@@ -304,7 +327,6 @@ def _fit_phase(
                 else keras.metrics.CategoricalAccuracy(name="acc"),
             ],
         )
-    plan = BatchPlan(data.y_tr, cfg.batch_size, cfg.seed + len(phase), balanced=cfg.imbalance == "oversample")
     csv_log = run / f"log_{phase}.csv"
     best_path = run / f"best_{phase}.weights.h5"
     backup = run / "backup" / phase
@@ -325,11 +347,13 @@ def _fit_phase(
         EpochSeeds(cfg.seed, phase),
     ] + list(callbacks or [])
     sample_w = np.array([class_w[int(c)] for c in data.y_tr], np.float32) if cfg.imbalance == "class_weight" else None
+    grid = feature_grid(model, layer) if data.box_tr is not None else None
+    targets = targets_for(data.y_tr, len(data.classes), data.task)
     train_ds = distribute.shard_by_batch(
-        train_dataset(data.x_tr, targets_for(data.y_tr, len(data.classes), data.task), data.spec, plan, augmenter, sample_w)
+        train_dataset(data.x_tr, targets, data.spec, plan, augmenter, sample_w, data.box_tr, grid)
     )
     verbose = 1 if (progress if progress is not None else sys.stdout.isatty()) else 2
-    model.fit(
+    fit_model.fit(
         train_ds,
         validation_data=(eval_inputs(data.x_va, data.spec), targets_for(data.y_va, len(data.classes), data.task)),
         epochs=epochs,
@@ -395,6 +419,15 @@ def _write_bundle(
             "class_weights": class_w if cfg.imbalance == "class_weight" else None,
             "tensorflow": tf.__version__,
             "skipped_files": len(data.bad),
+            "box_guidance": None
+            if data.box_tr is None
+            else {
+                "loss": "1 - positive CAM mass in box cells / positive CAM mass (positive images with boxes)",
+                "weight": cfg.box_weight,
+                "ramp_epochs": cfg.box_ramp_epochs,
+                "train_images_with_boxes": int(sum(len(b) > 0 for b in data.box_tr)),
+                "cam_layer": get_arch(cfg.arch).gradcam_layer,
+            },
             **(run_info or {}),
         },
         imbalance=cfg.imbalance,

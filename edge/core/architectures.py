@@ -35,6 +35,7 @@ class ArchInfo:
     gradcam_layer: str | None = None  # last conv feature map (Grad-CAM target)
     finetune_prefixes: tuple[str, ...] = ()  # backbone layers unfrozen in the fine-tune phase
     backbone_prefixes: tuple[str, ...] = ()  # layers that belong to the backbone (frozen in warm-up)
+    default_size: int = 224  # input side the architecture is designed for (train --size default)
 
     def mean_std(self, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if channels not in self.normalisation:
@@ -79,19 +80,44 @@ def _res_stage(x: Any, filters: int, name: str, downsample: bool) -> Any:
 
 
 def build_custom(
-    input_shape: tuple[int, ...], n_outputs: int, widths: tuple[int, ...] = (24, 48, 96, 160, 224), dropout: float = 0.3, **_: Any
+    input_shape: tuple[int, ...],
+    n_outputs: int,
+    widths: tuple[int, ...] = (24, 48, 96, 160, 224),
+    dropout: float = 0.3,
+    stem: str = "conv5s2",
+    downsample_last: bool = True,
+    **_: Any,
 ) -> Any:
     """A small residual CNN for phones (~1.3 M parameters at the default widths).
 
     A stride-2 stem keeps the cost of full-resolution layers low; five stages halve the
-    resolution down to 1/32, like the ImageNet backbones, so Grad-CAM grids are comparable."""
+    resolution down to 1/32, like the ImageNet backbones, so Grad-CAM grids are comparable.
+
+    ``stem="patch4"`` is a 4x4 stride-4 patchify convolution: at twice the input side the stages
+    see the same 1/2-size map as the stride-2 stem gives at the base side, so 448 px costs about
+    what 224 px costs. ``downsample_last=False`` keeps the last stage at the resolution before it,
+    so the total stride stays 32 (a 14x14 Grad-CAM grid at 448 px instead of 7x7)."""
     keras = _keras()
     inp = keras.Input(shape=input_shape, name="image")
-    x = _conv_bn(inp, widths[0], "stem", kernel=5, strides=2)
+    if stem == "conv5s2":
+        x = _conv_bn(inp, widths[0], "stem", kernel=5, strides=2)
+    elif stem == "patch4":  # non-overlapping 4x4 patches: one Conv2D, BN right after (QAT folds it)
+        layers = _keras().layers
+        x = layers.Conv2D(widths[0], 4, strides=4, padding="valid", use_bias=False, name="stem_conv")(inp)
+        x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.ReLU(name="stem_relu")(x)
+    else:
+        raise EdgeError(f"unknown stem '{stem}'", hint="conv5s2 or patch4")
     for i, w in enumerate(widths[1:], start=1):
-        x = _res_stage(x, w, f"stage{i}", downsample=True)
+        x = _res_stage(x, w, f"stage{i}", downsample=downsample_last or i < len(widths) - 1)
     x = _conv_bn(x, widths[-1], "features", kernel=1)
     return keras.Model(inp, _head(x, n_outputs, dropout), name="custom_cnn")
+
+
+def build_custom448(input_shape: tuple[int, ...], n_outputs: int, **kw: Any) -> Any:
+    """The custom CNN at native radiograph resolution (FracAtlas is about 373x454): patchify
+    stem, last stage at 1/32, so 448 px gives a 14x14 Grad-CAM grid."""
+    return build_custom(input_shape, n_outputs, **{"stem": "patch4", "downsample_last": False, **kw})
 
 
 def build_tiny(input_shape: tuple[int, ...], n_outputs: int, dropout: float = 0.1, **_: Any) -> Any:
@@ -124,6 +150,7 @@ ARCHS: dict[str, ArchInfo] = {
     a.name: a
     for a in (
         ArchInfo("custom", build_custom, False, 1, UNIT, gradcam_layer="features_relu"),
+        ArchInfo("custom448", build_custom448, False, 1, UNIT, gradcam_layer="features_relu", default_size=448),
         ArchInfo(
             "vgg16",
             _application("vgg16"),

@@ -11,45 +11,17 @@ Boxes are YOLO-normalised (x_center, y_center, width, height in 0..1 of the imag
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.core.errors import DataError
+from edge.core.boxes import Box, read_boxes  # noqa: F401  (read_boxes: re-exported for edge.explain users)
 from edge.core.report import fmt, table
 
 REGIONS = ("hand", "leg", "hip", "shoulder")
-
-Box = tuple[float, float, float, float]  # x_center, y_center, width, height (0..1)
-
-
-def read_boxes(csv_path: str | Path) -> dict[str, list[Box]]:
-    """boxes.csv -> {image file name: [box, ...]}."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise DataError("boxes CSV not found", csv_path)
-    out: dict[str, list[Box]] = defaultdict(list)
-    with open(csv_path, newline="") as f:
-        reader = csv.DictReader(f)
-        need = {"x_center", "y_center", "width", "height"}
-        cols = set(reader.fieldnames or [])
-        if not need <= cols:
-            raise DataError(f"boxes CSV needs columns image_id,{','.join(sorted(need))}", csv_path)
-        key = next((k for k in ("image_id", "path", "name", "file") if k in cols), (reader.fieldnames or [""])[0])
-        for i, row in enumerate(reader, start=2):
-            try:
-                box = tuple(float(row[k]) for k in ("x_center", "y_center", "width", "height"))
-            except ValueError:
-                raise DataError(f"line {i}: box values must be numbers", csv_path) from None
-            if not all(0.0 <= v <= 1.0 for v in box):
-                raise DataError(f"line {i}: box values must be YOLO-normalised (0..1)", csv_path)
-            out[Path(row[key]).name].append(box)  # type: ignore[arg-type]
-    return dict(out)
 
 
 def box_mask(boxes: Iterable[Box], hw: tuple[int, int]) -> np.ndarray:

@@ -10,12 +10,12 @@ import numpy as np
 
 @click.command()
 @click.option("--data", default=None, type=click.Path(), help="Radiographs to feed the pipeline (default: the bundled samples).")
-@click.option("--size", default=224, show_default=True)
+@click.option("--size", default=None, type=int, help="Input side for every arch (default: each arch's own, 224; custom448: 448).")
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--steps", default=3, show_default=True, help="Timed training steps per architecture (after one warm-up step).")
 @click.option("--arch", "archs", multiple=True, default=("custom", "vgg16", "resnet50"), show_default=True)
 @click.option("--augment", default="radiograph", show_default=True)
-def bench(data: str | None, size: int, batch_size: int, steps: int, archs: tuple[str, ...], augment: str) -> None:
+def bench(data: str | None, size: int | None, batch_size: int, steps: int, archs: tuple[str, ...], augment: str) -> None:
     """Print training throughput per architecture and the augmentation pipeline's throughput.
 
     The pipeline must outrun the step it feeds: the ratio pipeline/training should be > 1
@@ -34,7 +34,8 @@ def bench(data: str | None, size: int, batch_size: int, steps: int, archs: tuple
     rows = []
     for arch in archs:
         info = get_arch(arch)
-        spec = PreprocessSpec.for_arch(arch, size, info.default_channels)
+        side = size or info.default_size
+        spec = PreprocessSpec.for_arch(arch, side, info.default_channels)
         canv, kept, _ = load_canvases([s.path for s in ds.samples], spec, skip_bad=True)
         labels = (np.array([s.label for s in ds.samples])[kept] == ds.classes[0]).astype(np.int64)
         n = steps * batch_size * 4
@@ -55,6 +56,6 @@ def bench(data: str | None, size: int, batch_size: int, steps: int, archs: tuple
         for _ in range(steps):
             model.train_on_batch(x, y)
         train_ips = steps * batch_size / (time.perf_counter() - t0)
-        rows.append([arch, f"{size}x{size}x{spec.channels}", train_ips, pipe_ips, pipe_ips / train_ips])
+        rows.append([arch, f"{side}x{side}x{spec.channels}", train_ips, pipe_ips, pipe_ips / train_ips])
         click.echo(f"{arch}: training {train_ips:.1f} img/s, pipeline {pipe_ips:.1f} img/s", err=True)
     click.echo(table(["arch", "input", "training img/s", "augmentation pipeline img/s", "pipeline / training"], rows, digits=1))
