@@ -17,6 +17,7 @@ import pytest
 from conv_helpers import copy_class_folder
 from edge.app.validation import validate
 from edge.core.data import discover, load_canvases
+from model_cache import cached
 
 SIZE = 48
 LIMITS = ("max_accuracy_drop", "max_auroc_drop", "min_agreement", "max_latency_ms", "max_size_mb")
@@ -41,9 +42,8 @@ def gate_config(tmp_path_factory) -> Path:
     return p
 
 
-@pytest.fixture(scope="module")
-def gate_models(tmp_path_factory, gate_data):
-    """(good bundle, reversed bundle, good .tflite, reversed .tflite)."""
+def _build_gate_models(gate_data: Path, out: Path) -> None:
+    """out/good, out/reversed (bundles) and out/gate-good.tflite, out/gate-reversed.tflite."""
     from convert.tflite import convert_bundle
     from edge.core._tf import keras
     from edge.core.bundle import save_bundle
@@ -61,7 +61,6 @@ def gate_models(tmp_path_factory, gate_data):
     w = (feats[y].mean(axis=0) - feats[~y].mean(axis=0))[:, None].astype(np.float32)
     z = feats @ w
     k = 3.0 / max(float(z.std()), 1e-6)
-    out = tmp_path_factory.mktemp("gate_models")
     made = []
     for name, sign in (("good", 1.0), ("reversed", -1.0)):
         model.get_layer("head_out").set_weights([sign * w * k, np.array([-sign * float(z.mean()) * k], np.float32)])
@@ -72,8 +71,26 @@ def gate_models(tmp_path_factory, gate_data):
         )
         b = save_bundle(out / name, model, card, calibration=canv)
         made.append(b)
-    tfl = [convert_bundle(b, "int8", out=out / f"{b.model_id}.tflite", debug=False, report=False).path for b in made]
-    return made[0], made[1], tfl[0], tfl[1]
+    for b in made:
+        conv = convert_bundle(b, "int8", out=out / f"{b.model_id}.tflite", keep_float=None, debug=False, report=False)
+        assert conv.report["keep_float"] == []  # so the agreement figure (report_only below) did not shape the file
+
+
+@pytest.fixture(scope="module")
+def gate_models(tmp_path_factory, gate_data):
+    """(good bundle, reversed bundle, good .tflite, reversed .tflite), built once per mutation run
+    (tests/model_cache.py): the gate is not part of the build, so its mutants only load them."""
+    from edge.core.bundle import load_bundle
+
+    return cached(
+        "gate_models",
+        {"images": sorted(str(p.relative_to(gate_data)) for p in gate_data.rglob("*.jpg"))},
+        lambda d: _build_gate_models(gate_data, d),
+        lambda d: (load_bundle(d / "good"), load_bundle(d / "reversed"), d / "gate-good.tflite", d / "gate-reversed.tflite"),
+        tmp_path_factory.mktemp("gate_models"),
+        sources=[Path(__file__)],
+        report_only=("convert.tflite.agreement",),
+    )
 
 
 def run(full, edge, data, config, **limits):

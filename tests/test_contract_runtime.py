@@ -22,19 +22,42 @@ from edge.core.parity import TOLERANCE, argb_to_rgb, to_argb, write_vectors
 from edge.core.preprocess import letterbox_u8, normalize
 from edge.core.runtime import EdgeModel
 from edge.core.spec import SPEC_METADATA_NAME, ModelSpec
+from model_cache import TESTS, cached
 
 
 @pytest.fixture(scope="module")
 def rt_bundle(tmp_path_factory, fracatlas):
-    return make_bundle(tmp_path_factory.mktemp("rt_bundle") / "bundle", fracatlas, seed=5)
+    from edge.core.bundle import load_bundle
+
+    return cached(
+        "rt_bundle",
+        {"data": str(fracatlas), "seed": 5},
+        lambda d: make_bundle(d / "bundle", fracatlas, seed=5),
+        lambda d: load_bundle(d / "bundle"),
+        tmp_path_factory.mktemp("rt_bundle"),
+        sources=[TESTS / "conv_helpers.py"],
+    )
+
+
+def _convert_int8_io(bundle, out: Path) -> None:
+    from convert.tflite import convert_bundle
+
+    conv = convert_bundle(bundle, "int8", out=out, io_type="int8", keep_float=None, debug=False, report=False)
+    assert conv.report["keep_float"] == []  # so the agreement figure (report_only below) did not shape the file
 
 
 @pytest.fixture(scope="module")
 def rt_int8(tmp_path_factory, rt_bundle) -> Path:
-    from convert.tflite import convert_bundle
-
-    out = tmp_path_factory.mktemp("rt_int8") / "m_int8io.tflite"
-    return convert_bundle(rt_bundle, "int8", out=out, io_type="int8", debug=False, report=False).path
+    # built once per mutation run (tests/model_cache.py); a runtime mutant only reads the file
+    return cached(
+        "rt_int8",
+        {"bundle": rt_bundle.sha256},
+        lambda d: _convert_int8_io(rt_bundle, d / "m_int8io.tflite"),
+        lambda d: d / "m_int8io.tflite",
+        tmp_path_factory.mktemp("rt_int8"),
+        sources=[Path(__file__)],
+        report_only=("convert.tflite.agreement",),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,9 @@ def write_config(root: Path, module: str, tests: list[str]) -> None:
 def mutmut(root: Path, *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
     # no PYTHONPATH here: mutmut puts mutants/ first itself, and an earlier import defeats its trampolines
     env = dict(os.environ, EDGE_DATA_DIR=os.environ.get("EDGE_DATA_DIR", "/work/shared/data"))
+    # models the tests build are made once per module run and only loaded by later mutants; a mutant
+    # whose function runs while they are built gets its own build (tests/model_cache.py explains why)
+    env["EDGE_TEST_MODEL_CACHE"] = str(root / "model-cache")
     env.setdefault("EDGE_HYPOTHESIS_EXAMPLES", "20")  # each mutant reruns the property tests: fewer draws
     with open(log, "a") if log else contextlib.nullcontext(subprocess.PIPE) as out:
         return subprocess.run(
