@@ -60,6 +60,37 @@ def rt_int8(tmp_path_factory, rt_bundle) -> Path:
     )
 
 
+def _convert_to(bundle, out: Path, precision: str, io_type: str) -> None:
+    from convert.tflite import convert_bundle
+
+    conv = convert_bundle(bundle, precision, out=out, io_type=io_type, keep_float=None, debug=False, report=False)
+    assert conv.report["keep_float"] == []  # so the agreement figure (report_only below) did not shape the file
+
+
+def _other(tmp_path_factory, rt_bundle, precision: str, io_type: str) -> Path:
+    name = f"m_{precision}_{io_type}.tflite"
+    return cached(
+        f"rt_{precision}_{io_type}",
+        {"bundle": rt_bundle.sha256, "builder": inspect.getsource(_convert_to), "precision": precision, "io": io_type},
+        lambda d: _convert_to(rt_bundle, d / name, precision, io_type),
+        lambda d: d / name,
+        tmp_path_factory.mktemp("rt_other"),
+        report_only=("convert.tflite.agreement",),
+    )
+
+
+@pytest.fixture(scope="module")
+def rt_uint8(tmp_path_factory, rt_bundle) -> Path:
+    """The same bundle as an int8 model with uint8 input and output: both zero-points are 0."""
+    return _other(tmp_path_factory, rt_bundle, "int8", "uint8")
+
+
+@pytest.fixture(scope="module")
+def rt_fp32(tmp_path_factory, rt_bundle) -> Path:
+    """The same bundle as a float32 model: no quantisation at either end."""
+    return _other(tmp_path_factory, rt_bundle, "float32", "uint8")
+
+
 @pytest.fixture(scope="module")
 def rt_data(fracatlas, rt_bundle):
     return real_canvases(fracatlas, rt_bundle.spec, 10)
@@ -262,3 +293,52 @@ def test_vectors_of_an_int8_io_model_with_the_threshold_at_a_score(rt_int8, frac
         decision = p["fractured"] >= p0
         assert case["expected"]["decision"] is decision
         assert case["expected"]["label"] == ("fractured" if decision else "not_fractured")
+
+
+def test_uint8_io_and_float_models_follow_the_float_model(rt_bundle, rt_uint8, rt_fp32, rt_data):
+    canv, _ = rt_data
+    p_keras = rt_bundle.predict_proba(normalize(canv, rt_bundle.spec))[:, 0]
+    assert np.abs(EdgeModel.load(rt_uint8).predict_canvases(canv)[:, 0] - p_keras).max() < 0.1
+    assert np.abs(EdgeModel.load(rt_fp32).predict_canvases(canv)[:, 0] - p_keras).max() < 1e-5
+
+
+def test_uint8_input_is_the_canvas_itself_and_the_output_is_steps_of_1_256(rt_bundle, rt_uint8, rt_data):
+    # TFLite's uint8 sigmoid output is fixed at scale 1/256, zero-point 0; x = u8/255 at scale 1/255, zero-point 0
+    m = EdgeModel.load(rt_uint8)
+    assert (m.spec.input.dtype, m.spec.input.zero_point, m.spec.output.dtype, m.spec.output.zero_point) == (
+        "uint8",
+        0,
+        "uint8",
+        0,
+    )
+    canv, _ = rt_data
+    q = m.quantize_input(normalize(canv[0], rt_bundle.spec))
+    assert q.dtype == np.uint8 and q.shape == (1, 48, 48, 1)
+    np.testing.assert_array_equal(q[0, :, :, 0], canv[0])
+    got = m.dequantize_output(np.array([[0], [128], [255]], np.uint8))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got[:, 0], [0.0, 0.5, 255 / 256], atol=1e-7)
+
+
+def test_a_float_model_takes_and_gives_float32(rt_bundle, rt_fp32, rt_data):
+    m = EdgeModel.load(rt_fp32)
+    assert m.spec.input.scale is None and m.spec.output.scale is None
+    canv, _ = rt_data
+    x = normalize(canv[2], rt_bundle.spec).astype(np.float64)
+    q = m.quantize_input(x)
+    assert q.dtype == np.float32 and q.shape == (1, 48, 48, 1)
+    np.testing.assert_array_equal(q[0, :, :, 0], x[:, :, 0].astype(np.float32))
+    np.testing.assert_array_equal(m.quantize_input(x[None]), q)  # a batch of one is the same input
+    raw = np.array([[0.25], [0.75]], np.float64)
+    out = m.dequantize_output(raw)
+    assert out.dtype == np.float32 and out[:, 0].tolist() == [0.25, 0.75]
+
+
+def test_int8_quantisation_rounds_and_saturates(rt_int8):
+    # scale 1/255, zero-point -128: q = round(255 x) - 128, clipped to int8
+    m = EdgeModel.load(rt_int8)
+    x = np.full((48, 48, 1), 0.5, np.float32)
+    x[0, 0, 0], x[0, 1, 0], x[0, 2, 0], x[0, 3, 0] = -1.0, 2.0, 3 / 255, 254.6 / 255
+    q = m.quantize_input(x)[0, :, :, 0].astype(np.int16)
+    assert q[0, :4].tolist() == [-128, 127, 3 - 128, 255 - 128]
+    assert int(q[1, 1]) in (-1, 0)  # 0.5 is 127.5 steps: within half a step either way (the float32 scale is not 1/255 exactly)
