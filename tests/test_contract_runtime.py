@@ -20,7 +20,7 @@ from conv_helpers import make_bundle, real_canvases
 from edge.core.errors import EdgeError
 from edge.core.imageio import read_image
 from edge.core.parity import TOLERANCE, argb_to_rgb, to_argb, write_vectors
-from edge.core.preprocess import letterbox_u8, normalize
+from edge.core.preprocess import PreprocessSpec, letterbox_u8, normalize
 from edge.core.runtime import EdgeModel
 from edge.core.spec import SPEC_METADATA_NAME, ModelSpec
 from model_cache import TESTS, cached
@@ -342,3 +342,97 @@ def test_int8_quantisation_rounds_and_saturates(rt_int8):
     q = m.quantize_input(x)[0, :, :, 0].astype(np.int16)
     assert q[0, :4].tolist() == [-128, 127, 3 - 128, 255 - 128]
     assert int(q[1, 1]) in (-1, 0)  # 0.5 is 127.5 steps: within half a step either way (the float32 scale is not 1/255 exactly)
+
+
+def _readable(fracatlas: Path, n: int) -> list[Path]:
+    good = []
+    for p in sorted((fracatlas / "test" / "fractured").glob("*.jpg")):
+        try:
+            read_image(p)
+        except EdgeError:
+            continue
+        good.append(p)
+        if len(good) == n:
+            break
+    return good
+
+
+def test_vectors_of_two_models_with_the_size_and_spec_variants(rt_int8, rt_fp32, fracatlas, tmp_path):
+    images = _readable(fracatlas, 2)
+    m8, m32 = EdgeModel.load(rt_int8), EdgeModel.load(rt_fp32)
+    d = tmp_path / "vec"
+    entries = write_vectors([m8, m32], images, d)
+    stem = images[0].stem
+    names = [images[0].stem, images[1].stem, f"{stem}_large", f"{stem}_small"]
+    assert len(entries) == 5  # two models, then three preprocessing-only specs
+    h, w = read_image(images[0]).pixels.shape[:2]
+    for e in entries:
+        assert (e["format"], e["version"], e["tolerance"]) == ("fracture-edge/parity-vectors", 1, TOLERANCE)
+        assert [c["name"] for c in e["cases"]] == names
+        assert [(c["height"], c["width"]) for c in e["cases"][2:]] == [
+            (6 * h, 6 * w),
+            (round(h * 150 / max(h, w)), round(w * 150 / max(h, w))),
+        ]
+    # the ARGB files: opaque grey, 0xFFgggggg little-endian, as Bitmap.getPixels gives them
+    px = np.asarray(read_image(images[0]).pixels)
+    argb = np.frombuffer((d / f"{stem}.argb.bin").read_bytes(), "<u4").reshape(px.shape[:2])
+    grey = px if px.ndim == 2 else px[..., 0]
+    np.testing.assert_array_equal(argb, 0xFF000000 + grey.astype(np.uint32) * 0x010101)
+    big = np.frombuffer((d / f"{stem}_large.argb.bin").read_bytes(), "<u4")
+    assert big.size == 36 * h * w and np.all(big >> 24 == 0xFF)
+    e8, e32 = entries[0], entries[1]
+    assert (e8["model_file"], e8["model_sha256"]) == (rt_int8.name, m8.sha256)
+    assert (e32["model_file"], e32["model_sha256"]) == (rt_fp32.name, m32.sha256)
+    assert e32["spec"] == m32.spec.to_dict()
+    for e, key in ((e8, "m0-int8"), (e32, "m1-float32")):
+        c = e["cases"][0]
+        assert (c["argb"], c["letterbox_u8"], c["input_f32"], c["output_raw"]) == (
+            f"{stem}.argb.bin",
+            f"{key}-{stem}.u8.bin",
+            f"{key}-{stem}.f32.bin",
+            f"{key}-{stem}.out.bin",
+        )
+    assert e8["cases"][0]["input_q"] == f"m0-int8-{stem}.q.bin" and "input_q" not in e32["cases"][0]
+    # the float model's raw output is its probability, as little-endian float32
+    c = e32["cases"][1]
+    raw = np.frombuffer((d / c["output_raw"]).read_bytes(), "<f4")
+    assert raw.shape == (1,) and c["expected"]["probabilities"]["fractured"] == pytest.approx(float(raw[0]), abs=1e-7)
+    canvas = letterbox_u8(read_image(images[1]).pixels, m32.preprocess_spec)
+    assert c["expected"]["probabilities"]["fractured"] == pytest.approx(float(m32.predict_canvases(canvas[None])[0, 0]), abs=1e-7)
+    assert c["expected"]["decision"] is (c["expected"]["probabilities"]["fractured"] >= 0.5)
+    # preprocessing-only specs: no model, the phone's other normalisations
+    base = m8.spec.to_dict()
+    for e, key, arch, size, ch in zip(
+        entries[2:],
+        ("caffe3", "caffe1", "caffe3_256x192"),
+        ("vgg16", "resnet50", "resnet50"),
+        ((224, 224), (224, 224), (256, 192)),
+        (3, 1, 3),
+        strict=True,
+    ):
+        pre = PreprocessSpec.for_arch(arch, size, channels=ch)
+        s = e["spec"]
+        assert s["model_id"] == f"preprocess-only-{key}" and s["precision"] == "fp32"
+        assert s["preprocess"] == pre.to_dict()
+        assert s["input"] == {"shape": [1, size[0], size[1], ch], "dtype": "float32"}
+        assert s["output"] == {"shape": base["output"]["shape"], "dtype": "float32", "activation": base["output"]["activation"]}
+        assert s["labels"] == base["labels"] and s["threshold"] == base["threshold"]
+        assert "model_file" not in e and "model_sha256" not in e
+        c = e["cases"][0]
+        assert set(c) == {"name", "width", "height", "argb", "letterbox_u8", "input_f32"}
+        u8 = np.frombuffer((d / c["letterbox_u8"]).read_bytes(), np.uint8)
+        assert u8.size == size[0] * size[1] and c["letterbox_u8"] == f"{key}-{stem}.u8.bin"  # the grey canvas
+        x = np.frombuffer((d / c["input_f32"]).read_bytes(), "<f4")
+        assert x.size == size[0] * size[1] * ch
+        # caffe: grey replicated to each channel, minus that channel's ImageNet mean (BGR order)
+        want = u8.reshape(*size, 1).astype(np.float32) - np.asarray(pre.mean, np.float32)[:ch]
+        np.testing.assert_allclose(x, want.reshape(-1), atol=1e-4)
+    assert (d / "dicom" / "manifest.json").is_file() and (d / "png16" / "manifest.json").is_file()
+    assert base["threshold"] == 0.5 and m8.spec.to_dict() == e8["spec"]
+
+
+def test_vectors_without_variants(rt_int8, fracatlas, tmp_path):
+    images = _readable(fracatlas, 1)
+    entries = write_vectors(EdgeModel.load(rt_int8), images, tmp_path / "v", spec_variants=False, size_variants=False)
+    assert len(entries) == 1 and [c["name"] for c in entries[0]["cases"]] == [images[0].stem]
+    assert sorted(p.name for p in (tmp_path / "v").glob("*.argb.bin")) == [f"{images[0].stem}.argb.bin"]
