@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -153,13 +154,15 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     results, low = [], False
     for entry in entries:  # one module at a time: never two mutmut processes
+        t0 = time.monotonic()
         r = run_module(work, entry, a.rev)
+        r["seconds"] = round(time.monotonic() - t0)
         results.append(r)
         if "error" in r:
             print(f"{r['module']}: error: {r['error']}", flush=True)
             low = True
             continue
-        print(f"{r['module']}: {r['killed']}/{r['total']} killed, score {r['score']}%", flush=True)
+        print(f"{r['module']}: {r['killed']}/{r['total']} killed, score {r['score']}% ({r['seconds']} s)", flush=True)
         by_function: dict[str, list[str]] = {}
         for name, st in r["survivors"].items():  # x_<function>__mutmut_<n>
             fn, _, n = name.rpartition("__mutmut_")
