@@ -353,6 +353,9 @@ def test_each_refusal_says_what_is_wrong_and_what_to_do(copy, tmp_path):
     shutil.copy(load_bundle(copy, verify=False).path / "model.h5", tmp_path / "outside.bin")
     _edit_card(copy, lambda c: c["files"].__setitem__("../outside.bin", c["files"].pop("plot.png")))
     assert _refusal(copy) == ("file listed in the model card lies outside the bundle", None)
+    with pytest.raises(BundleError) as e:
+        load_bundle(copy)
+    assert e.value.path == str(copy / "../outside.bin")  # the file it is about, as the card names it
     _edit_card(copy, lambda c: c["files"].pop("model.h5"))
     assert _refusal(copy) == ("model card lists no model.h5", None)
 
