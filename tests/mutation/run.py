@@ -66,6 +66,9 @@ def write_config(root: Path, module: str, tests: list[str]) -> None:
         "    train",
         "    convert",
         f"only_mutate={module}",
+        # mutmut's limit is CPU seconds, (tests' time in the stats run + constant) x 30: a mutant whose function
+        # runs while the cached models are built gets its own build (tests/model_cache.py), ~100 CPU-s more
+        "timeout_constant=10",
         "pytest_add_cli_args_test_selection=",
         *[f"    {t}" for t in tests],
         "pytest_add_cli_args=",
