@@ -361,6 +361,7 @@ def test_what_from_dict_reads_and_keeps():
             {"input": {"shape": [16, 16, 1], "dtype": "float16"}},
             "model card: input {'shape': [16, 16, 1], 'dtype': 'float16'} does not match the preprocessing's [16, 16, 1] float32",
         ),
+        ({"input": {"dtype": "float32"}}, "model card: input {'dtype': 'float32'} does not match the preprocessing's"),
         ({"output": {"units": 2, "activation": "sigmoid"}}, "model card: output {'units': 2, 'activation': 'sigmoid'} does not"),
     ],
 )
