@@ -3,6 +3,7 @@ old (version 1) bundles still load, and a model file is read as weights only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edge.core import card as card_mod
 from edge.core.bundle import CARD, DEFAULT_BUNDLE, MODEL_FILE, load_bundle, migrate_bundle, save_bundle, update_card
 from edge.core.card import CONTRACT_KEYS, Contract, ModelCard, files_hash_v1
 from edge.core.errors import BundleError
@@ -238,3 +240,166 @@ def test_malformed_cards(default_copy, edit, words):
     _edit_card(default_copy, edit)
     with pytest.raises(BundleError, match=words):
         load_bundle(default_copy)
+
+
+# ---- the card's functions one at a time, against hand-written cards (no model, no TensorFlow) ---------
+PRE = {"size": [16, 16], "channels": 1, "pad_value": 0, "mean": [0.0], "std": [255.0], "resize": "letterbox",
+       "interpolation": "bilinear"}  # fmt: skip
+CONTRACT = {
+    "arch": "tiny",
+    "task": "binary",
+    "labels": ["not_fractured", "fractured"],
+    "positive_label": "fractured",
+    "threshold": 0.25,
+    "threshold_policy": None,
+    "preprocess": PRE,
+    "input": {"shape": [16, 16, 1], "dtype": "float32"},
+    "output": {"units": 1, "activation": "sigmoid"},
+    "qat": False,
+}
+FILES = {"model.h5": "a" * 64, "calibration.npz": "b" * 64}
+
+
+def v2_card(**changes) -> dict:
+    d = {"format": "fracture-edge/bundle", "version": 2, "model_id": "m", **CONTRACT, "files": dict(FILES), "bundle_sha256": ""}
+    d.update(changes)
+    return d
+
+
+def refusal(d, where="card.json") -> str:
+    with pytest.raises(BundleError) as e:
+        ModelCard.from_dict(d, where)
+    assert e.value.path == where
+    return e.value.message
+
+
+def test_the_content_hash_is_sha256_of_the_sorted_files_and_the_contract():
+    body = '{"contract":' + json.dumps(CONTRACT, sort_keys=True, separators=(",", ":"))
+    body += ',"files":{"calibration.npz":"' + "b" * 64 + '","model.h5":"' + "a" * 64 + '"}}'
+    card = ModelCard.from_dict(v2_card(), "c")
+    assert card.content_hash() == hashlib.sha256(body.encode()).hexdigest()
+    assert card_mod.content_hash(dict(reversed(FILES.items())), card.contract) == card.content_hash()
+    assert card_mod.expected_hash(card) == card.content_hash()
+    v1 = ModelCard.from_dict(v2_card(version=1), "c")
+    want_v1 = hashlib.sha256(('{"calibration.npz": "' + "b" * 64 + '", "model.h5": "' + "a" * 64 + '"}').encode()).hexdigest()
+    assert card_mod.files_hash_v1(FILES) == want_v1 == card_mod.expected_hash(v1)
+    assert card.contract.canonical() == json.dumps(CONTRACT, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_migrate_makes_a_version_2_card_hashed_over_the_contract():
+    v1 = ModelCard.from_dict(v2_card(version=1, bundle_sha256="x"), "c")
+    new = card_mod.migrate(v1)
+    assert new.version == 2 and new.bundle_sha256 == new.content_hash() and new.files == FILES
+    assert v1.version == 1 and v1.bundle_sha256 == "x"  # the old card is not changed in place
+
+
+def test_a_version_1_card_gets_the_default_threshold_and_its_qat_from_compression():
+    d = v2_card(version=1, compression={"method": "qat", "qat": True})
+    for k in ("threshold", "input", "output", "qat", "arch", "threshold_policy"):
+        d.pop(k)
+    c = ModelCard.from_dict(d, "c")
+    assert (c.threshold, c.qat, c.arch, c.version) == (0.5, True, "unknown", 1)
+    assert type(c.threshold) is float and c.contract.threshold_policy is None
+    assert c.compression == {"method": "qat"} and c.to_dict()["compression"] == {"method": "qat", "qat": True}
+    assert c.contract.input == {"shape": [16, 16, 1], "dtype": "float32"}
+    assert ModelCard.from_dict({**d, "threshold": "0.75", "compression": None}, "c").threshold == 0.75
+    assert ModelCard.from_dict({**d, "compression": None}, "c").qat is False
+
+
+def test_contract_create_for_both_tasks():
+    spec = PreprocessSpec.from_dict(PRE)
+    b = Contract.create("tiny", "binary", ["no", "yes"], "yes", 1, spec)
+    assert b.to_dict() == {**CONTRACT, "labels": ["no", "yes"], "positive_label": "yes", "threshold": 1.0}
+    assert type(b.threshold) is float and b.labels == ("no", "yes")
+    m = Contract.create("tiny", "multiclass", ["a", "b", "c"], "a", 0.5, spec, {"target": 0.9}, qat=True)
+    assert (m.positive_label, m.output, m.threshold_policy, m.qat) == (
+        None,
+        {"units": 3, "activation": "softmax"},
+        {"target": 0.9},
+        True,
+    )
+
+
+def test_what_from_dict_reads_and_keeps():
+    d = v2_card(model_id="", gradcam_layer="conv", params=12, created="now", training={"e": 1}, imbalance="w",
+                data={"n": 3}, metrics=None, compression={"qat": False, "k": 1}, my_field=[1])  # fmt: skip
+    c = ModelCard.from_dict(d, "c")
+    assert (c.model_id, c.gradcam_layer, c.params, c.created, c.training, c.imbalance, c.data) == (
+        "model", "conv", 12, "now", {"e": 1}, "w", {"n": 3},
+    )  # fmt: skip
+    assert c.metrics == {} and c.compression == {"k": 1} and c.extra == {"my_field": [1]} and c.version == 2
+    out = c.to_dict()
+    assert out["my_field"] == [1] and out["files"] == FILES and out["format"] == "fracture-edge/bundle"
+    assert list(out)[-2:] == ["files", "bundle_sha256"] and out["compression"] == {"k": 1, "qat": False}
+    assert {k: out[k] for k in CONTRACT} == CONTRACT
+    again = ModelCard.from_dict(out, "c")
+    assert again == c
+
+
+@pytest.mark.parametrize(
+    "changes,words",
+    [
+        ({"format": "other"}, "not a fracture-edge bundle card (format='other')"),
+        ({"version": 0}, "model card version must be a positive integer, not 0"),
+        ({"version": "2"}, "model card version must be a positive integer, not '2'"),
+        ({"version": 3}, "bundle version 3 is newer than this toolkit understands"),
+        ({"preprocess": "x"}, "model card: preprocess is not a valid spec ("),
+        ({"labels": 5}, "model card: malformed contract field ("),
+        ({"task": "regression"}, "model card: task must be one of binary, multiclass, not 'regression'"),
+        ({"labels": ["a"], "positive_label": "a"}, "model card: labels must be two or more distinct names, not ['a']"),
+        ({"labels": ["a", "a"], "positive_label": "a"}, "model card: labels must be two or more distinct names"),
+        ({"labels": ["a", ""], "positive_label": "a"}, "model card: labels must be two or more distinct names"),
+        ({"positive_label": "elbow"}, "model card: positive_label 'elbow' is not one of the two labels"),
+        ({"labels": ["a", "b", "c"], "positive_label": "a"}, "model card: positive_label 'a' is not one of the two labels"),
+        ({"threshold": 1.0000001}, "model card: threshold must be a probability in 0..1, not 1.0000001"),
+        ({"threshold": -1e-9}, "model card: threshold must be a probability in 0..1"),
+        ({"threshold": float("nan")}, "model card: threshold must be a probability in 0..1"),
+        ({"threshold": True}, "model card: threshold must be a probability in 0..1, not True"),
+        ({"threshold": "0.5"}, "model card: threshold must be a probability in 0..1, not '0.5'"),
+        ({"input": {"shape": [16, 16, 3], "dtype": "float32"}}, "model card: input {'shape': [16, 16, 3]"),
+        (
+            {"input": {"shape": [16, 16, 1], "dtype": "float16"}},
+            "model card: input {'shape': [16, 16, 1], 'dtype': 'float16'} does not match the preprocessing's [16, 16, 1] float32",
+        ),
+        ({"input": {"dtype": "float32"}}, "model card: input {'dtype': 'float32'} does not match the preprocessing's"),
+        ({"output": {"units": 2, "activation": "sigmoid"}}, "model card: output {'units': 2, 'activation': 'sigmoid'} does not"),
+    ],
+)
+def test_each_bad_card_has_its_sentence(changes, words):
+    assert refusal(v2_card(**changes)).startswith(words)
+
+
+@pytest.mark.parametrize("key", ["labels", "task", "preprocess", "files", "bundle_sha256"])
+def test_a_card_lacking_a_required_key(key):
+    d = v2_card()
+    d.pop(key)
+    assert refusal(d) == f"model card lacks '{key}'"
+
+
+def test_a_version_2_card_lacking_contract_keys_names_them_all():
+    d = v2_card()
+    d.pop("qat"), d.pop("arch")
+    assert refusal(d) == "model card lacks arch, qat"
+    assert refusal([1]) == "not a fracture-edge bundle card (format=None)"
+    with pytest.raises(BundleError) as e:
+        ModelCard.from_dict(v2_card(version=3), "c")
+    assert e.value.hint == "upgrade fracture-edge"
+
+
+def test_thresholds_at_the_ends_are_valid():
+    for t in (0.0, 1.0, 0, 1):
+        c = ModelCard.from_dict(v2_card(threshold=t), "c")
+        assert c.threshold == t and type(c.threshold) is float
+    multi = v2_card(task="multiclass", labels=["a", "b", "c"], positive_label=None, output={"units": 3, "activation": "softmax"})
+    assert ModelCard.from_dict(multi, "c").task == "multiclass"
+
+
+def test_with_record_replaces_record_fields_and_keeps_unknown_ones():
+    c = ModelCard.from_dict(v2_card(), "c")
+    n = c.with_record(metrics={"auroc": 0.5}, notes="x")
+    assert n.metrics == {"auroc": 0.5} and n.extra == {"notes": "x"} and c.metrics == {} and c.extra == {}
+    assert n.contract == c.contract and n.files == c.files
+    with pytest.raises(BundleError) as e:
+        c.with_record(threshold=0.3, files={}, contract=None, notes="y")
+    assert e.value.message == "threshold, files, contract belong to the model's contract or hashes and cannot be updated in place"
+    assert e.value.hint == "re-create the bundle (train, compress) to change them" and e.value.path is None

@@ -334,3 +334,55 @@ def test_a_damaged_model_file_is_a_bundle_error_when_loaded(copy):
     (copy / "model.h5").write_bytes(b"not an HDF5 file")
     with pytest.raises(BundleError, match="model.h5"):
         load_bundle(copy, verify=False).load_model()
+
+
+# ---- what each refusal says: the line the user reads is part of the contract -----------------------
+def _refusal(path: Path) -> tuple[str, str | None]:
+    with pytest.raises(BundleError) as e:
+        load_bundle(path)
+    return e.value.message, e.value.hint
+
+
+def test_each_refusal_says_what_is_wrong_and_what_to_do(copy, tmp_path):
+    damaged = ("SHA-256 does not match the model card (file changed or damaged)", "restore the file or re-create the bundle")
+    plot = copy / "plot.png"
+    plot.write_bytes(b"\x89PNG changed")
+    assert _refusal(copy) == damaged
+    plot.unlink()
+    assert _refusal(copy) == ("file listed in the model card is missing", None)
+    shutil.copy(load_bundle(copy, verify=False).path / "model.h5", tmp_path / "outside.bin")
+    _edit_card(copy, lambda c: c["files"].__setitem__("../outside.bin", c["files"].pop("plot.png")))
+    assert _refusal(copy) == ("file listed in the model card lies outside the bundle", None)
+    with pytest.raises(BundleError) as e:
+        load_bundle(copy)
+    assert e.value.path == str(copy / "../outside.bin")  # the file it is about, as the card names it
+    _edit_card(copy, lambda c: c["files"].pop("model.h5"))
+    assert _refusal(copy) == ("model card lists no model.h5", None)
+
+
+def test_a_card_hash_refusal_names_the_contract(copy):
+    _edit_card(copy, lambda c: c.__setitem__("bundle_sha256", "0" * 64))
+    assert _refusal(copy) == (
+        "bundle_sha256 does not match the files and the contract (threshold, labels, preprocessing...) in the model card",
+        "restore the card or re-create the bundle",
+    )
+
+
+def test_not_a_bundle_says_where_bundles_come_from(tmp_path, copy):
+    assert _refusal(tmp_path) == (
+        "not a model bundle (no model_card.json)",
+        "pass a directory written by `edge train` or `edge compress`",
+    )
+    (copy / "model_card.json").write_text("{not json")
+    msg, hint = _refusal(copy)
+    assert msg.startswith("model card is not valid JSON (Expecting property name") and hint is None
+    (copy / "model_card.json").write_bytes(b"\xff\xfe")
+    msg, _ = _refusal(copy)
+    assert msg.startswith("model card is not valid JSON (") and "utf-8" in msg
+
+
+def test_the_missing_default_says_so(tmp_path, monkeypatch):
+    import edge.core.bundle as bundle_module
+
+    monkeypatch.setattr(bundle_module, "DEFAULT_BUNDLE", tmp_path / "default_bundle")
+    assert _refusal(tmp_path / "default_bundle") == ("the embedded default bundle is missing from this installation", None)

@@ -8,6 +8,7 @@ by about 0.5, far beyond the tolerance here.
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -19,22 +20,75 @@ from conv_helpers import make_bundle, real_canvases
 from edge.core.errors import EdgeError
 from edge.core.imageio import read_image
 from edge.core.parity import TOLERANCE, argb_to_rgb, to_argb, write_vectors
-from edge.core.preprocess import letterbox_u8, normalize
+from edge.core.preprocess import PreprocessSpec, letterbox_u8, normalize
 from edge.core.runtime import EdgeModel
 from edge.core.spec import SPEC_METADATA_NAME, ModelSpec, buffer_misalignments
+from model_cache import TESTS, cached
 
 
 @pytest.fixture(scope="module")
 def rt_bundle(tmp_path_factory, fracatlas):
-    return make_bundle(tmp_path_factory.mktemp("rt_bundle") / "bundle", fracatlas, seed=5)
+    from edge.core.bundle import load_bundle
+
+    return cached(
+        "rt_bundle",
+        {"data": str(fracatlas), "seed": 5},
+        lambda d: make_bundle(d / "bundle", fracatlas, seed=5),
+        lambda d: load_bundle(d / "bundle"),
+        tmp_path_factory.mktemp("rt_bundle"),
+        sources=[TESTS / "conv_helpers.py"],
+    )
+
+
+def _convert_int8_io(bundle, out: Path) -> None:
+    from convert.tflite import convert_bundle
+
+    conv = convert_bundle(bundle, "int8", out=out, io_type="int8", keep_float=None, debug=False, report=False)
+    assert conv.report["keep_float"] == []  # so the agreement figure (report_only below) did not shape the file
 
 
 @pytest.fixture(scope="module")
 def rt_int8(tmp_path_factory, rt_bundle) -> Path:
+    # built once per mutation run (tests/model_cache.py); a runtime mutant only reads the file
+    return cached(
+        "rt_int8",
+        {"bundle": rt_bundle.sha256, "builder": inspect.getsource(_convert_int8_io)},
+        lambda d: _convert_int8_io(rt_bundle, d / "m_int8io.tflite"),
+        lambda d: d / "m_int8io.tflite",
+        tmp_path_factory.mktemp("rt_int8"),
+        report_only=("convert.tflite.agreement",),
+    )
+
+
+def _convert_to(bundle, out: Path, precision: str, io_type: str) -> None:
     from convert.tflite import convert_bundle
 
-    out = tmp_path_factory.mktemp("rt_int8") / "m_int8io.tflite"
-    return convert_bundle(rt_bundle, "int8", out=out, io_type="int8", debug=False, report=False).path
+    conv = convert_bundle(bundle, precision, out=out, io_type=io_type, keep_float=None, debug=False, report=False)
+    assert conv.report["keep_float"] == []  # so the agreement figure (report_only below) did not shape the file
+
+
+def _other(tmp_path_factory, rt_bundle, precision: str, io_type: str) -> Path:
+    name = f"m_{precision}_{io_type}.tflite"
+    return cached(
+        f"rt_{precision}_{io_type}",
+        {"bundle": rt_bundle.sha256, "builder": inspect.getsource(_convert_to), "precision": precision, "io": io_type},
+        lambda d: _convert_to(rt_bundle, d / name, precision, io_type),
+        lambda d: d / name,
+        tmp_path_factory.mktemp("rt_other"),
+        report_only=("convert.tflite.agreement",),
+    )
+
+
+@pytest.fixture(scope="module")
+def rt_uint8(tmp_path_factory, rt_bundle) -> Path:
+    """The same bundle as an int8 model with uint8 input and output: both zero-points are 0."""
+    return _other(tmp_path_factory, rt_bundle, "int8", "uint8")
+
+
+@pytest.fixture(scope="module")
+def rt_fp32(tmp_path_factory, rt_bundle) -> Path:
+    """The same bundle as a float32 model: no quantisation at either end."""
+    return _other(tmp_path_factory, rt_bundle, "float32", "uint8")
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +183,10 @@ def test_predict_raw_is_invoke_of_the_quantised_canvas(rt_bundle, rt_int8, rt_da
     ],
 )
 def test_a_spec_that_misdescribes_the_input_is_refused(rt_int8, tmp_path, changes, words):
-    with pytest.raises(EdgeError, match=words):
-        EdgeModel.load(with_spec(rt_int8, tmp_path / "lie.tflite", **changes))
+    lie = with_spec(rt_int8, tmp_path / "lie.tflite", **changes)
+    with pytest.raises(EdgeError, match=f"model spec says {words}|model spec {words}") as e:
+        EdgeModel.load(lie)
+    assert e.value.path == str(lie)  # the one line names the file
 
 
 def test_a_scale_within_rounding_of_the_real_one_is_accepted(rt_int8, tmp_path):
@@ -277,3 +333,146 @@ def test_vectors_of_an_int8_io_model_with_the_threshold_at_a_score(rt_int8, frac
         decision = p["fractured"] >= p0
         assert case["expected"]["decision"] is decision
         assert case["expected"]["label"] == ("fractured" if decision else "not_fractured")
+
+
+def test_uint8_io_and_float_models_follow_the_float_model(rt_bundle, rt_uint8, rt_fp32, rt_data):
+    canv, _ = rt_data
+    p_keras = rt_bundle.predict_proba(normalize(canv, rt_bundle.spec))[:, 0]
+    assert np.abs(EdgeModel.load(rt_uint8).predict_canvases(canv)[:, 0] - p_keras).max() < 0.1
+    assert np.abs(EdgeModel.load(rt_fp32).predict_canvases(canv)[:, 0] - p_keras).max() < 1e-5
+
+
+def test_uint8_input_is_the_canvas_itself_and_the_output_is_steps_of_1_256(rt_bundle, rt_uint8, rt_data):
+    # TFLite's uint8 sigmoid output is fixed at scale 1/256, zero-point 0; x = u8/255 at scale 1/255, zero-point 0
+    m = EdgeModel.load(rt_uint8)
+    assert (m.spec.input.dtype, m.spec.input.zero_point, m.spec.output.dtype, m.spec.output.zero_point) == (
+        "uint8",
+        0,
+        "uint8",
+        0,
+    )
+    canv, _ = rt_data
+    q = m.quantize_input(normalize(canv[0], rt_bundle.spec))
+    assert q.dtype == np.uint8 and q.shape == (1, 48, 48, 1)
+    np.testing.assert_array_equal(q[0, :, :, 0], canv[0])
+    got = m.dequantize_output(np.array([[0], [128], [255]], np.uint8))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got[:, 0], [0.0, 0.5, 255 / 256], atol=1e-7)
+
+
+def test_a_float_model_takes_and_gives_float32(rt_bundle, rt_fp32, rt_data):
+    m = EdgeModel.load(rt_fp32)
+    assert m.spec.input.scale is None and m.spec.output.scale is None
+    canv, _ = rt_data
+    x = normalize(canv[2], rt_bundle.spec).astype(np.float64)
+    q = m.quantize_input(x)
+    assert q.dtype == np.float32 and q.shape == (1, 48, 48, 1)
+    np.testing.assert_array_equal(q[0, :, :, 0], x[:, :, 0].astype(np.float32))
+    np.testing.assert_array_equal(m.quantize_input(x[None]), q)  # a batch of one is the same input
+    raw = np.array([[0.25], [0.75]], np.float64)
+    out = m.dequantize_output(raw)
+    assert out.dtype == np.float32 and out[:, 0].tolist() == [0.25, 0.75]
+
+
+def test_int8_quantisation_rounds_and_saturates(rt_int8):
+    # scale 1/255, zero-point -128: q = round(255 x) - 128, clipped to int8
+    m = EdgeModel.load(rt_int8)
+    x = np.full((48, 48, 1), 0.5, np.float32)
+    x[0, 0, 0], x[0, 1, 0], x[0, 2, 0], x[0, 3, 0] = -1.0, 2.0, 3 / 255, 254.6 / 255
+    q = m.quantize_input(x)[0, :, :, 0].astype(np.int16)
+    assert q[0, :4].tolist() == [-128, 127, 3 - 128, 255 - 128]
+    assert int(q[1, 1]) in (-1, 0)  # 0.5 is 127.5 steps: within half a step either way (the float32 scale is not 1/255 exactly)
+
+
+def _readable(fracatlas: Path, n: int) -> list[Path]:
+    good = []
+    for p in sorted((fracatlas / "test" / "fractured").glob("*.jpg")):
+        try:
+            read_image(p)
+        except EdgeError:
+            continue
+        good.append(p)
+        if len(good) == n:
+            break
+    return good
+
+
+def test_vectors_of_two_models_with_the_size_and_spec_variants(rt_int8, rt_fp32, fracatlas, tmp_path):
+    images = _readable(fracatlas, 2)
+    m8, m32 = EdgeModel.load(rt_int8), EdgeModel.load(rt_fp32)
+    d = tmp_path / "vec"
+    entries = write_vectors([m8, m32], images, d)
+    stem = images[0].stem
+    names = [images[0].stem, images[1].stem, f"{stem}_large", f"{stem}_small"]
+    assert len(entries) == 5  # two models, then three preprocessing-only specs
+    h, w = read_image(images[0]).pixels.shape[:2]
+    for e in entries:
+        assert (e["format"], e["version"], e["tolerance"]) == ("fracture-edge/parity-vectors", 1, TOLERANCE)
+        assert [c["name"] for c in e["cases"]] == names
+        assert [(c["height"], c["width"]) for c in e["cases"][2:]] == [
+            (6 * h, 6 * w),
+            (round(h * 150 / max(h, w)), round(w * 150 / max(h, w))),
+        ]
+    # the ARGB files: opaque grey, 0xFFgggggg little-endian, as Bitmap.getPixels gives them
+    px = np.asarray(read_image(images[0]).pixels)
+    argb = np.frombuffer((d / f"{stem}.argb.bin").read_bytes(), "<u4").reshape(px.shape[:2])
+    grey = px if px.ndim == 2 else px[..., 0]
+    np.testing.assert_array_equal(argb, 0xFF000000 + grey.astype(np.uint32) * 0x010101)
+    big = np.frombuffer((d / f"{stem}_large.argb.bin").read_bytes(), "<u4")
+    assert big.size == 36 * h * w and np.all(big >> 24 == 0xFF)
+    e8, e32 = entries[0], entries[1]
+    assert (e8["model_file"], e8["model_sha256"]) == (rt_int8.name, m8.sha256)
+    assert (e32["model_file"], e32["model_sha256"]) == (rt_fp32.name, m32.sha256)
+    assert e32["spec"] == m32.spec.to_dict()
+    for e, key in ((e8, "m0-int8"), (e32, "m1-float32")):
+        c = e["cases"][0]
+        assert (c["argb"], c["letterbox_u8"], c["input_f32"], c["output_raw"]) == (
+            f"{stem}.argb.bin",
+            f"{key}-{stem}.u8.bin",
+            f"{key}-{stem}.f32.bin",
+            f"{key}-{stem}.out.bin",
+        )
+    assert e8["cases"][0]["input_q"] == f"m0-int8-{stem}.q.bin" and "input_q" not in e32["cases"][0]
+    # the float model's raw output is its probability, as little-endian float32
+    c = e32["cases"][1]
+    raw = np.frombuffer((d / c["output_raw"]).read_bytes(), "<f4")
+    assert raw.shape == (1,) and c["expected"]["probabilities"]["fractured"] == pytest.approx(float(raw[0]), abs=1e-7)
+    canvas = letterbox_u8(read_image(images[1]).pixels, m32.preprocess_spec)
+    assert c["expected"]["probabilities"]["fractured"] == pytest.approx(float(m32.predict_canvases(canvas[None])[0, 0]), abs=1e-7)
+    assert c["expected"]["decision"] is (c["expected"]["probabilities"]["fractured"] >= 0.5)
+    # preprocessing-only specs: no model, the phone's other normalisations
+    base = m8.spec.to_dict()
+    for e, key, arch, size, ch in zip(
+        entries[2:],
+        ("caffe3", "caffe1", "caffe3_256x192"),
+        ("vgg16", "resnet50", "resnet50"),
+        ((224, 224), (224, 224), (256, 192)),
+        (3, 1, 3),
+        strict=True,
+    ):
+        pre = PreprocessSpec.for_arch(arch, size, channels=ch)
+        s = e["spec"]
+        assert s["model_id"] == f"preprocess-only-{key}" and s["precision"] == "fp32"
+        assert s["preprocess"] == pre.to_dict()
+        assert s["input"] == {"shape": [1, size[0], size[1], ch], "dtype": "float32"}
+        assert s["output"] == {"shape": base["output"]["shape"], "dtype": "float32", "activation": base["output"]["activation"]}
+        assert s["labels"] == base["labels"] and s["threshold"] == base["threshold"]
+        assert "model_file" not in e and "model_sha256" not in e
+        c = e["cases"][0]
+        assert set(c) == {"name", "width", "height", "argb", "letterbox_u8", "input_f32"}
+        u8 = np.frombuffer((d / c["letterbox_u8"]).read_bytes(), np.uint8)
+        assert u8.size == size[0] * size[1] and c["letterbox_u8"] == f"{key}-{stem}.u8.bin"  # the grey canvas
+        x = np.frombuffer((d / c["input_f32"]).read_bytes(), "<f4")
+        assert x.size == size[0] * size[1] * ch
+        # caffe: grey replicated to each channel, minus that channel's ImageNet mean (BGR order)
+        want = u8.reshape(*size, 1).astype(np.float32) - np.asarray(pre.mean, np.float32)[:ch]
+        np.testing.assert_allclose(x, want.reshape(-1), atol=1e-4)
+    assert (d / "dicom" / "manifest.json").is_file() and (d / "png16" / "manifest.json").is_file()
+    assert base["threshold"] == 0.5 and m8.spec.to_dict() == e8["spec"]
+
+
+def test_vectors_without_variants(rt_int8, fracatlas, tmp_path):
+    images = _readable(fracatlas, 1)
+    entries = write_vectors(EdgeModel.load(rt_int8), images, tmp_path / "v", spec_variants=False, size_variants=False)
+    assert len(entries) == 1 and [c["name"] for c in entries[0]["cases"]] == [images[0].stem]
+    assert sorted(p.name for p in (tmp_path / "v").glob("*.argb.bin")) == [f"{images[0].stem}.argb.bin"]
