@@ -69,11 +69,11 @@ def write_config(root: Path, module: str, tests: list[str]) -> None:
         # mutmut's limit is CPU seconds, (tests' time in the stats run + constant) x 30: a mutant whose function
         # runs while the cached models are built gets its own build (tests/model_cache.py), ~100 CPU-s more
         "timeout_constant=10",
-        # Known (2026-11-27): the parent runs the stats pass in-process, so TensorFlow's thread pools exist before
-        # each fork; a child that then calls Keras predict blocks on a futex until mutmut's timeout, and mutmut
-        # counts that as detected. Seen on validation.py (every mutant) and on runtime.py's two survivors.
-        # Read timeouts as "not known"; process_isolation=forkserver (children forked from a server that never
-        # ran TF) is the likely fix, untested here.
+        # Children are forked from mutmut's fork server, never from the parent: the parent runs the stats pass
+        # in-process, so TensorFlow's thread pools exist there, and a child forked from it that calls Keras
+        # predict blocks on a lock (no thread owns it after fork) until mutmut's timeout, which mutmut then
+        # counts as detected. Seen on every validation.py mutant with the default process_isolation=fork.
+        "process_isolation=forkserver",
         "pytest_add_cli_args_test_selection=",
         *[f"    {t}" for t in tests],
         "pytest_add_cli_args=",
@@ -134,6 +134,8 @@ def run_module(work: Path, entry: dict, rev: str | None) -> dict:
         "killed": killed,
         "score": round(100.0 * killed / total, 1) if total else None,
         "survivors": {k: status[k] for k in survivors},
+        # counted as detected, but listed: a timeout is a real kill only if the mutant loops, not if the child hung
+        "timeouts": sorted(k for k, v in status.items() if v == "timeout"),
     }
 
 
@@ -170,7 +172,8 @@ def main() -> int:
             print(f"{r['module']}: error: {r['error']}", flush=True)
             low = True
             continue
-        print(f"{r['module']}: {r['killed']}/{r['total']} killed, score {r['score']}% ({r['seconds']} s)", flush=True)
+        timed_out = f", {len(r['timeouts'])} of them by timeout" if r.get("timeouts") else ""
+        print(f"{r['module']}: {r['killed']}/{r['total']} killed{timed_out}, score {r['score']}% ({r['seconds']} s)", flush=True)
         by_function: dict[str, list[str]] = {}
         for name, st in r["survivors"].items():  # x_<function>__mutmut_<n>
             fn, _, n = name.rpartition("__mutmut_")
