@@ -13,6 +13,7 @@ from test_dicom import write_dicom
 
 from edge.core.errors import ImageReadError
 from edge.core.imageio import decode_bytes, is_supported_path, read_image, sniff
+from edge.core.limits import MB, Limits
 
 
 def png_bytes(a: np.ndarray, mode: str | None = None) -> bytes:
@@ -225,3 +226,264 @@ def test_dicom_frame_choice_is_visible_with_a_window(tmp_path):
 def test_garbage_after_the_dicom_preamble_is_an_image_error():
     with pytest.raises(ImageReadError, match="DICOM"):
         decode_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage" * 4, name="bad.dcm")
+
+
+# --- sniffing, reading, naming ------------------------------------------------------------------
+def test_webp_is_sniffed_by_both_of_its_magic_words():
+    assert sniff(b"RIFF\x24\x00\x00\x00WEBPVP8L") == "webp"
+    assert sniff(b"RIFF\x24\x00\x00\x00WAVEfmt ") is None  # a RIFF that is not WebP
+    assert sniff(b"RIFX\x24\x00\x00\x00WEBPVP8L") is None
+    assert sniff(b"\x00\x00\x00\x00\x24\x00\x00\x00WEBPVP8L") is None
+
+
+def test_file_size_guard_holds_at_exactly_the_limit(tmp_path):
+    # a file may be at most the decoded budget + 64 MB; sparse files cost no disk
+    limits = Limits(max_decoded_bytes=MB)
+    at = tmp_path / "at.png"
+    with open(at, "wb") as f:
+        f.truncate(65 * MB)
+    with pytest.raises(ImageReadError, match="not a PNG, JPEG, WebP or DICOM"):  # read, then refused by content
+        read_image(at, limits=limits)
+    over = tmp_path / "over.png"
+    with open(over, "wb") as f:
+        f.truncate(65 * MB + 1)
+    with pytest.raises(ImageReadError, match=r"^.*over.png: file too large \(65 MB\)$") as e:
+        read_image(over, limits=limits)
+    assert e.value.path == str(over)
+
+
+def test_unreadable_path_is_a_named_error(tmp_path):
+    f = tmp_path / "file"
+    f.write_bytes(b"x")
+    with pytest.raises(ImageReadError, match=r": cannot read file \(Not a directory\)$") as e:
+        read_image(f / "a.png")
+    assert e.value.path == str(f / "a.png")
+    with pytest.raises(ImageReadError, match=r": is a directory, not an image$"):
+        read_image(tmp_path)
+
+
+def test_read_image_passes_its_limits_and_frame_on(tmp_path):
+    p = tmp_path / "a.png"
+    p.write_bytes(png_bytes(np.zeros((10, 12), np.uint8)))
+    assert read_image(p, limits=Limits(max_decoded_bytes=120)).pixels.shape == (10, 12)
+    with pytest.raises(ImageReadError, match="too large"):
+        read_image(p, limits=Limits(max_decoded_bytes=119))
+    with pytest.raises(ImageReadError, match=r"frame 1 out of range \(the file has 1\)$"):
+        read_image(p, frame=1)
+
+
+def test_an_upload_without_a_name_is_named_upload():
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(b"")
+    assert e.value.path == "<upload>" and e.value.line() == "<upload>: empty file"
+
+
+def test_a_raster_has_only_frame_zero():
+    data = png_bytes(np.zeros((3, 4), np.uint8))
+    assert decode_bytes(data, frame=0).pixels.shape == (3, 4)
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(data, name="one.png", frame=1)
+    assert e.value.line() == "one.png: frame 1 out of range (the file has 1)"
+
+
+def test_decoder_failures_outside_image_errors_are_one_line(monkeypatch):
+    # fault injection: a decoder bug (any exception type) or running out of memory, as decode_bytes reports it
+    import struct
+
+    import edge.core.imageio as imageio
+
+    def bug(*_a: object) -> None:
+        raise struct.error("bad")
+
+    monkeypatch.setattr(imageio, "_decode_raster", bug)
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(png_bytes(np.zeros((2, 2), np.uint8)), name="b.png")
+    assert e.value.line() == "b.png: corrupt image (error)"
+
+    def oom(*_a: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(imageio, "_decode_raster", oom)
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(png_bytes(np.zeros((2, 2), np.uint8)), name="m.png")
+    assert e.value.line() == "m.png: image too large (out of memory while decoding)"
+
+
+def test_pillows_own_bomb_guard_is_reported_as_too_large(monkeypatch):
+    # another library in the process may switch Pillow's guard back on; it raises past 2x its limit
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(png_bytes(np.zeros((5, 5), np.uint8)), name="g.png")
+    assert e.value.line() == "g.png: image too large (decompression bomb guard)"
+
+
+# --- budgets by pixel mode, at exactly the limit ----------------------------------------------------
+def pil_bytes(im: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "per_pixel"),
+    [  # bytes a decoded pixel of each mode may cost (limits.py): as stored, or as converted to RGB
+        ("1", "BMP", 1),
+        ("L", "PNG", 1),
+        ("L", "TIFF", 1),
+        ("P", "PNG", 3),
+        ("RGB", "PNG", 3),
+        ("RGBA", "PNG", 4),
+        ("CMYK", "TIFF", 4),
+        ("I;16", "PNG", 2),
+        ("F", "TIFF", 4),
+        ("LAB", "TIFF", 4),  # no entry of its own: the largest cost is assumed
+    ],
+)
+def test_raster_budget_by_mode_at_exactly_the_limit(mode, fmt, per_pixel):
+    data = pil_bytes(Image.new(mode, (6, 5)), fmt)
+    assert Image.open(io.BytesIO(data)).mode == mode
+    assert decode_bytes(data, name="m", limits=Limits(max_decoded_bytes=30 * per_pixel)).pixels.shape[:2] == (5, 6)
+    with pytest.raises(ImageReadError, match="too large"):
+        decode_bytes(data, name="m", limits=Limits(max_decoded_bytes=30 * per_pixel - 1))
+
+
+# --- decoding each kind to values written here ------------------------------------------------------
+def test_grey_and_rgb_bmp_and_tiff_keep_exact_values():
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+    rgb = np.stack([grey, 255 - grey, grey // 3], axis=-1)
+    for fmt in ("BMP", "TIFF"):
+        np.testing.assert_array_equal(decode_bytes(pil_bytes(Image.fromarray(grey), fmt)).pixels, grey)
+        np.testing.assert_array_equal(decode_bytes(pil_bytes(Image.fromarray(rgb), fmt)).pixels, rgb)
+
+
+def test_bilevel_palette_and_cmyk_tiff_are_converted():
+    bits = np.array([[0, 1, 1], [1, 0, 0]], bool)
+    d = decode_bytes(pil_bytes(Image.fromarray(bits), "BMP"))
+    assert d.mode == "1" and d.pixels.tolist() == [[0, 255, 255], [255, 0, 0]]
+    cmyk = np.zeros((2, 2, 4), np.uint8)
+    cmyk[..., 0], cmyk[..., 3] = 200, 30
+    cmyk[1, :, 1] = 100
+    d = decode_bytes(pil_bytes(Image.fromarray(cmyk, "CMYK"), "TIFF"))
+    # R = (255 - C)(255 - K)/255 and likewise for G (M) and B (Y)
+    want = np.round((255.0 - cmyk[..., :3]) * (255.0 - cmyk[..., 3:]) / 255.0)
+    assert d.pixels.shape == (2, 2, 3) and np.abs(d.pixels - want).max() <= 1
+
+
+def test_sixteen_bit_and_float_tiff_are_stretched():
+    a = np.array([[100, 300], [500, 900]], np.uint16)
+    for mode in ("I;16", "I;16B"):
+        im = Image.new(mode, (2, 2))
+        im.putdata(a.ravel().tolist())
+        d = decode_bytes(pil_bytes(im, "TIFF"))
+        assert d.mode == mode
+        np.testing.assert_allclose(d.pixels, (a - 100.0) * 255.0 / 800.0)
+    f = np.array([[0.5, -1.5], [2.5, 0.0]], np.float32)
+    np.testing.assert_allclose(decode_bytes(pil_bytes(Image.fromarray(f), "TIFF")).pixels, (f + 1.5) * 255.0 / 4.0)
+    for bad in (np.inf, -np.inf, np.nan):  # one non-finite value: nothing to stretch by, the image is black
+        g = f.copy()
+        g[0, 0] = bad
+        assert decode_bytes(pil_bytes(Image.fromarray(g), "TIFF")).pixels.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_alpha_is_dropped_from_png():
+    grey = np.array([[10, 20], [30, 40]], np.uint8)
+    alpha = np.array([[255, 0], [7, 99]], np.uint8)
+    la = np.stack([grey, alpha], axis=-1)
+    d = decode_bytes(png_bytes(la, "LA"))
+    np.testing.assert_array_equal(d.pixels, grey)
+    rgba = np.stack([grey, grey + 1, grey + 2, alpha], axis=-1)
+    np.testing.assert_array_equal(decode_bytes(png_bytes(rgba, "RGBA")).pixels, rgba[..., :3])
+
+
+def test_sixteen_bit_rgb_png_keeps_the_high_byte():
+    import imagecodecs
+
+    rgb = np.zeros((2, 2, 3), np.uint16)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 0x1234, 0xABCD, 0x00FF
+    rgb[1, 1, 0] = 0xFFFF
+    d = decode_bytes(imagecodecs.png_encode(rgb), name="rgb16.png")
+    assert d.pixels.dtype == np.uint8
+    assert d.pixels[0, 0].tolist() == [0x12, 0xAB, 0x00] and d.pixels[1, 1].tolist() == [0xFF, 0xAB, 0x00]
+
+
+def jpeg_bytes(a: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a, mode).save(buf, format="JPEG", quality=100)
+    return buf.getvalue()
+
+
+def test_grey_colour_and_cmyk_jpegs_decode_close_to_their_source():
+    grey = np.repeat(np.arange(0, 256, 16, dtype=np.uint8)[None, :], 16, axis=0)  # flat 8x8 blocks survive JPEG
+    d = decode_bytes(jpeg_bytes(grey), name="g.jpg")
+    assert d.pixels.shape == (16, 16) and np.abs(d.pixels.astype(int) - grey).max() <= 2
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 60, 120
+    d = decode_bytes(jpeg_bytes(rgb), name="c.jpg")
+    assert d.pixels.shape == (16, 16, 3) and np.abs(d.pixels.astype(int) - rgb).max() <= 3
+    cmyk = np.zeros((16, 16, 4), np.uint8)
+    cmyk[..., 0], cmyk[..., 3] = 200, 30
+    cmyk[8:, :, 1] = 100
+    d = decode_bytes(jpeg_bytes(cmyk, "CMYK"), name="k.jpg")
+    want = (255.0 - cmyk[..., :3]) * (255.0 - cmyk[..., 3:]) / 255.0
+    assert d.kind == "jpeg" and d.mode == "CMYK" and np.abs(d.pixels - want).max() <= 3
+
+
+def test_jpeg_errors_say_which_and_how_to_fix():
+    a = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
+    j = jpeg_bytes(a)
+    hint = "re-export or exclude the file"
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(j[:-2], name="noeoi.jpg")
+    assert (e.value.message, e.value.hint) == ("truncated JPEG (end-of-image marker missing)", hint)
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(j[: len(j) // 2] + b"\xff\xd9", name="half.jpg")
+    assert (e.value.message, e.value.hint, e.value.path) == ("truncated JPEG (data ends early)", hint, "half.jpg")
+    at = j.index(b"\xff\xc4") + 5  # a Huffman table whose 16 code counts are all 255: libjpeg's "bogus table"
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(j[:at] + b"\xff" * 16 + j[at + 16 :], name="dht.jpg")
+    assert (e.value.message, e.value.hint, e.value.path) == ("corrupt JPEG", hint, "dht.jpg")
+
+
+def test_truncated_and_corrupt_rasters_say_which():
+    a = np.arange(64 * 64, dtype=np.uint32).reshape(64, 64).astype(np.uint8)
+    for fmt in ("BMP", "TIFF"):
+        data = pil_bytes(Image.fromarray(a), fmt)
+        with pytest.raises(ImageReadError) as e:
+            decode_bytes(data[: len(data) // 2], name="cut")
+        assert e.value.line() == "cut: truncated image"
+    with pytest.raises(ImageReadError) as e:
+        decode_bytes(b"BM" + b"\0" * 60, name="bad.bmp")
+    assert e.value.line() == "bad.bmp: corrupt image (OSError)"  # a BMP header Pillow rejects
+
+
+# --- EXIF orientation, by the EXIF 2.3 table (where row 0 and column 0 of the stored image belong) ----
+STORED = np.array([[1, 2, 3], [4, 5, 6]], np.uint8) * 40
+SHOWN = {
+    1: [[1, 2, 3], [4, 5, 6]],  # top-left: as stored
+    2: [[3, 2, 1], [6, 5, 4]],  # top-right: mirrored left-right
+    3: [[6, 5, 4], [3, 2, 1]],  # bottom-right: turned 180
+    4: [[4, 5, 6], [1, 2, 3]],  # bottom-left: mirrored top-bottom
+    5: [[1, 4], [2, 5], [3, 6]],  # left-top: transposed
+    6: [[4, 1], [5, 2], [6, 3]],  # right-top: turned 90 clockwise to display
+    7: [[6, 3], [5, 2], [4, 1]],  # right-bottom: transverse
+    8: [[3, 6], [2, 5], [1, 4]],  # left-bottom: turned 90 counter-clockwise to display
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(SHOWN))
+def test_exif_orientation_by_the_table(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(STORED).save(buf, "PNG", exif=exif.tobytes())
+    d = decode_bytes(buf.getvalue(), name=f"o{orientation}.png")
+    assert d.pixels.tolist() == (np.array(SHOWN[orientation]) * 40).tolist()
+    assert d.pixels.flags.c_contiguous
+
+
+def test_a_broken_exif_block_keeps_the_stored_orientation():
+    buf = io.BytesIO()
+    Image.fromarray(STORED).save(buf, "PNG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff")  # IFD past the end
+    data = buf.getvalue()
+    assert b"eXIf" in data
+    assert decode_bytes(data, name="broken.png").pixels.tolist() == STORED.tolist()

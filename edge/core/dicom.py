@@ -89,7 +89,7 @@ def _inflate_capped(body: bytes, name: str, cap: int) -> bytes:
     out = bytearray()
     buf = body
     try:
-        while buf:
+        while buf and not d.eof:  # after the end of the stream only padding follows (it would stay the tail forever)
             out += d.decompress(buf, 1 << 20)
             if len(out) > cap:
                 raise ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
@@ -205,8 +205,7 @@ def _jpeg12_frames(ds: Any, name: str) -> np.ndarray:
 def _to_display(ds: Any, arr: np.ndarray, photometric: str, name: str) -> np.ndarray:
     from pydicom.pixels import apply_voi_lut
 
-    if photometric in ("RGB", "YBR_FULL", "YBR_FULL_422") or arr.ndim == 3:
-        # pydicom 3's pixel_array already converts YBR to RGB (as_rgb=True)
+    if arr.ndim == 3:  # three samples per pixel (pydicom 3 has converted YBR to RGB); the label is not trusted
         if arr.dtype != np.uint8:
             arr = _minmax(arr.astype(np.float64)).astype(np.uint8)
         return np.asarray(arr, dtype=np.uint8)
