@@ -160,6 +160,9 @@ object FractureTypeLine {
     const val GUESS_PREFIX = "Type (guess):"
     const val PREFIX = "Type:"
 
+    /** Whether to ask the server at all: the user's setting (off by default) and a positive finding. */
+    fun shouldAsk(settingOn: Boolean, fractured: Boolean?): Boolean = settingOn && fractured == true
+
     /**
      * [fractured]: the finding the line sits under (null: no fracture result, or a model without a
      * yes/no decision). [type] and [problem] come from the same server answer: the parsed type, or

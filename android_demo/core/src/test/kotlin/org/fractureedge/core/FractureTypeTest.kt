@@ -2,6 +2,7 @@ package org.fractureedge.core
 
 import org.json.JSONObject
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
 import org.junit.Assert.assertNotNull
 import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
@@ -166,6 +167,14 @@ class FractureTypeTest {
         // weak=false with no measured top-1 is still a guess
         val unmeasured = t.copy(cvTop1 = null)
         assertTrue(FractureTypeLine.text(true, unmeasured)!!.startsWith("Type (guess): fracture dislocation"))
+    }
+
+    @Test
+    fun askedOnlyWithTheSettingOnAndAPositiveFinding() {
+        assertTrue(FractureTypeLine.shouldAsk(settingOn = true, fractured = true))
+        assertFalse(FractureTypeLine.shouldAsk(settingOn = false, fractured = true))
+        assertFalse(FractureTypeLine.shouldAsk(settingOn = true, fractured = false))
+        assertFalse(FractureTypeLine.shouldAsk(settingOn = true, fractured = null))
     }
 
     @Test
