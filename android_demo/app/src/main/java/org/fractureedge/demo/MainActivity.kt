@@ -37,6 +37,7 @@ class MainActivity : ComponentActivity() {
     private lateinit var errorText: TextView
     private lateinit var messageText: TextView
     private lateinit var resultText: TextView
+    private lateinit var typeText: TextView
     private lateinit var serverText: TextView
 
     private val pickImage =
@@ -72,6 +73,7 @@ class MainActivity : ComponentActivity() {
         errorText = findViewById(R.id.error_text)
         messageText = findViewById(R.id.message_text)
         resultText = findViewById(R.id.result_text)
+        typeText = findViewById(R.id.type_text)
         serverText = findViewById(R.id.server_text)
 
         findViewById<Button>(R.id.gallery_button).setOnClickListener {
@@ -141,6 +143,8 @@ class MainActivity : ComponentActivity() {
                 s.image == null -> getString(R.string.no_image)
                 else -> ""
             }
+        // Under the finding, small and grey (layout): never shown without a local result.
+        show(typeText, s.typeLine?.takeIf { s.local != null })
         show(serverText, s.server?.let { Texts.server(it) })
     }
 

@@ -16,6 +16,7 @@ import kotlinx.coroutines.withContext
 import org.fractureedge.core.AcceleratorPreference
 import org.fractureedge.core.Classification
 import org.fractureedge.core.Failures
+import org.fractureedge.core.FractureTypeLine
 import org.fractureedge.core.Heatmap
 import org.fractureedge.core.ServerClient
 import org.fractureedge.core.ServerException
@@ -30,6 +31,8 @@ data class UiState(
     val image: Bitmap? = null,
     val overlay: Bitmap? = null,
     val local: Classification? = null,
+    /** The secondary fracture-type line under [local]'s finding (setting on, positive finding only). */
+    val typeLine: String? = null,
     val server: ServerPrediction? = null,
     val error: String? = null,
     val message: String? = null
@@ -80,7 +83,14 @@ class MainViewModel(app: Application) : AndroidViewModel(app) {
         val (preference, threads) = wanted()
         viewModelScope.launch {
             _state.update {
-                it.copy(busy = app().getString(R.string.classifying), error = null, message = null, overlay = null, server = null)
+                it.copy(
+                    busy = app().getString(R.string.classifying),
+                    error = null,
+                    message = null,
+                    overlay = null,
+                    server = null,
+                    typeLine = null
+                )
             }
             val size = host.current()?.spec?.preprocess
             val decoded =
@@ -96,10 +106,40 @@ class MainViewModel(app: Application) : AndroidViewModel(app) {
                 val r = host.classify(decoded.pixels, preference, threads)
                 val status = host.current()?.let { Texts.modelStatus(it) }
                 _state.update { it.copy(local = r, busy = null, modelStatus = status ?: it.modelStatus) }
+                askFractureType(decoded.bitmap, r)
             } catch (e: Throwable) {
                 if (!Failures.recoverable(e)) throw e
                 _state.update { it.copy(busy = null, error = Texts.failure("Classification failed", e)) }
             }
+        }
+    }
+
+    /**
+     * The fracture type, asked of the server (`types=true`) only when the user turned it on and only
+     * beside a positive finding on the phone. The local result is already on screen; any failure becomes
+     * the secondary line's text ("Type: not available (...)"), never an error over the finding.
+     */
+    private fun askFractureType(bitmap: Bitmap, local: Classification) {
+        val fractured = local.prediction.decision
+        if (!FractureTypeLine.shouldAsk(settings.showFractureType, fractured)) return
+        val url = settings.serverUrl
+        val debug = settings.debugBuild
+        viewModelScope.launch {
+            _state.update { if (it.local === local) it.copy(typeLine = app().getString(R.string.asking_fracture_type)) else it }
+            val line =
+                try {
+                    val answer =
+                        withContext(Dispatchers.IO) {
+                            ServerClient.requireSecureTransport(url, debug)
+                            ServerClient(url, settings.token).predict(Images.jpeg(bitmap), "image.jpg", "image/jpeg", types = true)
+                        }
+                    FractureTypeLine.text(fractured, answer.fractureType, answer.fractureTypeProblem)
+                } catch (e: Throwable) {
+                    if (!Failures.recoverable(e)) throw e
+                    FractureTypeLine.text(fractured, null, if (e is ServerException) e.message else Failures.describe(e))
+                }
+            // Another image may have replaced this one meanwhile: its line is not this one.
+            _state.update { if (it.local === local) it.copy(typeLine = line) else it }
         }
     }
 

@@ -5,7 +5,7 @@ import android.content.pm.ApplicationInfo
 import org.fractureedge.core.AcceleratorPreference
 import org.fractureedge.core.CpuThreads
 
-/** Server address, token (Keystore-encrypted), accelerator preference and CPU threads. */
+/** Server address, token (Keystore-encrypted), accelerator preference, CPU threads and fracture types (off by default). */
 class Settings(context: Context) {
     private val app = context.applicationContext
     private val prefs = app.getSharedPreferences(FILE, Context.MODE_PRIVATE)
@@ -42,6 +42,14 @@ class Settings(context: Context) {
         get() = prefs.getInt(KEY_THREADS, 0).takeIf { it > 0 }
         set(value) = prefs.edit().putInt(KEY_THREADS, value ?: 0).apply()
 
+    /**
+     * Ask the server for the fracture type after a positive finding. Off unless the user turns it on:
+     * it sends the image to the server, and the type model is weak (shown as a guess).
+     */
+    var showFractureType: Boolean
+        get() = prefs.getBoolean(KEY_TYPES, false)
+        set(value) = prefs.edit().putBoolean(KEY_TYPES, value).apply()
+
     fun resolvedThreads(): Int = CpuThreads.resolve(cpuThreads, Runtime.getRuntime().availableProcessors())
 
     companion object {
@@ -53,5 +61,6 @@ class Settings(context: Context) {
         private const val KEY_TOKEN_ENCRYPTED = "server_token_gcm"
         private const val KEY_ACCELERATOR = "accelerator"
         private const val KEY_THREADS = "cpu_threads"
+        private const val KEY_TYPES = "show_fracture_type"
     }
 }

@@ -3,6 +3,7 @@ package org.fractureedge.demo
 import android.os.Bundle
 import android.view.View
 import android.widget.Button
+import android.widget.CheckBox
 import android.widget.EditText
 import android.widget.RadioGroup
 import android.widget.TextView
@@ -16,13 +17,17 @@ import org.fractureedge.core.Failures
 import org.fractureedge.core.ServerClient
 import org.fractureedge.core.ServerException
 
-/** Server address and token, accelerator (Automatic, CPU, GPU) and CPU threads; "Test connection" calls /healthz. */
+/**
+ * Server address and token, accelerator (Automatic, CPU, GPU), CPU threads and the fracture-type line;
+ * "Test connection" calls /healthz.
+ */
 class SettingsActivity : ComponentActivity() {
     private lateinit var settings: Settings
     private lateinit var url: EditText
     private lateinit var token: EditText
     private lateinit var accelerator: RadioGroup
     private lateinit var threads: EditText
+    private lateinit var fractureType: CheckBox
     private lateinit var status: TextView
 
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -35,6 +40,7 @@ class SettingsActivity : ComponentActivity() {
         token = findViewById(R.id.server_token)
         accelerator = findViewById(R.id.accelerator_group)
         threads = findViewById(R.id.cpu_threads)
+        fractureType = findViewById(R.id.show_fracture_type)
         status = findViewById(R.id.settings_status)
 
         if (savedInstanceState == null) {
@@ -48,6 +54,7 @@ class SettingsActivity : ComponentActivity() {
                 }
             )
             threads.setText(settings.cpuThreads?.toString() ?: "")
+            fractureType.isChecked = settings.showFractureType
         }
         findViewById<Button>(R.id.save_button).setOnClickListener { save() }
         findViewById<Button>(R.id.test_button).setOnClickListener { testConnection() }
@@ -75,6 +82,7 @@ class SettingsActivity : ComponentActivity() {
                 else -> AcceleratorPreference.AUTO
             }
         settings.cpuThreads = threads.text.toString().trim().toIntOrNull()?.takeIf { it > 0 }
+        settings.showFractureType = fractureType.isChecked
         say(getString(R.string.settings_saved), ok = true)
     }
 

@@ -1,5 +1,6 @@
 package org.fractureedge.core
 
+import java.io.ByteArrayOutputStream
 import java.io.IOException
 import java.io.InputStream
 import java.net.ConnectException
@@ -46,8 +47,19 @@ class ServerClient(
 ) {
     val baseUrl: String = normalizeBaseUrl(baseUrl)
 
-    fun predict(image: ByteArray, filename: String = "image.jpg", contentType: String = "image/jpeg"): ServerPrediction =
-        ServerResponse.parsePrediction(upload("/v1/predict", image, filename, contentType))
+    /**
+     * [types]: also ask for the fracture type (`types=true`, a weak model; see [FractureTypeLine]).
+     * Off by default, and then the request carries no `types` field at all.
+     */
+    fun predict(
+        image: ByteArray,
+        filename: String = "image.jpg",
+        contentType: String = "image/jpeg",
+        types: Boolean = false
+    ): ServerPrediction {
+        val fields = if (types) mapOf("types" to "true") else emptyMap()
+        return ServerResponse.parsePrediction(upload("/v1/predict", image, filename, contentType, fields), typesAsked = types)
+    }
 
     // The app draws the overlay from the grid (Heatmap.overlay), so it asks for no overlay PNG.
     fun explain(image: ByteArray, filename: String = "image.jpg", contentType: String = "image/jpeg"): ServerPrediction =
@@ -115,7 +127,7 @@ class ServerClient(
                 conn.outputStream.use { it.write(body) }
             }
             val status = conn.responseCode
-            val text = (if (status >= 400) conn.errorStream else conn.inputStream).readText()
+            val text = (if (status >= 400) conn.errorStream else conn.inputStream).readText(MAX_ANSWER_BYTES)
             if (status in 200..299) return text ?: ""
             val err = ServerResponse.parseError(text)
             val detail = err?.message?.takeIf { it.isNotEmpty() } ?: text?.take(200)?.ifBlank { null } ?: "no details"
@@ -140,9 +152,23 @@ class ServerClient(
         }
     }
 
-    private fun InputStream?.readText(): String? = this?.use { it.readBytes().toString(Charsets.UTF_8) }
+    // Bounded: a broken or hostile server must not run the phone out of memory with an endless answer.
+    private fun InputStream?.readText(limit: Int): String? = this?.use { input ->
+        val out = ByteArrayOutputStream()
+        val buf = ByteArray(8192)
+        while (true) {
+            val n = input.read(buf)
+            if (n < 0) break
+            if (out.size() + n > limit) throw ServerException.MalformedResponse("the answer is larger than ${limit / (1024 * 1024)} MiB")
+            out.write(buf, 0, n)
+        }
+        out.toByteArray().toString(Charsets.UTF_8)
+    }
 
     companion object {
+        /** Largest answer read: a predict or explain answer (grid only) is a few kB. */
+        const val MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
         /** Hosts that may be reached over plain HTTP in debug builds (network_security_config.xml says the same). */
         val CLEARTEXT_HOSTS = setOf("localhost", "127.0.0.1", "10.0.2.2")
 

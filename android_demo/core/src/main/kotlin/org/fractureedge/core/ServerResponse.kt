@@ -32,16 +32,24 @@ data class ServerPrediction(
     val threshold: Double?,
     val decision: Boolean?,
     val timingsMs: Map<String, Double>,
-    val heatmap: HeatmapGrid?
+    val heatmap: HeatmapGrid?,
+    /** Only when asked for (`types=true`) and well-formed; see [fractureTypeProblem] otherwise. */
+    val fractureType: FractureType? = null,
+    /** Why a type that was asked for is absent (malformed or missing field); null when not asked. */
+    val fractureTypeProblem: String? = null
 )
 
 /** The `{"error": {"code", "message"}}` body of a 4xx/5xx answer. */
 data class ServerError(val code: String, val message: String)
 
 object ServerResponse {
-    /** Parses a predict or explain body; throws [ServerException.MalformedResponse] on anything unexpected. */
-    fun parsePrediction(body: String, requireHeatmap: Boolean = false): ServerPrediction = try {
-        readPrediction(JSONObject(body), requireHeatmap)
+    /**
+     * Parses a predict or explain body; throws [ServerException.MalformedResponse] on anything unexpected
+     * in the fracture result. `fracture_type` is read only when [typesAsked], and a bad one never fails the
+     * answer: the type is dropped and [ServerPrediction.fractureTypeProblem] says why.
+     */
+    fun parsePrediction(body: String, requireHeatmap: Boolean = false, typesAsked: Boolean = false): ServerPrediction = try {
+        readPrediction(JSONObject(body), requireHeatmap, typesAsked)
     } catch (e: JSONException) {
         throw ServerException.MalformedResponse("the server's answer is not the expected JSON: ${e.message}")
     } catch (e: IllegalArgumentException) {
@@ -59,7 +67,7 @@ object ServerResponse {
         }
     }
 
-    private fun readPrediction(o: JSONObject, requireHeatmap: Boolean): ServerPrediction {
+    private fun readPrediction(o: JSONObject, requireHeatmap: Boolean, typesAsked: Boolean): ServerPrediction {
         val model = o.optJSONObject("model")
         val probsJson = o.getJSONObject("probabilities")
         val probabilities = LinkedHashMap<String, Double>()
@@ -75,6 +83,19 @@ object ServerResponse {
         o.optJSONObject("timings_ms")?.let { t -> for (key in t.keys()) timings[key] = t.optDouble(key) }
         val heatmap = o.optJSONObject("heatmap")?.let { readHeatmap(it) }
         require(!requireHeatmap || heatmap != null) { "no heatmap in the answer" }
+        var type: FractureType? = null
+        var typeProblem: String? = null
+        if (typesAsked) {
+            if (!o.has("fracture_type")) {
+                typeProblem = "the server sent no fracture type"
+            } else {
+                try {
+                    type = FractureTypeParser.parse(o.opt("fracture_type"))
+                } catch (e: IllegalArgumentException) {
+                    typeProblem = "the server's fracture type is malformed: ${e.message}"
+                }
+            }
+        }
         return ServerPrediction(
             modelId = model?.optString("id", "") ?: "",
             modelSha256 = model?.optString("sha256", "") ?: "",
@@ -85,7 +106,9 @@ object ServerResponse {
             threshold = o.optDoubleOrNull("threshold"),
             decision = if (o.has("decision") && !o.isNull("decision")) o.getBoolean("decision") else null,
             timingsMs = timings,
-            heatmap = heatmap
+            heatmap = heatmap,
+            fractureType = type,
+            fractureTypeProblem = typeProblem
         )
     }
 

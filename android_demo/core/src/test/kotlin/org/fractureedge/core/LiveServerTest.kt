@@ -1,6 +1,7 @@
 package org.fractureedge.core
 
 import java.io.File
+import java.util.Locale
 import kotlin.math.abs
 import org.json.JSONObject
 import org.junit.Assert.assertEquals
@@ -60,6 +61,43 @@ class LiveServerTest {
         val f = image()
         val p = c.predict(f.readBytes(), f.name, contentType(f))
         checkPrediction(p, labels(c))
+    }
+
+    @Test
+    fun predictWithoutTypesHasNoTypeOnRealServer() {
+        val f = image()
+        val p = client().predict(f.readBytes(), f.name, contentType(f))
+        assertEquals(null, p.fractureType)
+        assertEquals(null, p.fractureTypeProblem)
+        assertEquals(null, FractureTypeLine.text(true, p.fractureType, p.fractureTypeProblem))
+    }
+
+    /** edge serve loads the embedded `types` bundle by default (--types types): its real answer parses. */
+    @Test
+    fun fractureTypeOnRealServer() {
+        val c = client()
+        val f = image()
+        val plain = c.predict(f.readBytes(), f.name, contentType(f))
+        val p = c.predict(f.readBytes(), f.name, contentType(f), types = true)
+        assertEquals("the fracture answer does not change with types=true", plain.probabilities, p.probabilities)
+        assertEquals(plain.decision, p.decision)
+        assertEquals("parsed without a problem", null, p.fractureTypeProblem)
+        val t = checkNotNull(p.fractureType) { "types=true answered without fracture_type" }
+        assertTrue("label '${t.label}' is one of ${t.probabilities.keys}", t.label in t.probabilities)
+        assertTrue("10 types: ${t.probabilities.keys}", t.probabilities.size == 10)
+        assertEquals(t.label, t.top3.first())
+        assertEquals(3, t.top3.size)
+        assertTrue("probabilities sum to 1", abs(t.probabilities.values.sum() - 1.0) < 1e-3)
+        val top1 = checkNotNull(t.cvTop1) { "the embedded types bundle has a measured top-1" }
+        assertTrue("cv top-1 $top1 <= top-3 ${t.cvTop3}", top1 <= (t.cvTop3 ?: 1.0))
+        assertTrue("64 hex digits: ${t.modelSha256}", t.modelSha256.matches(Regex("[0-9a-f]{64}")))
+        // The card's statement names the measured top-1; weak is what the card says (the shipped one is weak).
+        assertTrue(t.accuracy, t.accuracy.contains(String.format(Locale.US, "top-1 %.2f", top1)))
+        assertEquals(t.weak, t.accuracy.contains("a guess, not a finding"))
+        val line = checkNotNull(FractureTypeLine.text(true, t)) { "a positive finding gets a line" }
+        val prefix = if (t.weak) "Type (guess): " else "Type: "
+        assertEquals(prefix + t.label.replace('_', ' ') + " — " + t.accuracy, line)
+        assertEquals("under the server's own finding (${p.decision})", if (p.decision == true) line else null, FractureTypeLine.text(p))
     }
 
     @Test

@@ -102,6 +102,64 @@ class ServerClientTest {
     }
 
     @Test
+    fun typesAreNotAskedForByDefault() {
+        var query: String? = "unset"
+        route("/v1/predict") {
+            query = it.requestURI.rawQuery
+            it.reply(200, predictJson)
+        }
+        val p = ServerClient(baseUrl, "t").predict(byteArrayOf(1, 2, 3))
+        val text = String(lastBody, Charsets.ISO_8859_1)
+        assertFalse("no types field in the default request", text.contains("name=\"types\""))
+        assertEquals("no query string", null, query)
+        assertEquals(null, p.fractureType)
+        assertEquals(null, p.fractureTypeProblem)
+    }
+
+    @Test
+    fun typesTrueIsSentAsAFormFieldWhenAsked() {
+        val type =
+            """{"model": {"id": "types", "sha256": "${"0f".repeat(32)}"}, "label": "spiral",
+               "probabilities": {"oblique": 0.4, "spiral": 0.6}, "top3": ["spiral", "oblique"],
+               "cv_top1": 0.21, "cv_top3": 0.49, "cv_macro_f1": null, "weak": true,
+               "accuracy": "top-1 0.21 in cross-validation; a guess, not a finding"}"""
+        route("/v1/predict") { it.reply(200, predictJson.trimEnd().removeSuffix("}") + ", \"fracture_type\": $type}") }
+        val p = ServerClient(baseUrl, "t").predict(byteArrayOf(1, 2, 3), types = true)
+        val boundary = lastContentType!!.substringAfter("boundary=")
+        val text = String(lastBody, Charsets.ISO_8859_1)
+        assertTrue(text.contains("--$boundary\r\nContent-Disposition: form-data; name=\"types\"\r\n\r\ntrue\r\n"))
+        assertEquals("spiral", p.fractureType!!.label)
+        assertEquals(
+            "Type (guess): spiral — top-1 0.21 in cross-validation; a guess, not a finding",
+            FractureTypeLine.text(p)
+        )
+    }
+
+    @Test
+    fun malformedTypeKeepsTheFractureAnswer() {
+        route("/v1/predict") { it.reply(200, predictJson.trimEnd().removeSuffix("}") + ", \"fracture_type\": {\"label\": [1]}}") }
+        val p = ServerClient(baseUrl, "t").predict(byteArrayOf(1), types = true)
+        assertEquals("fractured", p.label)
+        assertEquals(true, p.decision)
+        assertEquals(null, p.fractureType)
+        assertTrue(p.fractureTypeProblem!!.startsWith("the server's fracture type is malformed"))
+    }
+
+    @Test
+    fun endlessAnswerIsRefusedNotBuffered() {
+        route("/v1/predict") { ex ->
+            ex.responseHeaders.add("Content-Type", "application/json")
+            ex.sendResponseHeaders(200, 0) // chunked, no length announced
+            ex.responseBody.use { out ->
+                val chunk = ByteArray(64 * 1024) { ' '.code.toByte() }
+                repeat(ServerClient.MAX_ANSWER_BYTES / chunk.size + 2) { out.write(chunk) }
+            }
+        }
+        val e = expect<ServerException.MalformedResponse> { ServerClient(baseUrl, "t").predict(byteArrayOf(1)) }
+        assertTrue(e.message!!.contains("larger than 8 MiB"))
+    }
+
+    @Test
     fun explainParsesHeatmapGrid() {
         route("/v1/explain") { it.reply(200, explainJson) }
         val p = ServerClient(baseUrl, "t").explain(byteArrayOf(1, 2, 3))
