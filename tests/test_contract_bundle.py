@@ -385,4 +385,6 @@ def test_the_missing_default_says_so(tmp_path, monkeypatch):
     import edge.core.bundle as bundle_module
 
     monkeypatch.setattr(bundle_module, "DEFAULT_BUNDLE", tmp_path / "default_bundle")
-    assert _refusal(tmp_path / "default_bundle") == ("the embedded default bundle is missing from this installation", None)
+    monkeypatch.setattr(bundle_module, "TYPES_BUNDLE", tmp_path / "types_bundle")
+    assert _refusal(tmp_path / "default_bundle") == ("the embedded 'default' bundle is missing from this installation", None)
+    assert _refusal(tmp_path / "types_bundle") == ("the embedded 'types' bundle is missing from this installation", None)
