@@ -3,6 +3,8 @@ floor of the target count differ, confidences on calibration bin edges; every fi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -223,3 +225,140 @@ def test_subgroups_at_the_minimum_size():
     }
     assert out["ten"]["n"] == 10
     assert subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups, min_n=9)["nine"]["n"] == 9
+
+
+# --- independent references: pair counting and the documented resampling ---------------------
+
+
+def _pair_auroc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """AUROC of each row by counting positive-negative pairs (ties one half); NaN for one class."""
+    y, s = np.atleast_2d(np.asarray(y, bool)), np.atleast_2d(np.asarray(s, float))
+    diff = s[:, :, None] - s[:, None, :]  # [b, i, j] = s_i - s_j
+    pair = y[:, :, None] & ~y[:, None, :]  # i positive, j negative
+    wins = ((diff > 0) + 0.5 * (diff == 0)) * pair
+    n_pairs = pair.sum(axis=(1, 2))
+    out = np.full(len(y), np.nan)
+    ok = n_pairs > 0
+    out[ok] = wins.sum(axis=(1, 2))[ok] / n_pairs[ok]
+    return out
+
+
+def _percentile(vals: np.ndarray, level: float) -> list[float]:
+    vals = vals[~np.isnan(vals)]
+    q = (1 - level) / 2
+    return [float(np.quantile(vals, q)), float(np.quantile(vals, 1 - q))]
+
+
+def test_pair_auroc_reference_by_hand():
+    # the reference itself, on pairs counted by hand: 3 wins + 1 tie of 4 pairs
+    assert _pair_auroc([1, 0, 1, 0], [0.5, 0.5, 0.7, 0.2]).tolist() == [0.875]
+    assert np.isnan(_pair_auroc([1, 1], [0.1, 0.2])[0])
+
+
+def test_binary_interval_is_the_percentile_bootstrap_of_the_given_seed():
+    # 1000 resamples of the 12 images with numpy's generator seeded as asked; pair counting per resample
+    s = np.array([0.1, 0.6, 0.3, 0.4, 0.8, 0.9, 0.2, 0.7, 0.35, 0.5, 0.45, 0.65])
+    y = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0])
+    for seed in (0, 5):
+        idx = np.random.default_rng(seed).integers(0, len(y), (1000, len(y)))
+        want = _percentile(_pair_auroc(y[idx], s[idx]), 0.95)
+        assert binary_metrics(y, s, 0.5, LABELS, "fractured", seed=seed)["auroc_ci95"] == pytest.approx(want, abs=1e-12)
+    idx = np.random.default_rng(2).integers(0, len(y), (200, len(y)))
+    assert bootstrap_auroc_ci(y, s, n=200, seed=2, level=0.8) == pytest.approx(
+        tuple(_percentile(_pair_auroc(y[idx], s[idx]), 0.8)), abs=1e-12
+    )
+
+
+def _macro_reference(y: np.ndarray, probs: np.ndarray, seed: int, n: int = 300) -> list[float]:
+    idx = np.random.default_rng(seed).integers(0, len(y), (n, len(y)))
+    per_class = np.stack([_pair_auroc(y[idx] == i, probs[idx, i]) for i in range(probs.shape[1])], axis=1)
+    rows = [np.mean(r[~np.isnan(r)]) for r in per_class if (~np.isnan(r)).any()]  # classes present in the resample
+    return _percentile(np.array(rows), 0.95)
+
+
+def test_multiclass_interval_is_the_bootstrap_of_the_mean_over_classes_present():
+    # class c has one image: many resamples miss it, and their mean runs over the other classes only
+    probs = np.array(
+        [
+            [0.6, 0.2, 0.1, 0.1],
+            [0.3, 0.4, 0.2, 0.1],
+            [0.2, 0.2, 0.5, 0.1],
+            [0.1, 0.5, 0.1, 0.3],
+            [0.25, 0.25, 0.1, 0.4],
+            [0.4, 0.1, 0.1, 0.4],
+            [0.1, 0.3, 0.3, 0.3],
+            [0.5, 0.3, 0.1, 0.1],
+            [0.2, 0.2, 0.2, 0.4],
+        ]
+    )
+    y = np.array([0, 1, 2, 1, 3, 0, 3, 1, 3])
+    m = multiclass_metrics(y, probs, list("abcd"))  # default seed 0
+    assert m["auroc_ci95"] == pytest.approx(_macro_reference(y, probs, 0), abs=1e-12)
+    assert multiclass_metrics(y, probs, list("abcd"), seed=3)["auroc_ci95"] == pytest.approx(
+        _macro_reference(y, probs, 3), abs=1e-12
+    )
+    assert "auroc_ci95" not in multiclass_metrics(y, probs, list("abcd"), ci=False)
+
+
+def test_auroc_rows_with_exactly_one_positive_or_one_negative():
+    from edge.core.metrics import _auroc_rows
+
+    y = np.array([[1, 0, 0, 0], [0, 1, 1, 1], [1, 0, 1, 0]], bool)
+    s = np.array([[0.3, 0.1, 0.4, 0.2], [0.3, 0.1, 0.4, 0.3], [0.3, 0.1, 0.4, 0.2]])
+    assert _auroc_rows(y, s).tolist() == pytest.approx(_pair_auroc(y, s).tolist())
+    assert _auroc_rows(y, s).tolist() == pytest.approx([2 / 3, 1.5 / 3, 1.0])
+
+
+def test_no_warnings_for_undefined_ratios_and_one_class_resamples():
+    # the module's promise: undefined figures are 0 or NaN, never a warning (a log full of them hides real ones)
+    from edge.core.metrics import _auroc_rows
+
+    probs3 = np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(_auroc_rows(np.array([[1, 1, 1], [0, 0, 0]], bool), np.ones((2, 3)))).all()
+        m = binary_metrics(np.array([1, 0, 1]), np.array([0.1, 0.2, 0.3]), 0.5, LABELS, "fractured")  # no positive calls
+        assert (m["precision"], m["per_class"]["fractured"]["f1"]) == (0.0, 0.0)
+        # class c is never predicted; three classes: the top-3 accuracy is 1 without asking sklearn
+        m = multiclass_metrics(np.array([0, 2, 1]), probs3, list("abc"))
+        assert m["per_class"]["c"]["precision"] == 0.0 and m["top3_accuracy"] == 1.0
+        # one class only: every AUROC and every resample is undefined
+        m = multiclass_metrics(np.array([1, 1, 1]), probs3, list("abc"))
+        assert np.isnan(m["auroc"]) and len(m["auroc_ci95"]) == 2 and np.isnan(m["auroc_ci95"]).all()
+
+
+def test_top3_counts_the_third_guess_and_allows_absent_classes():
+    # four classes, class d never the truth; image 1's truth is its 3rd guess, image 2's its 4th
+    probs = np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], [0.2, 0.5, 0.2, 0.1]])
+    y = np.array([0, 1, 0, 2])
+    m = multiclass_metrics(y, probs, list("abcd"), ci=False)
+    assert m["top3_accuracy"] == pytest.approx(3 / 4)  # top-2 would be 2 / 4
+
+
+def test_counts_are_integers_and_labels_are_kept():
+    # integer counts: the JSON report says 2, not 2.0
+    cm = confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0]), 2)
+    assert cm.dtype.kind == "i"
+    m = multiclass_metrics(np.array([0, 1, 2]), np.eye(3), list("abc"), ci=False)
+    assert m["confusion"] == {"labels": ["a", "b", "c"], "matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+    assert all(type(v) is int for row in m["confusion"]["matrix"] for v in row)
+
+
+def test_roc_curve_of_one_class_is_flat_with_descending_thresholds():
+    fpr, tpr, thr = roc_curve(np.zeros(4), np.array([0.1, 0.5, 0.3, 0.5]))
+    assert thr.tolist() == [np.inf, 0.5, 0.3, 0.1]
+    assert fpr.tolist() == tpr.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_bootstrap_of_no_images_is_nan():
+    lo, hi = bootstrap_auroc_ci(np.array([], int), np.array([]))
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_float32_scores_are_compared_in_float64():
+    # LiteRT gives float32; a threshold a hair above a score must not round onto it in float32
+    p = np.array([0.3, 0.9, 0.1], np.float32)
+    thr = float(p[0]) + 1e-12
+    assert np.float32(thr) == p[0]  # the trap: in float32 the two are equal
+    m = binary_metrics(np.array([1, 1, 0]), p, thr, LABELS, "fractured", ci=False)
+    assert m["confusion"]["matrix"] == [[1, 0], [1, 1]]
