@@ -17,6 +17,7 @@ from edge.core.metrics import (
     compute_metrics,
     confusion_matrix,
     multiclass_metrics,
+    proportion_ci,
     roc_curve,
     subgroup_metrics,
 )
@@ -362,3 +363,89 @@ def test_float32_scores_are_compared_in_float64():
     assert np.float32(thr) == p[0]  # the trap: in float32 the two are equal
     m = binary_metrics(np.array([1, 1, 0]), p, thr, LABELS, "fractured", ci=False)
     assert m["confusion"]["matrix"] == [[1, 0], [1, 1]]
+
+
+def test_proportion_ci_is_the_exact_interval():
+    # Clopper-Pearson ends from the beta distribution (scipy.stats.beta), not binomtest
+    from scipy.stats import beta
+
+    for k, n, level in ((3, 10, 0.95), (7, 9, 0.8), (0, 4, 0.95), (5, 5, 0.9), (1, 1, 0.95)):
+        a = (1 - level) / 2
+        lo = beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
+        hi = beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
+        got = proportion_ci(k, n, level) if level != 0.95 else proportion_ci(k, n)
+        assert got == pytest.approx([lo, hi], abs=1e-9)
+        assert all(type(v) is float for v in got)
+    assert proportion_ci(np.int64(2), np.int64(4)) == pytest.approx([beta.ppf(0.025, 2, 3), beta.ppf(0.975, 3, 2)])
+    assert np.isnan(proportion_ci(0, 0)).all() and len(proportion_ci(0, 0)) == 2
+
+
+def _gap_reference(a, b, threshold, n, seed, level):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)  # set A is resampled first, then set B, from one generator
+    boots, points = [], []
+    for y, p in (a, b):
+        y, p = np.asarray(y, bool), np.asarray(p, np.float64)
+        idx = rng.integers(0, len(y), (n, len(y)))
+        yy, pp = y[idx], p[idx] >= threshold
+        npos, nneg = yy.sum(axis=1), (~yy).sum(axis=1)
+        sens = np.array([(yy[i] & pp[i]).sum() / npos[i] if npos[i] else np.nan for i in range(n)])
+        spec = np.array([(~yy[i] & ~pp[i]).sum() / nneg[i] if nneg[i] else np.nan for i in range(n)])
+        boots.append((_pair_auroc(yy, p[idx]), sens, spec))
+        pos, neg = p[y], p[~y]
+        points.append(
+            (
+                roc_auc_score(y, p) if len(pos) and len(neg) else np.nan,
+                np.mean(pos >= threshold) if len(pos) else np.nan,
+                np.mean(neg < threshold) if len(neg) else np.nan,
+            )
+        )
+    out = {}
+    for i, name in enumerate(("auroc", "sensitivity", "specificity")):
+        d = boots[1][i] - boots[0][i]
+        ci = _percentile(d, level) if (~np.isnan(d)).any() else [np.nan, np.nan]
+        out[name] = (points[1][i] - points[0][i], ci)
+    return out
+
+
+def _assert_gap(got, want):
+    for name, (diff, ci) in want.items():
+        assert set(got[name]) == {"difference", "ci"}
+        np.testing.assert_allclose(got[name]["difference"], diff, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got[name]["ci"], ci, rtol=0, atol=1e-12)
+        assert len(got[name]["ci"]) == 2
+
+
+def test_bootstrap_gap_against_an_independent_resampling():
+    from edge.core.metrics import bootstrap_gap
+
+    # scores exactly at the threshold (0.5) count as positive calls; the sets differ in size
+    a = (np.array([1, 1, 1, 0, 0, 0, 0, 1, 0, 1]), np.array([0.9, 0.5, 0.3, 0.5, 0.2, 0.1, 0.6, 0.7, 0.4, 0.45]))
+    b = (np.array([1, 0, 1, 0, 1, 0, 0, 1]), np.array([0.8, 0.3, 0.2, 0.5, 0.55, 0.5, 0.1, 0.5]))
+    got = bootstrap_gap(a, b, 0.5, n=300, seed=4, level=0.9)
+    assert (got["n_bootstrap"], got["level"]) == (300, 0.9)
+    _assert_gap(got, _gap_reference(a, b, 0.5, 300, 4, 0.9))
+    dflt = bootstrap_gap(a, b, 0.5)  # 1000 resamples, seed 0, 95 %
+    assert (dflt["n_bootstrap"], dflt["level"]) == (1000, 0.95)
+    _assert_gap(dflt, _gap_reference(a, b, 0.5, 1000, 0, 0.95))
+
+
+def test_bootstrap_gap_with_a_set_without_positives_and_float32_scores():
+    from edge.core.metrics import bootstrap_gap
+
+    p32 = np.array([0.3, 0.8, 0.1, 0.6, 0.2, 0.7], np.float32)
+    thr = float(p32[0]) + 1e-12  # equal to 0.3 in float32, above it in float64: 0.3 is a negative call
+    a = (np.array([0, 1, 0, 1, 0, 0]), p32)
+    b = (np.zeros(4, int), np.array([0.1, 0.4, 0.2, 0.35]))  # no positives: sensitivity and AUROC undefined
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = bootstrap_gap(a, b, thr, n=200, seed=1)
+        rev = bootstrap_gap(b, a, thr, n=200, seed=1)
+    want = _gap_reference(a, b, thr, 200, 1, 0.95)
+    _assert_gap(got, want)
+    _assert_gap(rev, _gap_reference(b, a, thr, 200, 1, 0.95))
+    assert np.isnan(got["auroc"]["difference"]) and np.isnan(got["sensitivity"]["ci"]).all()
+    # specificity is defined on both sides: A calls 1 of 4 negatives positive (0.7; 0.3 is below the threshold),
+    # B 2 of 4 (0.4 and 0.35)
+    assert got["specificity"]["difference"] == pytest.approx(2 / 4 - 3 / 4)
