@@ -442,10 +442,14 @@ def test_bootstrap_gap_with_a_set_without_positives_and_float32_scores():
         warnings.simplefilter("error")
         got = bootstrap_gap(a, b, thr, n=200, seed=1)
         rev = bootstrap_gap(b, a, thr, n=200, seed=1)
+        no_neg = bootstrap_gap(a, (np.ones(3, int), np.array([0.9, 0.2, 0.3])), thr, n=100, seed=2)
     want = _gap_reference(a, b, thr, 200, 1, 0.95)
     _assert_gap(got, want)
     _assert_gap(rev, _gap_reference(b, a, thr, 200, 1, 0.95))
     assert np.isnan(got["auroc"]["difference"]) and np.isnan(got["sensitivity"]["ci"]).all()
+    # no negatives in B: specificity undefined; sensitivity 1 of 3 in B (0.3 in float64 is below) against 2 of 2 in A
+    assert np.isnan(no_neg["specificity"]["difference"]) and np.isnan(no_neg["specificity"]["ci"]).all()
+    assert len(no_neg["specificity"]["ci"]) == 2 and no_neg["sensitivity"]["difference"] == pytest.approx(1 / 3 - 1)
     # specificity is defined on both sides: A calls 1 of 4 negatives positive (0.7; 0.3 is below the threshold),
     # B 2 of 4 (0.4 and 0.35)
     assert got["specificity"]["difference"] == pytest.approx(2 / 4 - 3 / 4)
