@@ -453,3 +453,33 @@ def test_bootstrap_gap_with_a_set_without_positives_and_float32_scores():
     # specificity is defined on both sides: A calls 1 of 4 negatives positive (0.7; 0.3 is below the threshold),
     # B 2 of 4 (0.4 and 0.35)
     assert got["specificity"]["difference"] == pytest.approx(2 / 4 - 3 / 4)
+
+
+def test_binary_rate_intervals_are_exact_on_the_confusion_counts():
+    from scipy.stats import beta
+
+    # threshold 0.5: tp 3, fn 1, tn 3, fp 1 (the 0.5 negative is a positive call)
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.7, 0.5, 0.2, 0.5, 0.3, 0.1, 0.4])
+    m = binary_metrics(y, p, 0.5, LABELS, "fractured", ci=False)
+    want = [beta.ppf(0.025, 3, 2), beta.ppf(0.975, 4, 1)]  # 3 of 4, both rates
+    assert m["sensitivity_ci95"] == pytest.approx(want, abs=1e-9)
+    assert m["specificity_ci95"] == pytest.approx(want, abs=1e-9)
+    m = binary_metrics(y, p, 0.35, LABELS, "fractured", ci=False)  # tp 3 of 4, tn 2 of 4
+    assert m["specificity_ci95"] == pytest.approx([beta.ppf(0.025, 2, 3), beta.ppf(0.975, 3, 2)], abs=1e-9)
+
+
+def test_compute_metrics_defaults_and_its_binary_fields():
+    labels = ["not_fractured", "fractured"]
+    probs = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.9, 0.1], [0.45, 0.55], [0.7, 0.3]])
+    y_idx = np.array([1, 1, 0, 0, 1, 0])
+    m = compute_metrics(y_idx, probs, labels, "binary", "fractured")  # threshold 0.5, interval on
+    assert m["threshold"] == 0.5 and m["positive_label"] == "fractured"
+    assert m["confusion"] == {"labels": ["not_fractured", "fractured"], "matrix": [[2, 1], [1, 2]]}
+    assert set(m["per_class"]) == {"fractured", "not_fractured"} and m["per_class"]["fractured"]["recall"] == 2 / 3
+    y = y_idx == 1
+    idx = np.random.default_rng(0).integers(0, 6, (1000, 6))
+    assert m["auroc_ci95"] == pytest.approx(_percentile(_pair_auroc(y[idx], probs[idx, 1]), 0.95), abs=1e-12)
+    assert "auroc_ci95" not in compute_metrics(y_idx, probs, labels, "binary", "fractured", ci=False)
+    with pytest.raises(ValueError, match=r"^a binary task needs its positive label$"):
+        compute_metrics(y_idx, probs, labels, "binary")
