@@ -327,6 +327,8 @@ def test_no_warnings_for_undefined_ratios_and_one_class_resamples():
         # one class only: every AUROC and every resample is undefined
         m = multiclass_metrics(np.array([1, 1, 1]), probs3, list("abc"))
         assert np.isnan(m["auroc"]) and len(m["auroc_ci95"]) == 2 and np.isnan(m["auroc_ci95"]).all()
+        # class b holds every image: its specificity has no negatives and is 0, not NaN or 1
+        assert m["per_class"]["b"]["specificity"] == 0.0 and m["per_class"]["a"]["specificity"] == pytest.approx(1 / 3)
 
 
 def test_top3_counts_the_third_guess_and_allows_absent_classes():
@@ -483,3 +485,19 @@ def test_compute_metrics_defaults_and_its_binary_fields():
     assert "auroc_ci95" not in compute_metrics(y_idx, probs, labels, "binary", "fractured", ci=False)
     with pytest.raises(ValueError, match=r"^a binary task needs its positive label$"):
         compute_metrics(y_idx, probs, labels, "binary")
+
+
+def test_float32_confidence_is_binned_by_its_exact_value():
+    # float32(0.7) is 0.69999998807907...: below 0.7, so in the 0.6 bin (in float32 arithmetic 0.7 * 10 rounds to 7)
+    conf = np.array([0.7, 0.9], np.float32)
+    cal = calibration(conf, np.array([1.0, 0.0]))
+    assert [(r["lo"], r["n"]) for r in cal["bins"]] == [(0.6, 1), (0.8, 1)]
+
+
+def test_compute_metrics_multiclass_passes_the_interval_switch():
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.3, 0.3, 0.4]])
+    y = np.array([0, 1, 2, 1, 2])
+    assert compute_metrics(y, probs, list("abc"), "multiclass")["auroc_ci95"] == pytest.approx(
+        _macro_reference(y, probs, 0), abs=1e-12
+    )
+    assert "auroc_ci95" not in compute_metrics(y, probs, list("abc"), "multiclass", ci=False)
