@@ -3,8 +3,11 @@ floor of the target count differ, confidences on calibration bin edges; every fi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from numpy.typing import ArrayLike
 
 from edge.core.metrics import (
     auroc,
@@ -15,6 +18,7 @@ from edge.core.metrics import (
     compute_metrics,
     confusion_matrix,
     multiclass_metrics,
+    proportion_ci,
     roc_curve,
     subgroup_metrics,
 )
@@ -223,3 +227,277 @@ def test_subgroups_at_the_minimum_size():
     }
     assert out["ten"]["n"] == 10
     assert subgroup_metrics(y, probs, LABELS, "binary", "fractured", 0.3, groups, min_n=9)["nine"]["n"] == 9
+
+
+# --- independent references: pair counting and the documented resampling ---------------------
+
+
+def _pair_auroc(y: ArrayLike, s: ArrayLike) -> np.ndarray:
+    """AUROC of each row by counting positive-negative pairs (ties one half); NaN for one class."""
+    y, s = np.atleast_2d(np.asarray(y, bool)), np.atleast_2d(np.asarray(s, float))
+    diff = s[:, :, None] - s[:, None, :]  # [b, i, j] = s_i - s_j
+    pair = y[:, :, None] & ~y[:, None, :]  # i positive, j negative
+    wins = ((diff > 0) + 0.5 * (diff == 0)) * pair
+    n_pairs = pair.sum(axis=(1, 2))
+    out = np.full(len(y), np.nan)
+    ok = n_pairs > 0
+    out[ok] = wins.sum(axis=(1, 2))[ok] / n_pairs[ok]
+    return out
+
+
+def _percentile(vals: np.ndarray, level: float) -> list[float]:
+    vals = vals[~np.isnan(vals)]
+    q = (1 - level) / 2
+    return [float(np.quantile(vals, q)), float(np.quantile(vals, 1 - q))]
+
+
+def test_pair_auroc_reference_by_hand():
+    # the reference itself, on pairs counted by hand: 3 wins + 1 tie of 4 pairs
+    assert _pair_auroc([1, 0, 1, 0], [0.5, 0.5, 0.7, 0.2]).tolist() == [0.875]
+    assert np.isnan(_pair_auroc([1, 1], [0.1, 0.2])[0])
+
+
+def test_binary_interval_is_the_percentile_bootstrap_of_the_given_seed():
+    # 1000 resamples of the 12 images with numpy's generator seeded as asked; pair counting per resample
+    s = np.array([0.1, 0.6, 0.3, 0.4, 0.8, 0.9, 0.2, 0.7, 0.35, 0.5, 0.45, 0.65])
+    y = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0])
+    for seed in (0, 5):
+        idx = np.random.default_rng(seed).integers(0, len(y), (1000, len(y)))
+        want = _percentile(_pair_auroc(y[idx], s[idx]), 0.95)
+        assert binary_metrics(y, s, 0.5, LABELS, "fractured", seed=seed)["auroc_ci95"] == pytest.approx(want, abs=1e-12)
+    idx = np.random.default_rng(2).integers(0, len(y), (200, len(y)))
+    assert bootstrap_auroc_ci(y, s, n=200, seed=2, level=0.8) == pytest.approx(
+        tuple(_percentile(_pair_auroc(y[idx], s[idx]), 0.8)), abs=1e-12
+    )
+
+
+def _macro_reference(y: np.ndarray, probs: np.ndarray, seed: int, n: int = 300) -> list[float]:
+    idx = np.random.default_rng(seed).integers(0, len(y), (n, len(y)))
+    per_class = np.stack([_pair_auroc(y[idx] == i, probs[idx, i]) for i in range(probs.shape[1])], axis=1)
+    rows = [np.mean(r[~np.isnan(r)]) for r in per_class if (~np.isnan(r)).any()]  # classes present in the resample
+    return _percentile(np.array(rows), 0.95)
+
+
+def test_multiclass_interval_is_the_bootstrap_of_the_mean_over_classes_present():
+    # class c has one image: many resamples miss it, and their mean runs over the other classes only
+    probs = np.array(
+        [
+            [0.6, 0.2, 0.1, 0.1],
+            [0.3, 0.4, 0.2, 0.1],
+            [0.2, 0.2, 0.5, 0.1],
+            [0.1, 0.5, 0.1, 0.3],
+            [0.25, 0.25, 0.1, 0.4],
+            [0.4, 0.1, 0.1, 0.4],
+            [0.1, 0.3, 0.3, 0.3],
+            [0.5, 0.3, 0.1, 0.1],
+            [0.2, 0.2, 0.2, 0.4],
+        ]
+    )
+    y = np.array([0, 1, 2, 1, 3, 0, 3, 1, 3])
+    m = multiclass_metrics(y, probs, list("abcd"))  # default seed 0
+    assert m["auroc_ci95"] == pytest.approx(_macro_reference(y, probs, 0), abs=1e-12)
+    assert multiclass_metrics(y, probs, list("abcd"), seed=3)["auroc_ci95"] == pytest.approx(
+        _macro_reference(y, probs, 3), abs=1e-12
+    )
+    assert "auroc_ci95" not in multiclass_metrics(y, probs, list("abcd"), ci=False)
+
+
+def test_auroc_rows_with_exactly_one_positive_or_one_negative():
+    from edge.core.metrics import _auroc_rows
+
+    y = np.array([[1, 0, 0, 0], [0, 1, 1, 1], [1, 0, 1, 0]], bool)
+    s = np.array([[0.3, 0.1, 0.4, 0.2], [0.3, 0.1, 0.4, 0.3], [0.3, 0.1, 0.4, 0.2]])
+    assert _auroc_rows(y, s).tolist() == pytest.approx(_pair_auroc(y, s).tolist())
+    assert _auroc_rows(y, s).tolist() == pytest.approx([2 / 3, 1.5 / 3, 1.0])
+
+
+def test_no_warnings_for_undefined_ratios_and_one_class_resamples():
+    # the module's promise: undefined figures are 0 or NaN, never a warning (a log full of them hides real ones)
+    from edge.core.metrics import _auroc_rows
+
+    probs3 = np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(_auroc_rows(np.array([[1, 1, 1], [0, 0, 0]], bool), np.ones((2, 3)))).all()
+        m = binary_metrics(np.array([1, 0, 1]), np.array([0.1, 0.2, 0.3]), 0.5, LABELS, "fractured")  # no positive calls
+        assert (m["precision"], m["per_class"]["fractured"]["f1"]) == (0.0, 0.0)
+        # class c is never predicted; three classes: the top-3 accuracy is 1 without asking sklearn
+        m = multiclass_metrics(np.array([0, 2, 1]), probs3, list("abc"))
+        assert m["per_class"]["c"]["precision"] == 0.0 and m["top3_accuracy"] == 1.0
+        # one class only: every AUROC and every resample is undefined
+        m = multiclass_metrics(np.array([1, 1, 1]), probs3, list("abc"))
+        assert np.isnan(m["auroc"]) and len(m["auroc_ci95"]) == 2 and np.isnan(m["auroc_ci95"]).all()
+        # class b holds every image: its specificity has no negatives and is 0, not NaN or 1
+        assert m["per_class"]["b"]["specificity"] == 0.0 and m["per_class"]["a"]["specificity"] == pytest.approx(1 / 3)
+
+
+def test_top3_counts_the_third_guess_and_allows_absent_classes():
+    # four classes, class d never the truth; image 1's truth is its 3rd guess, image 2's its 4th
+    probs = np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], [0.2, 0.5, 0.2, 0.1]])
+    y = np.array([0, 1, 0, 2])
+    m = multiclass_metrics(y, probs, list("abcd"), ci=False)
+    assert m["top3_accuracy"] == pytest.approx(3 / 4)  # top-2 would be 2 / 4
+
+
+def test_counts_are_integers_and_labels_are_kept():
+    # integer counts: the JSON report says 2, not 2.0
+    cm = confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0]), 2)
+    assert cm.dtype.kind == "i"
+    m = multiclass_metrics(np.array([0, 1, 2]), np.eye(3), list("abc"), ci=False)
+    assert m["confusion"] == {"labels": ["a", "b", "c"], "matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+    assert all(type(v) is int for row in m["confusion"]["matrix"] for v in row)
+
+
+def test_roc_curve_of_one_class_is_flat_with_descending_thresholds():
+    fpr, tpr, thr = roc_curve(np.zeros(4), np.array([0.1, 0.5, 0.3, 0.5]))
+    assert thr.tolist() == [np.inf, 0.5, 0.3, 0.1]
+    assert fpr.tolist() == tpr.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_bootstrap_of_no_images_is_nan():
+    lo, hi = bootstrap_auroc_ci(np.array([], int), np.array([]))
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_float32_scores_are_compared_in_float64():
+    # LiteRT gives float32; a threshold a hair above a score must not round onto it in float32
+    p = np.array([0.3, 0.9, 0.1], np.float32)
+    thr = float(p[0]) + 1e-12
+    assert np.float32(thr) == p[0]  # the trap: in float32 the two are equal
+    m = binary_metrics(np.array([1, 1, 0]), p, thr, LABELS, "fractured", ci=False)
+    assert m["confusion"]["matrix"] == [[1, 0], [1, 1]]
+
+
+def test_proportion_ci_is_the_exact_interval():
+    # Clopper-Pearson ends from the beta distribution (scipy.stats.beta), not binomtest
+    from scipy.stats import beta
+
+    for k, n, level in ((3, 10, 0.95), (7, 9, 0.8), (0, 4, 0.95), (5, 5, 0.9), (1, 1, 0.95)):
+        a = (1 - level) / 2
+        lo = beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
+        hi = beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
+        got = proportion_ci(k, n, level) if level != 0.95 else proportion_ci(k, n)
+        assert got == pytest.approx([lo, hi], abs=1e-9)
+        assert all(type(v) is float for v in got)
+    assert np.isnan(proportion_ci(0, 0)).all() and len(proportion_ci(0, 0)) == 2
+
+
+def _gap_reference(a, b, threshold, n, seed, level):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)  # set A is resampled first, then set B, from one generator
+    boots, points = [], []
+    for y, p in (a, b):
+        y, p = np.asarray(y, bool), np.asarray(p, np.float64)
+        idx = rng.integers(0, len(y), (n, len(y)))
+        yy, pp = y[idx], p[idx] >= threshold
+        npos, nneg = yy.sum(axis=1), (~yy).sum(axis=1)
+        sens = np.array([(yy[i] & pp[i]).sum() / npos[i] if npos[i] else np.nan for i in range(n)])
+        spec = np.array([(~yy[i] & ~pp[i]).sum() / nneg[i] if nneg[i] else np.nan for i in range(n)])
+        boots.append((_pair_auroc(yy, p[idx]), sens, spec))
+        pos, neg = p[y], p[~y]
+        points.append(
+            (
+                roc_auc_score(y, p) if len(pos) and len(neg) else np.nan,
+                np.mean(pos >= threshold) if len(pos) else np.nan,
+                np.mean(neg < threshold) if len(neg) else np.nan,
+            )
+        )
+    out = {}
+    for i, name in enumerate(("auroc", "sensitivity", "specificity")):
+        d = boots[1][i] - boots[0][i]
+        ci = _percentile(d, level) if (~np.isnan(d)).any() else [np.nan, np.nan]
+        out[name] = (points[1][i] - points[0][i], ci)
+    return out
+
+
+def _assert_gap(got, want):
+    for name, (diff, ci) in want.items():
+        assert set(got[name]) == {"difference", "ci"}
+        np.testing.assert_allclose(got[name]["difference"], diff, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got[name]["ci"], ci, rtol=0, atol=1e-12)
+        assert len(got[name]["ci"]) == 2
+
+
+def test_bootstrap_gap_against_an_independent_resampling():
+    from edge.core.metrics import bootstrap_gap
+
+    # scores exactly at the threshold (0.5) count as positive calls; the sets differ in size
+    a = (np.array([1, 1, 1, 0, 0, 0, 0, 1, 0, 1]), np.array([0.9, 0.5, 0.3, 0.5, 0.2, 0.1, 0.6, 0.7, 0.4, 0.45]))
+    b = (np.array([1, 0, 1, 0, 1, 0, 0, 1]), np.array([0.8, 0.3, 0.2, 0.5, 0.55, 0.5, 0.1, 0.5]))
+    got = bootstrap_gap(a, b, 0.5, n=300, seed=4, level=0.9)
+    assert (got["n_bootstrap"], got["level"]) == (300, 0.9)
+    _assert_gap(got, _gap_reference(a, b, 0.5, 300, 4, 0.9))
+    dflt = bootstrap_gap(a, b, 0.5)  # 1000 resamples, seed 0, 95 %
+    assert (dflt["n_bootstrap"], dflt["level"]) == (1000, 0.95)
+    _assert_gap(dflt, _gap_reference(a, b, 0.5, 1000, 0, 0.95))
+
+
+def test_bootstrap_gap_with_a_set_without_positives_and_float32_scores():
+    from edge.core.metrics import bootstrap_gap
+
+    p32 = np.array([0.3, 0.8, 0.1, 0.6, 0.2, 0.7], np.float32)
+    thr = float(p32[0]) + 1e-12  # equal to 0.3 in float32, above it in float64: 0.3 is a negative call
+    a = (np.array([0, 1, 0, 1, 0, 0]), p32)
+    b = (np.zeros(4, int), np.array([0.1, 0.4, 0.2, 0.35]))  # no positives: sensitivity and AUROC undefined
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = bootstrap_gap(a, b, thr, n=200, seed=1)
+        rev = bootstrap_gap(b, a, thr, n=200, seed=1)
+        no_neg = bootstrap_gap(a, (np.ones(3, int), np.array([0.9, 0.2, 0.3])), thr, n=100, seed=2)
+    want = _gap_reference(a, b, thr, 200, 1, 0.95)
+    _assert_gap(got, want)
+    _assert_gap(rev, _gap_reference(b, a, thr, 200, 1, 0.95))
+    assert np.isnan(got["auroc"]["difference"]) and np.isnan(got["sensitivity"]["ci"]).all()
+    # no negatives in B: specificity undefined; sensitivity 1 of 3 in B (0.3 in float64 is below) against 2 of 2 in A
+    assert np.isnan(no_neg["specificity"]["difference"]) and np.isnan(no_neg["specificity"]["ci"]).all()
+    assert len(no_neg["specificity"]["ci"]) == 2 and no_neg["sensitivity"]["difference"] == pytest.approx(1 / 3 - 1)
+    # specificity is defined on both sides: A calls 1 of 4 negatives positive (0.7; 0.3 is below the threshold),
+    # B 2 of 4 (0.4 and 0.35)
+    assert got["specificity"]["difference"] == pytest.approx(2 / 4 - 3 / 4)
+
+
+def test_binary_rate_intervals_are_exact_on_the_confusion_counts():
+    from scipy.stats import beta
+
+    # threshold 0.5: tp 3, fn 1, tn 3, fp 1 (the 0.5 negative is a positive call)
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.7, 0.5, 0.2, 0.5, 0.3, 0.1, 0.4])
+    m = binary_metrics(y, p, 0.5, LABELS, "fractured", ci=False)
+    want = [beta.ppf(0.025, 3, 2), beta.ppf(0.975, 4, 1)]  # 3 of 4, both rates
+    assert m["sensitivity_ci95"] == pytest.approx(want, abs=1e-9)
+    assert m["specificity_ci95"] == pytest.approx(want, abs=1e-9)
+    m = binary_metrics(y, p, 0.35, LABELS, "fractured", ci=False)  # tp 3 of 4, tn 2 of 4
+    assert m["specificity_ci95"] == pytest.approx([beta.ppf(0.025, 2, 3), beta.ppf(0.975, 3, 2)], abs=1e-9)
+
+
+def test_compute_metrics_defaults_and_its_binary_fields():
+    labels = ["not_fractured", "fractured"]
+    probs = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.9, 0.1], [0.45, 0.55], [0.7, 0.3]])
+    y_idx = np.array([1, 1, 0, 0, 1, 0])
+    m = compute_metrics(y_idx, probs, labels, "binary", "fractured")  # threshold 0.5, interval on
+    assert m["threshold"] == 0.5 and m["positive_label"] == "fractured"
+    assert m["confusion"] == {"labels": ["not_fractured", "fractured"], "matrix": [[2, 1], [1, 2]]}
+    assert set(m["per_class"]) == {"fractured", "not_fractured"} and m["per_class"]["fractured"]["recall"] == 2 / 3
+    y = y_idx == 1
+    idx = np.random.default_rng(0).integers(0, 6, (1000, 6))
+    assert m["auroc_ci95"] == pytest.approx(_percentile(_pair_auroc(y[idx], probs[idx, 1]), 0.95), abs=1e-12)
+    assert "auroc_ci95" not in compute_metrics(y_idx, probs, labels, "binary", "fractured", ci=False)
+    with pytest.raises(ValueError, match=r"^a binary task needs its positive label$"):
+        compute_metrics(y_idx, probs, labels, "binary")
+
+
+def test_float32_confidence_is_binned_by_its_exact_value():
+    # float32(0.7) is 0.69999998807907...: below 0.7, so in the 0.6 bin (in float32 arithmetic 0.7 * 10 rounds to 7)
+    conf = np.array([0.7, 0.9], np.float32)
+    cal = calibration(conf, np.array([1.0, 0.0]))
+    assert [(r["lo"], r["n"]) for r in cal["bins"]] == [(0.6, 1), (0.8, 1)]
+
+
+def test_compute_metrics_multiclass_passes_the_interval_switch():
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.3, 0.3, 0.4]])
+    y = np.array([0, 1, 2, 1, 2])
+    assert compute_metrics(y, probs, list("abc"), "multiclass")["auroc_ci95"] == pytest.approx(
+        _macro_reference(y, probs, 0), abs=1e-12
+    )
+    assert "auroc_ci95" not in compute_metrics(y, probs, list("abc"), "multiclass", ci=False)
