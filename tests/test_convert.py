@@ -58,7 +58,14 @@ def test_other_precisions_custom_arch(precision, tmp_path, fracatlas):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "arch,precision", [("vgg16", "fp16"), ("vgg16", "dynamic"), ("resnet50", "fp16"), ("resnet50", "dynamic")]
+    "arch,precision",
+    [
+        ("vgg16", "fp16"),
+        ("vgg16", "dynamic"),
+        # ResNet50's conversions take minutes each: .ci/run runs them in its heavy step
+        pytest.param("resnet50", "fp16", marks=pytest.mark.heavy),
+        pytest.param("resnet50", "dynamic", marks=pytest.mark.heavy),
+    ],
 )
 def test_fp16_and_dynamic_backbones(arch, precision, tmp_path, fracatlas):
     b = make_bundle(tmp_path / "b", fracatlas, arch=arch, size=32, spread=False)
@@ -70,7 +77,7 @@ def test_fp16_and_dynamic_backbones(arch, precision, tmp_path, fracatlas):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["custom", "vgg16", "resnet50"])
+@pytest.mark.parametrize("arch", ["custom", "vgg16", pytest.param("resnet50", marks=pytest.mark.heavy)])
 def test_int8_all_architectures(arch, tmp_path, fracatlas):
     b = make_bundle(tmp_path / "b", fracatlas, arch=arch, size=32, spread=arch == "custom")
     c = ct.convert_bundle(b, "int8", out=tmp_path / "m.tflite", debug=False, report=False)
