@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 import tracemalloc
 import zlib
 from collections.abc import Callable
@@ -204,7 +205,7 @@ def voi_lut(x: np.ndarray, first: int, lut: list[int], bits: int) -> np.ndarray:
     return np.asarray(lut, np.float64)[idx] * 255.0 / (2**bits - 1)
 
 
-@pytest.mark.parametrize("bits", [8, 12, 16])
+@pytest.mark.parametrize("bits", [8, 10, 12, 16])  # PS3.3 C.8.11.3.1.5: 8 or 10-16 bits per entry
 def test_voi_lut_sequence_by_the_standard(bits):
     top = 2**bits - 1
     lut = [0, top // 7, top // 3, top // 2, top]
@@ -250,6 +251,9 @@ def test_empty_voi_lut_sequence_means_no_lut():
         ([4, 0, 8], None, "DICOM VOI LUT sequence item is empty or incomplete"),
         (None, [0, 1, 2, 3], "DICOM VOI LUT sequence item is empty or incomplete"),
         ([4, 0, 0], [0, 1, 2, 3], "DICOM VOI LUT descriptor has an invalid bit depth"),
+        ([4, 0, 1], [0, 1, 1, 0], "DICOM VOI LUT descriptor has an invalid bit depth"),
+        ([4, 0, 7], [0, 1, 2, 3], "DICOM VOI LUT descriptor has an invalid bit depth"),
+        ([4, 0, 9], [0, 1, 2, 3], "DICOM VOI LUT descriptor has an invalid bit depth"),
         ([4, 0, 17], [0, 1, 2, 3], "DICOM VOI LUT descriptor has an invalid bit depth"),
         ([10, 0, 8], [0, 1, 2, 3], r"DICOM display fields cannot be applied \(IndexError\)"),  # 10 entries declared, 4 given
     ],
@@ -257,6 +261,17 @@ def test_empty_voi_lut_sequence_means_no_lut():
 def test_bad_voi_lut_is_a_named_error(desc, lut, message):
     px = np.arange(12, dtype=np.uint16).reshape(3, 4)
     error(dicom_bytes(px, VOILUTSequence=voi(desc, lut)), message + "$")
+
+
+def test_non_numeric_voi_lut_descriptor_is_a_named_error():
+    def put(ds: Dataset) -> None:  # a broken writer's descriptor: text, with a word where the bit depth goes
+        item = Dataset()
+        item.add_new(0x00283002, "LO", ["4", "0", "bits"])
+        item.add_new(0x00283006, "US", [0, 1, 2, 3])
+        ds.VOILUTSequence = Sequence([item])
+
+    px = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    error(dicom_bytes(px, VOILUTSequence=put), "DICOM VOI LUT descriptor is not numeric$")
 
 
 # --- fields that are not what they claim ---------------------------------------------------------
@@ -461,27 +476,78 @@ def test_corrupt_deflate_stream_is_a_named_error():
 
 
 # --- JPEG Extended 12-bit (imagecodecs) -------------------------------------------------------------
-def test_jpeg_extended_12_bit_matches_pydicoms_reference_values():
+def jpeg_extended(frames: list[bytes] | None = None, bot: bool = True, fragments: int = 1) -> bytes:
+    """pydicom's JPGExtended.dcm (one 12-bit frame), or the same header over ``frames`` (encapsulated,
+    each frame in ``fragments`` fragments, with or without a Basic Offset Table)."""
     import pydicom
     from pydicom.data import get_testdata_file
+    from pydicom.encaps import encapsulate
+
+    path = get_testdata_file("JPGExtended.dcm")
+    if frames is None:
+        return Path(path).read_bytes()
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate(frames, fragments_per_frame=fragments, has_bot=bot)
+    ds.NumberOfFrames = len(frames)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def jpeg_extended_frame() -> bytes:
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import generate_frames
+
+    return next(generate_frames(pydicom.dcmread(get_testdata_file("JPGExtended.dcm")).PixelData, number_of_frames=1))
+
+
+def test_jpeg_extended_12_bit_matches_pydicoms_reference_values():
+    import pydicom
 
     from edge.core.dicom import _pixels
 
-    path = get_testdata_file("JPGExtended.dcm")
-    ds = pydicom.dcmread(path)
-    stored = _pixels(ds, "JPGExtended.dcm")
+    stored = _pixels(pydicom.dcmread(io.BytesIO(jpeg_extended())), "JPGExtended.dcm", 1)
     # pydicom's pixel reference for this file (JPGE_16_12_1_0_1F_M2): arr[420, 140] == 244, arr[230, 120] == 95
     assert stored.shape == (1024, 256) and stored[420, 140] == 244 and stored[230, 120] == 95
-    d = decode_bytes(Path(path).read_bytes(), name="jpgext.dcm")
+    d = decode_bytes(jpeg_extended(), name="jpgext.dcm")
     np.testing.assert_allclose(d.pixels, stretch(stored))
     # the same 12-bit frame twice in a two-frame file: the frames are split, the second is picked on request
-    from pydicom.encaps import encapsulate, generate_frames
-
-    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    ds.PixelData = encapsulate([frame, frame])
-    ds.NumberOfFrames = 2
-    buf = io.BytesIO()
-    ds.save_as(buf)
-    two = decode_bytes(buf.getvalue(), name="two.dcm", frame=1)
+    frame = jpeg_extended_frame()
+    two = decode_bytes(jpeg_extended([frame, frame]), name="two.dcm", frame=1)
     assert two.frames == 2
     np.testing.assert_allclose(two.pixels, d.pixels)
+    # two fragments per frame and no offset table: only NumberOfFrames tells where a frame ends
+    split = decode_bytes(jpeg_extended([frame, frame], bot=False, fragments=2), name="split.dcm", frame=0)
+    assert split.frames == 2
+    np.testing.assert_allclose(split.pixels, d.pixels)
+
+
+def test_corrupt_jpeg_extended_frame_is_a_named_error():
+    error(jpeg_extended([b"\xff\xd8" + b"\0" * 100]), r"DICOM pixel data cannot be decoded \(Jpeg8Error\)$")
+
+
+def test_jpeg_extended_without_imagecodecs_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # what `import imagecodecs` meets when it is not installed
+    e = error(jpeg_extended(), r"no decoder installed for DICOM transfer syntax 1\.2\.840\.10008\.1\.2\.4\.51 \(12-bit JPEG\)$")
+    assert e.hint == "install the DICOM decoders: pip install 'fracture-edge[dicom]'"
+
+
+# --- pydicom kept quiet: its log records and warnings quote element values ---------------------------
+def test_pydicom_logger_and_warnings_are_silenced():
+    import logging
+    import warnings
+
+    from edge.core.dicom import _import_pydicom
+
+    logger = logging.getLogger("pydicom")
+    logger.setLevel(logging.DEBUG)  # what pydicom's own import leaves behind
+    logger.addHandler(logging.StreamHandler())
+    logger.propagate = True
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert _import_pydicom().__name__ == "pydicom"
+        for module in ("pydicom", "pydicom.pixels.processing", "edge.core.dicom", "edge.core.dicomx", "edge.core.imageio"):
+            warnings.warn_explicit("value 'DOE^JOHN'", UserWarning, "f.py", 1, module=module)
+    assert sorted(str(w.message) + " " + str(w.filename) for w in seen) == ["value 'DOE^JOHN' f.py"] * 2
+    assert not logger.isEnabledFor(logging.CRITICAL) and not logger.handlers and logger.propagate is False

@@ -151,7 +151,7 @@ def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEF
     idx = n_frames // 2 if frame is None else frame
     if not 0 <= idx < n_frames:
         raise ImageReadError(f"frame {idx} out of range (the file has {n_frames})", name)
-    arr = _pixels(ds, name)
+    arr = _pixels(ds, name, n_frames)
     if n_frames > 1:
         if arr.shape[0] != n_frames:
             raise ImageReadError("DICOM NumberOfFrames does not match the pixel data", name)
@@ -165,7 +165,7 @@ def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEF
         raise ImageReadError(f"DICOM display fields cannot be applied ({type(e).__name__})", name) from None
 
 
-def _pixels(ds: Any, name: str) -> np.ndarray:
+def _pixels(ds: Any, name: str, n_frames: int) -> np.ndarray:
     meta = getattr(ds, "file_meta", None)
     tsyntax = str(_field(meta, "TransferSyntaxUID") or "?") if meta is not None else "?"
     try:
@@ -173,7 +173,7 @@ def _pixels(ds: Any, name: str) -> np.ndarray:
     except Exception as e:
         msg = str(e)
         if tsyntax == JPEG_EXTENDED and "12-bit" in msg:  # no permissive pydicom plugin decodes these
-            return _jpeg12_frames(ds, name)
+            return _jpeg12_frames(ds, name, n_frames)
         if "missing dependencies" in msg or "no pixel data handlers" in msg.lower() or "plugin" in msg.lower():
             raise ImageReadError(
                 f"no decoder installed for DICOM transfer syntax {tsyntax}", name, f"install the DICOM decoders: {DICOM_EXTRA}"
@@ -181,7 +181,7 @@ def _pixels(ds: Any, name: str) -> np.ndarray:
         raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__})", name) from None
 
 
-def _jpeg12_frames(ds: Any, name: str) -> np.ndarray:
+def _jpeg12_frames(ds: Any, name: str, n: int) -> np.ndarray:
     """JPEG Extended 12-bit through imagecodecs (BSD, libjpeg-turbo 3): pydicom's gdcm plugin refuses
     12-bit and the plugin that takes it (pylibjpeg-libjpeg) is GPL-3."""
     try:
@@ -194,7 +194,6 @@ def _jpeg12_frames(ds: Any, name: str) -> np.ndarray:
         ) from None
     from pydicom.encaps import generate_frames
 
-    n = _number(ds, "NumberOfFrames", name, 1, int)
     try:
         frames = [imagecodecs.jpeg8_decode(f) for f in generate_frames(ds.PixelData, number_of_frames=n)]
     except Exception as e:
@@ -236,7 +235,7 @@ def _voi_bits(item: Any, name: str) -> int:
         bits = int(desc[2])
     except (TypeError, ValueError):
         raise ImageReadError("DICOM VOI LUT descriptor is not numeric", name) from None
-    if not 1 <= bits <= 16:
+    if bits != 8 and not 10 <= bits <= 16:  # PS3.3 C.8.11.3.1.5; pydicom raises NotImplementedError for the rest
         raise ImageReadError("DICOM VOI LUT descriptor has an invalid bit depth", name)
     return bits
 
