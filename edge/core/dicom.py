@@ -85,6 +85,7 @@ def _text(ds: Any, keyword: str, default: str) -> str:
 # --- reading the dataset ---------------------------------------------------------------------
 def _inflate_capped(body: bytes, name: str, cap: int) -> bytes:
     """Raw-deflate ``body`` in chunks, refusing as soon as the output passes ``cap``."""
+    too_large = ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
     d = zlib.decompressobj(-zlib.MAX_WBITS)
     out = bytearray()
     buf = body
@@ -92,13 +93,13 @@ def _inflate_capped(body: bytes, name: str, cap: int) -> bytes:
         while buf and not d.eof:  # after the end of the stream only padding follows (it would stay the tail forever)
             out += d.decompress(buf, 1 << 20)
             if len(out) > cap:
-                raise ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
+                raise too_large
             buf = d.unconsumed_tail
-        out += d.flush()
+        out += d.flush()  # what zlib still holds once the input is used up (less than its window)
     except zlib.error:
         raise ImageReadError("deflated DICOM data is corrupt", name) from None
     if len(out) > cap:
-        raise ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
+        raise too_large
     return bytes(out)
 
 
