@@ -164,6 +164,13 @@ def test_grey_pixels_labelled_rgb_are_displayed_as_grey():
     np.testing.assert_allclose(d.pixels, stretch(px))
 
 
+def test_a_multi_valued_photometric_interpretation_is_a_named_error():
+    # VM 1 in the standard; pydicom decodes no pixels under two labels (so the label is read only as a str)
+    px = np.array([[10, 20], [30, 50]], np.uint8)
+    data = dicom_bytes(px, PhotometricInterpretation=["MONOCHROME1", "MONOCHROME2"])
+    error(data, r"DICOM pixel data cannot be decoded \(TypeError\)$")
+
+
 # --- grey: rescale, windows, VOI LUT, MONOCHROME1 -----------------------------------------------
 def linear_window(x: np.ndarray, c: float, w: float) -> np.ndarray:
     """PS3.3 C.11.2.1.2.1, onto 0..255: below c - 0.5 - (w-1)/2 -> 0, above c - 0.5 + (w-1)/2 -> 255."""

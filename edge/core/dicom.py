@@ -206,9 +206,8 @@ def _to_display(ds: Any, arr: np.ndarray, photometric: str, name: str) -> np.nda
     from pydicom.pixels import apply_voi_lut
 
     if arr.ndim == 3:  # three samples per pixel (pydicom 3 has converted YBR to RGB); the label is not trusted
-        if arr.dtype != np.uint8:
-            arr = _minmax(arr.astype(np.float64)).astype(np.uint8)
-        return np.asarray(arr, dtype=np.uint8)
+        # wider samples: stretched over all channels together, truncated to uint8
+        return arr if arr.dtype == np.uint8 else np.asarray(_minmax(arr), dtype=np.uint8)
     slope = _number(ds, "RescaleSlope", name, 1.0)
     intercept = _number(ds, "RescaleIntercept", name, 0.0)
     values = arr.astype(np.float64) * slope + intercept
