@@ -28,7 +28,7 @@ from edge.core.errors import ImageReadError
 from edge.core.imageio import decode_bytes
 from edge.core.limits import MB, Limits
 
-HTJ2K = "1.2.840.10008.1.2.4.201"  # a transfer syntax no installed pydicom plugin decodes
+HTJ2K = "1.2.840.10008.1.2.4.201"  # decoded by pylibjpeg only (the dicom extra)
 
 
 def dicom_bytes(
@@ -291,7 +291,10 @@ def test_non_numeric_voi_lut_descriptor_is_a_named_error():
         ({"RescaleIntercept": raw(0x00281052, "DS", b"NaN ")}, "DICOM field RescaleIntercept is not a finite number"),
         ({"RescaleSlope": raw(0x00281053, "DS", b"inf ")}, "DICOM field RescaleSlope is not a finite number"),
         ({"NumberOfFrames": raw(0x00280008, "IS", b"2.5 ")}, "DICOM field NumberOfFrames is not a whole number"),
+        ({"Rows": raw(0x00280010, "DS", b"tall")}, "DICOM field Rows is not a number"),
+        ({"Columns": raw(0x00280011, "DS", b"wide")}, "DICOM field Columns is not a number"),
         ({"Rows": None}, "DICOM Rows/Columns missing or unreadable"),
+        ({"Columns": None}, "DICOM Rows/Columns missing or unreadable"),
         ({"Columns": 0}, "DICOM Rows/Columns missing or unreadable"),
         ({"SamplesPerPixel": 5}, "DICOM SamplesPerPixel/BitsAllocated not supported"),
         ({"SamplesPerPixel": 0}, "DICOM SamplesPerPixel/BitsAllocated not supported"),
@@ -317,16 +320,45 @@ def test_unreadable_dataset_is_a_named_error():
     error(data[: 132 + 9], r"unreadable DICOM \(\w+\)$")  # cut inside the first meta element (its 12 bytes)
 
 
-def test_transfer_syntax_without_a_decoder_names_the_extra():
-    px = np.zeros((4, 4), np.uint8)
+def test_transfer_syntax_without_a_decoder_names_the_extra(monkeypatch):
+    # HTJ2K is decoded only by pylibjpeg (the dicom extra): re-register that plugin as not installed, which is
+    # what pydicom does when pylibjpeg-openjpeg is absent, and restore it afterwards
+    import pydicom.pixels.decoders.pylibjpeg as plugin
+    from pydicom.encaps import encapsulate
+    from pydicom.pixels import get_decoder
 
     def encapsulated(ds: Dataset) -> None:
-        from pydicom.encaps import encapsulate
-
         ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 40])
 
-    e = error(dicom_bytes(px, tsyntax=HTJ2K, PixelData=encapsulated), f"no decoder installed for DICOM transfer syntax {HTJ2K}$")
-    assert e.hint == "install the DICOM decoders: pip install 'fracture-edge[dicom]'"
+    data = dicom_bytes(np.zeros((4, 4), np.uint8), tsyntax=HTJ2K, PixelData=encapsulated)
+    decoder, where = get_decoder(HTJ2K), ("pydicom.pixels.decoders.pylibjpeg", "_decode_frame")
+    decoder.remove_plugin("pylibjpeg")
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(plugin, "is_available", lambda uid: False)
+            decoder.add_plugin("pylibjpeg", where)
+        e = error(data, f"no decoder installed for DICOM transfer syntax {HTJ2K}$")
+        assert e.hint == "install the DICOM decoders: pip install 'fracture-edge[dicom]'"
+    finally:
+        decoder.remove_plugin("pylibjpeg")
+        decoder.add_plugin("pylibjpeg", where)
+    # with the plugin back, the same bytes are bad data for an installed decoder
+    error(data, r"DICOM pixel data cannot be decoded \(RuntimeError\)$")
+
+
+def test_a_decoder_that_fails_on_the_data_is_a_decoding_error_not_a_missing_decoder():
+    # JPEG 2000 decoders are installed (Pillow's openjpeg): a broken codestream is bad data, with no install hint
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    def broken(ds: Dataset) -> None:
+        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 40])  # SOC, then a truncated SIZ marker
+
+    e = error(
+        dicom_bytes(np.zeros((4, 4), np.uint8), tsyntax=JPEG2000Lossless, PixelData=broken),
+        r"DICOM pixel data cannot be decoded \(RuntimeError\)$",
+    )
+    assert e.hint is None
 
 
 # --- bit depths and budgets at exactly their limits ----------------------------------------------
@@ -534,6 +566,20 @@ def test_jpeg_extended_12_bit_matches_pydicoms_reference_values():
 
 def test_corrupt_jpeg_extended_frame_is_a_named_error():
     error(jpeg_extended([b"\xff\xd8" + b"\0" * 100]), r"DICOM pixel data cannot be decoded \(Jpeg8Error\)$")
+
+
+def test_a_broken_8_bit_jpeg_extended_file_is_left_to_pydicom():
+    # only 12-bit samples go to imagecodecs: an 8-bit file is pydicom's to decode, and here its decoders fail
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(get_testdata_file("JPGExtended.dcm"))
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([b"\xff\xd8" + b"\0" * 100])
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    error(buf.getvalue(), r"DICOM pixel data cannot be decoded \(RuntimeError\)$")  # imagecodecs would say Jpeg8Error
 
 
 def test_jpeg_extended_without_imagecodecs_names_the_extra(monkeypatch):

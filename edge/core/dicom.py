@@ -61,8 +61,8 @@ def _number(ds: Any, keyword: str, name: str, default: float | None = None, kind
     if raw is None:
         return default
     if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
-        raw = raw[0] if len(raw) else None
-        if raw is None:
+        raw = raw[0]  # never empty: _field returns None for an empty value
+        if raw is None:  # an empty first value (a DS of "\\40")
             return default
     try:
         value = float(raw)
@@ -130,8 +130,8 @@ def _read_dataset(data: bytes, name: str, limits: Limits) -> Any:
 
 def _check_size(ds: Any, name: str, limits: Limits) -> tuple[int, int]:
     """Rows, Columns, frames and sample size from the header; refused before any pixel is decoded."""
-    rows = _number(ds, "Rows", name, 0, int)
-    cols = _number(ds, "Columns", name, 0, int)
+    rows = _number(ds, "Rows", name, kind=int)
+    cols = _number(ds, "Columns", name, kind=int)
     frames = _number(ds, "NumberOfFrames", name, 1, int)
     samples = _number(ds, "SamplesPerPixel", name, 1, int)
     bits = _number(ds, "BitsAllocated", name, 8, int)
@@ -167,15 +167,16 @@ def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEF
 
 
 def _pixels(ds: Any, name: str, n_frames: int) -> np.ndarray:
-    meta = getattr(ds, "file_meta", None)
-    tsyntax = str(_field(meta, "TransferSyntaxUID") or "?") if meta is not None else "?"
+    tsyntax = str(_field(ds.file_meta, "TransferSyntaxUID") or "?")  # a FileDataset: file_meta may be empty, never absent
     try:
         return ds.pixel_array
     except Exception as e:
         msg = str(e)
         if tsyntax == JPEG_EXTENDED and "12-bit" in msg:  # no permissive pydicom plugin decodes these
             return _jpeg12_frames(ds, name, n_frames)
-        if "missing dependencies" in msg or "no pixel data handlers" in msg.lower() or "plugin" in msg.lower():
+        # pydicom 3: "... plugins are missing dependencies"; a decoder that is installed but fails on the data
+        # says "exceptions were raised by all available plugins" and is a decoding error, not a missing decoder
+        if "missing dependencies" in msg:
             raise ImageReadError(
                 f"no decoder installed for DICOM transfer syntax {tsyntax}", name, f"install the DICOM decoders: {DICOM_EXTRA}"
             ) from None
