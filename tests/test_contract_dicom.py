@@ -297,6 +297,10 @@ def test_non_numeric_voi_lut_descriptor_is_a_named_error():
         ({"Columns": None}, "DICOM Rows/Columns missing or unreadable"),
         ({"Columns": 0}, "DICOM Rows/Columns missing or unreadable"),
         ({"SamplesPerPixel": 5}, "DICOM SamplesPerPixel/BitsAllocated not supported"),
+        ({"SamplesPerPixel": 4}, "DICOM SamplesPerPixel/BitsAllocated not supported"),
+        ({"SamplesPerPixel": 2}, "DICOM SamplesPerPixel/BitsAllocated not supported"),
+        ({"SamplesPerPixel": raw(0x00280002, "DS", b"one ")}, "DICOM field SamplesPerPixel is not a number"),
+        ({"BitsAllocated": raw(0x00280100, "DS", b"8bit")}, "DICOM field BitsAllocated is not a number"),
         ({"SamplesPerPixel": 0}, "DICOM SamplesPerPixel/BitsAllocated not supported"),
         ({"BitsAllocated": 12}, "DICOM SamplesPerPixel/BitsAllocated not supported"),
         ({"PixelData": b"\0" * 10}, r"DICOM pixel data cannot be decoded \(ValueError\)"),
@@ -306,6 +310,14 @@ def test_non_numeric_voi_lut_descriptor_is_a_named_error():
 def test_bad_field_is_a_named_error(fields, message):
     px = np.tile(np.arange(0, 64, 4, dtype=np.uint16), (4, 1))
     error(dicom_bytes(px, **fields), message + "$")
+
+
+@pytest.mark.parametrize("missing", ["SamplesPerPixel", "BitsAllocated"])
+def test_a_missing_sample_field_counts_as_one_byte_in_the_budget_and_pydicom_refuses_it(missing):
+    # Type 1 fields: the budget reads a missing one as one 8-bit sample, then pydicom cannot decode the pixels
+    data = dicom_bytes(np.arange(20, dtype=np.uint8).reshape(4, 5), **{missing: None})
+    error(data, r"DICOM pixel data cannot be decoded \(AttributeError\)$", limits=Limits(max_decoded_bytes=20))
+    error(data, "image too large", limits=Limits(max_decoded_bytes=19))
 
 
 def test_zero_frames_is_read_as_one():

@@ -137,7 +137,8 @@ def _check_size(ds: Any, name: str, limits: Limits) -> tuple[int, int]:
     bits = _number(ds, "BitsAllocated", name, 8, int)
     if not rows or not cols:
         raise ImageReadError("DICOM Rows/Columns missing or unreadable", name)
-    if not 1 <= samples <= 4 or bits not in (1, 8, 16, 32, 64):
+    # PS3.3 C.7.6.3.1.1: 1 or 3 samples (4, ARGB/CMYK, is retired and pydicom cannot decode it)
+    if samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
         raise ImageReadError("DICOM SamplesPerPixel/BitsAllocated not supported", name)
     check_budget(name, cols, rows, samples, max(bits // 8, 1), max(frames, 1), limits)
     return max(frames, 1), samples
