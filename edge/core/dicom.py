@@ -110,15 +110,12 @@ def _read_dataset(data: bytes, name: str, limits: Limits) -> Any:
 
     try:
         fp = io.BytesIO(data)
-        preamble = read_preamble(fp, False)
-        meta = read_file_meta_info(fp) if preamble is not None else None
-        tsyntax = str(_field(meta, "TransferSyntaxUID") or "") if meta is not None else ""
-        if tsyntax == DEFLATED:
+        read_preamble(fp, False)  # raises on a file without the DICM prefix, as dcmread would
+        meta = read_file_meta_info(fp)
+        if _field(meta, "TransferSyntaxUID") == DEFLATED:
             body = _inflate_capped(data[fp.tell() :], name, limits.max_decoded_bytes + (1 << 20))
             ds = read_dataset(io.BytesIO(body), is_implicit_VR=False, is_little_endian=True)
-            ds = pydicom.dataset.FileDataset(
-                name, ds, preamble=preamble, file_meta=meta, is_implicit_VR=False, is_little_endian=True
-            )
+            ds.file_meta = meta  # the pixel decoders read the transfer syntax from here
         else:
             ds = pydicom.dcmread(io.BytesIO(data))
     except ImageReadError:
