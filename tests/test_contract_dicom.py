@@ -320,6 +320,18 @@ def test_a_missing_sample_field_counts_as_one_byte_in_the_budget_and_pydicom_ref
     error(data, "image too large", limits=Limits(max_decoded_bytes=19))
 
 
+def test_the_middle_frame_is_the_default_and_a_frame_beyond_the_file_is_a_named_error():
+    px = np.zeros((4, 2, 5), np.uint8)
+    for f in range(4):
+        px[f, 0, f] = 200  # frame f: one bright pixel in column f
+    data = dicom_bytes(px, NumberOfFrames=4)
+    d = decode_bytes(data, name="m.dcm")
+    assert d.frames == 4 and np.argmax(d.pixels[0]) == 2 and d.pixels.max() > 254  # frame 4 // 2 = 2
+    assert np.argmax(decode_bytes(data, name="m.dcm", frame=3).pixels[0]) == 3
+    error(data, r"frame 4 out of range \(the file has 4\)$", frame=4)
+    error(data, r"frame -1 out of range \(the file has 4\)$", frame=-1)
+
+
 def test_zero_frames_is_read_as_one():
     px = np.array([[0, 5], [10, 20]], np.uint8)
     d = decode_bytes(dicom_bytes(px, NumberOfFrames=0), name="z.dcm")
@@ -574,6 +586,17 @@ def test_jpeg_extended_12_bit_matches_pydicoms_reference_values():
     split = decode_bytes(jpeg_extended([frame, frame], bot=False, fragments=2), name="split.dcm", frame=0)
     assert split.frames == 2
     np.testing.assert_allclose(split.pixels, d.pixels)
+
+
+def test_jpeg_extended_with_fewer_frames_than_declared_is_a_named_error():
+    import pydicom
+
+    frame = jpeg_extended_frame()
+    ds = pydicom.dcmread(io.BytesIO(jpeg_extended([frame, frame])))
+    ds.NumberOfFrames = 3
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    error(buf.getvalue(), "DICOM NumberOfFrames does not match the pixel data$")
 
 
 def test_corrupt_jpeg_extended_frame_is_a_named_error():
