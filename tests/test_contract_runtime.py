@@ -291,48 +291,57 @@ def test_argb_of_float_and_grey_pixels():
     assert argb_to_rgb(to_argb(rgba)).tolist() == [[[1, 2, 3]]]
 
 
+def check_int8_case(d: Path, case: dict, px: np.ndarray, m: EdgeModel, threshold: float) -> None:
+    """Every file of one case of an int8-in, int8-out binary model, against what the phone must compute:
+    the canvas, x = canvas / 255, q = canvas - 128 (scale 1/255, zero-point -128), P = (raw - zp) * scale."""
+    stem, key = case["name"], f"m0-{m.precision}"
+    assert set(case) == {"name", "width", "height", "argb", "letterbox_u8", "input_f32", "input_q", "output_raw", "expected"}
+    assert (case["height"], case["width"]) == px.shape[:2]
+    assert (case["argb"], case["letterbox_u8"], case["input_f32"], case["input_q"], case["output_raw"]) == (
+        f"{stem}.argb.bin",
+        f"{key}-{stem}.u8.bin",
+        f"{key}-{stem}.f32.bin",
+        f"{key}-{stem}.q.bin",
+        f"{key}-{stem}.out.bin",
+    )
+    c = letterbox_u8(px, m.preprocess_spec)
+    assert (d / case["letterbox_u8"]).read_bytes() == c.tobytes()
+    q = np.frombuffer((d / case["input_q"]).read_bytes(), np.int8)
+    np.testing.assert_array_equal(q.astype(np.int16), c.reshape(-1).astype(np.int16) - 128)
+    x = np.frombuffer((d / case["input_f32"]).read_bytes(), "<f4")
+    np.testing.assert_allclose(x, c.reshape(-1) / 255.0, rtol=1e-6)
+    raw = np.frombuffer((d / case["output_raw"]).read_bytes(), np.int8)
+    out = m.spec.output
+    assert raw.shape == (1,) and set(case["expected"]) == {"probabilities", "label", "decision"}
+    p = case["expected"]["probabilities"]
+    assert list(p) == ["fractured", "not_fractured"]
+    assert p["fractured"] == pytest.approx((int(raw[0]) - out.zero_point) * out.scale, abs=1e-6)
+    assert p["not_fractured"] == pytest.approx(1 - p["fractured"], abs=1e-6)
+    decision = p["fractured"] >= threshold
+    assert case["expected"]["decision"] is decision
+    assert case["expected"]["label"] == ("fractured" if decision else "not_fractured")
+
+
 def test_vectors_of_an_int8_io_model_with_the_threshold_at_a_score(rt_int8, fracatlas, tmp_path):
-    images = sorted((fracatlas / "test" / "fractured").glob("*.jpg"))[:8]
-    good = []
-    for p in images:
-        try:
-            read_image(p)
-            good.append(p)
-        except EdgeError:
-            continue
-    images = good[:2]
+    images = _readable(fracatlas, 2)
     m0 = EdgeModel.load(rt_int8)
     u8 = letterbox_u8(read_image(images[0]).pixels, m0.preprocess_spec)
     p0 = float(m0.predict_canvases(u8[None])[0, 0])
     # the threshold is exactly the first image's score: it must be called fractured (>=)
     m = EdgeModel.load(with_spec(rt_int8, tmp_path / "thr.tflite", threshold=p0))
-    entries = write_vectors(m, images, tmp_path / "vec")
+    # no size or spec variants: the two-model test below holds those
+    entries = write_vectors(m, images, tmp_path / "vec", spec_variants=False, size_variants=False)
     d = tmp_path / "vec"
-    assert json.loads((d / "manifest.json").read_text()) == entries
-    manifest = entries[0]  # the model's set first, then preprocessing-only specs
+    assert json.loads((d / "manifest.json").read_text()) == entries and len(entries) == 1
+    manifest = entries[0]
     assert manifest["tolerance"] == TOLERANCE and manifest["model_sha256"] == m.sha256
     assert manifest["spec"] == m.spec.to_dict() and manifest["spec"]["threshold"] == p0
-    assert [c["name"] for c in manifest["cases"][:2]] == [p.stem for p in images]
+    assert [c["name"] for c in manifest["cases"]] == [p.stem for p in images]
     first = manifest["cases"][0]
     assert first["expected"]["decision"] is True and first["expected"]["label"] == "fractured"
     assert first["expected"]["probabilities"]["fractured"] == pytest.approx(p0, abs=1e-7)
-    for case, path in zip(manifest["cases"][: len(images)], images, strict=True):
-        px = read_image(path).pixels
-        assert (case["height"], case["width"]) == px.shape[:2]
-        c = letterbox_u8(px, m.preprocess_spec)
-        assert (d / case["letterbox_u8"]).read_bytes() == c.tobytes()
-        q = np.frombuffer((d / case["input_q"]).read_bytes(), np.int8)
-        np.testing.assert_array_equal(q.astype(np.int16), c.reshape(-1).astype(np.int16) - 128)
-        x = np.frombuffer((d / case["input_f32"]).read_bytes(), "<f4")
-        np.testing.assert_allclose(x, c.reshape(-1) / 255.0, rtol=1e-6)
-        raw = np.frombuffer((d / case["output_raw"]).read_bytes(), np.int8)
-        out = m.spec.output
-        p = case["expected"]["probabilities"]
-        assert p["fractured"] == pytest.approx((int(raw[0]) - out.zero_point) * out.scale, abs=1e-6)
-        assert p["not_fractured"] == pytest.approx(1 - p["fractured"], abs=1e-6)
-        decision = p["fractured"] >= p0
-        assert case["expected"]["decision"] is decision
-        assert case["expected"]["label"] == ("fractured" if decision else "not_fractured")
+    for case, path in zip(manifest["cases"], images, strict=True):
+        check_int8_case(d, case, read_image(path).pixels, m, p0)
 
 
 def test_uint8_io_and_float_models_follow_the_float_model(rt_bundle, rt_uint8, rt_fp32, rt_data):
@@ -472,7 +481,21 @@ def test_vectors_of_two_models_with_the_size_and_spec_variants(rt_int8, rt_fp32,
 
 
 def test_vectors_without_variants(rt_int8, fracatlas, tmp_path):
+    """One image, no size or spec variants: the quick test that holds every field and file of the set."""
     images = _readable(fracatlas, 1)
-    entries = write_vectors(EdgeModel.load(rt_int8), images, tmp_path / "v", spec_variants=False, size_variants=False)
+    m = EdgeModel.load(rt_int8)
+    d = tmp_path / "v"
+    entries = write_vectors(m, images, d, spec_variants=False, size_variants=False)
+    assert json.loads((d / "manifest.json").read_text()) == entries
     assert len(entries) == 1 and [c["name"] for c in entries[0]["cases"]] == [images[0].stem]
-    assert sorted(p.name for p in (tmp_path / "v").glob("*.argb.bin")) == [f"{images[0].stem}.argb.bin"]
+    assert sorted(p.name for p in d.glob("*.argb.bin")) == [f"{images[0].stem}.argb.bin"]
+    e = entries[0]
+    assert set(e) == {"format", "version", "spec", "tolerance", "cases", "model_file", "model_sha256"}
+    assert (e["format"], e["version"], e["tolerance"]) == ("fracture-edge/parity-vectors", 1, TOLERANCE)
+    assert (e["spec"], e["model_file"], e["model_sha256"]) == (m.spec.to_dict(), rt_int8.name, m.sha256)
+    px = np.asarray(read_image(images[0]).pixels)
+    argb = np.frombuffer((d / f"{images[0].stem}.argb.bin").read_bytes(), "<u4").reshape(px.shape[:2])
+    grey = px if px.ndim == 2 else px[..., 0]
+    np.testing.assert_array_equal(argb, 0xFF000000 + grey.astype(np.uint32) * 0x010101)  # opaque grey, Bitmap.getPixels
+    check_int8_case(d, e["cases"][0], px, m, m.spec.threshold)
+    assert (d / "dicom" / "manifest.json").is_file() and (d / "png16" / "manifest.json").is_file()

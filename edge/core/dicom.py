@@ -61,8 +61,8 @@ def _number(ds: Any, keyword: str, name: str, default: float | None = None, kind
     if raw is None:
         return default
     if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
-        raw = raw[0] if len(raw) else None
-        if raw is None:
+        raw = raw[0]  # never empty: _field returns None for an empty value
+        if raw is None:  # an empty first value (a DS of "\\40")
             return default
     try:
         value = float(raw)
@@ -85,6 +85,7 @@ def _text(ds: Any, keyword: str, default: str) -> str:
 # --- reading the dataset ---------------------------------------------------------------------
 def _inflate_capped(body: bytes, name: str, cap: int) -> bytes:
     """Raw-deflate ``body`` in chunks, refusing as soon as the output passes ``cap``."""
+    too_large = ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
     d = zlib.decompressobj(-zlib.MAX_WBITS)
     out = bytearray()
     buf = body
@@ -92,13 +93,13 @@ def _inflate_capped(body: bytes, name: str, cap: int) -> bytes:
         while buf and not d.eof:  # after the end of the stream only padding follows (it would stay the tail forever)
             out += d.decompress(buf, 1 << 20)
             if len(out) > cap:
-                raise ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
+                raise too_large
             buf = d.unconsumed_tail
-        out += d.flush()
+        out += d.flush()  # what zlib still holds once the input is used up (less than its window)
     except zlib.error:
         raise ImageReadError("deflated DICOM data is corrupt", name) from None
     if len(out) > cap:
-        raise ImageReadError(f"deflated DICOM too large (inflates past {cap // (1 << 20)} MB: decompression bomb)", name)
+        raise too_large
     return bytes(out)
 
 
@@ -109,15 +110,12 @@ def _read_dataset(data: bytes, name: str, limits: Limits) -> Any:
 
     try:
         fp = io.BytesIO(data)
-        preamble = read_preamble(fp, False)
-        meta = read_file_meta_info(fp) if preamble is not None else None
-        tsyntax = str(_field(meta, "TransferSyntaxUID") or "") if meta is not None else ""
-        if tsyntax == DEFLATED:
+        read_preamble(fp, False)  # raises on a file without the DICM prefix, as dcmread would
+        meta = read_file_meta_info(fp)
+        if _field(meta, "TransferSyntaxUID") == DEFLATED:
             body = _inflate_capped(data[fp.tell() :], name, limits.max_decoded_bytes + (1 << 20))
             ds = read_dataset(io.BytesIO(body), is_implicit_VR=False, is_little_endian=True)
-            ds = pydicom.dataset.FileDataset(
-                name, ds, preamble=preamble, file_meta=meta, is_implicit_VR=False, is_little_endian=True
-            )
+            ds.file_meta = meta  # the pixel decoders read the transfer syntax from here
         else:
             ds = pydicom.dcmread(io.BytesIO(data))
     except ImageReadError:
@@ -129,14 +127,15 @@ def _read_dataset(data: bytes, name: str, limits: Limits) -> Any:
 
 def _check_size(ds: Any, name: str, limits: Limits) -> tuple[int, int]:
     """Rows, Columns, frames and sample size from the header; refused before any pixel is decoded."""
-    rows = _number(ds, "Rows", name, 0, int)
-    cols = _number(ds, "Columns", name, 0, int)
+    rows = _number(ds, "Rows", name, kind=int)
+    cols = _number(ds, "Columns", name, kind=int)
     frames = _number(ds, "NumberOfFrames", name, 1, int)
     samples = _number(ds, "SamplesPerPixel", name, 1, int)
     bits = _number(ds, "BitsAllocated", name, 8, int)
     if not rows or not cols:
         raise ImageReadError("DICOM Rows/Columns missing or unreadable", name)
-    if not 1 <= samples <= 4 or bits not in (1, 8, 16, 32, 64):
+    # PS3.3 C.7.6.3.1.1: 1 or 3 samples (4, ARGB/CMYK, is retired and pydicom cannot decode it)
+    if samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
         raise ImageReadError("DICOM SamplesPerPixel/BitsAllocated not supported", name)
     check_budget(name, cols, rows, samples, max(bits // 8, 1), max(frames, 1), limits)
     return max(frames, 1), samples
@@ -151,7 +150,7 @@ def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEF
     idx = n_frames // 2 if frame is None else frame
     if not 0 <= idx < n_frames:
         raise ImageReadError(f"frame {idx} out of range (the file has {n_frames})", name)
-    arr = _pixels(ds, name)
+    arr = _pixels(ds, name, n_frames)
     if n_frames > 1:
         if arr.shape[0] != n_frames:
             raise ImageReadError("DICOM NumberOfFrames does not match the pixel data", name)
@@ -165,23 +164,24 @@ def decode_dicom(data: bytes, name: str, frame: int | None, limits: Limits = DEF
         raise ImageReadError(f"DICOM display fields cannot be applied ({type(e).__name__})", name) from None
 
 
-def _pixels(ds: Any, name: str) -> np.ndarray:
-    meta = getattr(ds, "file_meta", None)
-    tsyntax = str(_field(meta, "TransferSyntaxUID") or "?") if meta is not None else "?"
+def _pixels(ds: Any, name: str, n_frames: int) -> np.ndarray:
+    tsyntax = str(_field(ds.file_meta, "TransferSyntaxUID") or "?")  # a FileDataset: file_meta may be empty, never absent
     try:
         return ds.pixel_array
     except Exception as e:
         msg = str(e)
         if tsyntax == JPEG_EXTENDED and "12-bit" in msg:  # no permissive pydicom plugin decodes these
-            return _jpeg12_frames(ds, name)
-        if "missing dependencies" in msg or "no pixel data handlers" in msg.lower() or "plugin" in msg.lower():
+            return _jpeg12_frames(ds, name, n_frames)
+        # pydicom 3: "... plugins are missing dependencies"; a decoder that is installed but fails on the data
+        # says "exceptions were raised by all available plugins" and is a decoding error, not a missing decoder
+        if "missing dependencies" in msg:
             raise ImageReadError(
                 f"no decoder installed for DICOM transfer syntax {tsyntax}", name, f"install the DICOM decoders: {DICOM_EXTRA}"
             ) from None
         raise ImageReadError(f"DICOM pixel data cannot be decoded ({type(e).__name__})", name) from None
 
 
-def _jpeg12_frames(ds: Any, name: str) -> np.ndarray:
+def _jpeg12_frames(ds: Any, name: str, n: int) -> np.ndarray:
     """JPEG Extended 12-bit through imagecodecs (BSD, libjpeg-turbo 3): pydicom's gdcm plugin refuses
     12-bit and the plugin that takes it (pylibjpeg-libjpeg) is GPL-3."""
     try:
@@ -194,7 +194,6 @@ def _jpeg12_frames(ds: Any, name: str) -> np.ndarray:
         ) from None
     from pydicom.encaps import generate_frames
 
-    n = _number(ds, "NumberOfFrames", name, 1, int)
     try:
         frames = [imagecodecs.jpeg8_decode(f) for f in generate_frames(ds.PixelData, number_of_frames=n)]
     except Exception as e:
@@ -206,9 +205,8 @@ def _to_display(ds: Any, arr: np.ndarray, photometric: str, name: str) -> np.nda
     from pydicom.pixels import apply_voi_lut
 
     if arr.ndim == 3:  # three samples per pixel (pydicom 3 has converted YBR to RGB); the label is not trusted
-        if arr.dtype != np.uint8:
-            arr = _minmax(arr.astype(np.float64)).astype(np.uint8)
-        return np.asarray(arr, dtype=np.uint8)
+        # wider samples: stretched over all channels together, truncated to uint8
+        return arr if arr.dtype == np.uint8 else np.asarray(_minmax(arr), dtype=np.uint8)
     slope = _number(ds, "RescaleSlope", name, 1.0)
     intercept = _number(ds, "RescaleIntercept", name, 0.0)
     values = arr.astype(np.float64) * slope + intercept
@@ -236,7 +234,7 @@ def _voi_bits(item: Any, name: str) -> int:
         bits = int(desc[2])
     except (TypeError, ValueError):
         raise ImageReadError("DICOM VOI LUT descriptor is not numeric", name) from None
-    if not 1 <= bits <= 16:
+    if bits != 8 and not 10 <= bits <= 16:  # PS3.3 C.8.11.3.1.5; pydicom raises NotImplementedError for the rest
         raise ImageReadError("DICOM VOI LUT descriptor has an invalid bit depth", name)
     return bits
 

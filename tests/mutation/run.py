@@ -117,6 +117,9 @@ def run_module(work: Path, entry: dict, rev: str | None) -> dict:
     log = root / "mutmut.log"
     focus = entry.get("focus", [])  # mutant-name globs; when none matches (helpers renamed), the whole module runs
     mutmut(root, "run", "--max-children", "1", *focus, log=log)
+    if "failed to collect stats" in log.read_text(errors="replace"):
+        # a test failed on the unmutated code: every mutant would then "survive" with score 0; say so instead
+        return {"module": module, "tests": tests, "error": f"tests fail on the unmutated code (mutmut stats pass, see {log})"}
     mutmut(root, "export-cicd-stats", log=log)
     stats_file = root / "mutants" / "mutmut-cicd-stats.json"
     if not stats_file.is_file():
