@@ -20,54 +20,16 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from dicom_helpers import dicom_bytes
 from edge.core.errors import ImageReadError
 from edge.core.imageio import decode_bytes
 from edge.core.limits import MB, Limits
 
 HTJ2K = "1.2.840.10008.1.2.4.201"  # decoded by pylibjpeg only (the dicom extra)
-
-
-def dicom_bytes(
-    px: np.ndarray,
-    photometric: str = "MONOCHROME2",
-    planar: int | None = None,
-    tsyntax: str = ExplicitVRLittleEndian,
-    **fields: Any,
-) -> bytes:
-    """``px``: HxW grey, HxWx3 colour (PlanarConfiguration 0), 3xHxW colour (planar=1) or FxHxW frames.
-    ``fields``: set, deleted (None) or applied (a callable taking the dataset) after the defaults."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = tsyntax
-    ds = FileDataset("x", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PhotometricInterpretation = photometric
-    colour = photometric.startswith(("RGB", "YBR"))
-    ds.SamplesPerPixel = 3 if colour else 1
-    if colour:
-        ds.PlanarConfiguration = planar or 0
-        ds.Rows, ds.Columns = px.shape[1:3] if planar == 1 else px.shape[:2]
-    else:
-        ds.Rows, ds.Columns = px.shape[-2:]
-    bits = px.dtype.itemsize * 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
-    ds.PixelRepresentation = 1 if px.dtype.kind == "i" else 0
-    ds.PixelData = px.tobytes()
-    for k, v in fields.items():
-        if v is None:
-            del ds[k]
-        elif callable(v):
-            v(ds)
-        else:
-            setattr(ds, k, v)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
 
 
 def raw(tag: int, vr: str, value: bytes) -> Callable[[Dataset], None]:

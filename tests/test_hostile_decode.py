@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
-from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
+from dicom_helpers import dicom_bytes as dicom_file
 from edge.core.errors import ImageReadError
 from edge.core.imageio import decode_bytes, read_image
 
@@ -27,30 +27,10 @@ MARKER = "PHIMARKER7431"
 def dicom_bytes(
     px: np.ndarray | None = None, tsyntax=ExplicitVRLittleEndian, patch: tuple[bytes, bytes] | None = None, **fields
 ) -> bytes:
-    """A valid 8-bit MONOCHROME2 DICOM, with ``fields`` set or (value None) deleted afterwards."""
+    """A valid 8-bit MONOCHROME2 DICOM carrying MARKER as the patient name, with ``fields`` set or (value
+    None) deleted afterwards; ``patch`` replaces bytes in the written file."""
     px = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (32, 1)) if px is None else px
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = tsyntax
-    ds = FileDataset("x", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName = MARKER
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = px.shape[-2:]
-    bits = px.dtype.itemsize * 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
-    ds.PixelData = px.tobytes()
-    for k, v in fields.items():
-        if v is None:
-            del ds[k]
-        elif callable(v):
-            v(ds)
-        else:
-            setattr(ds, k, v)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    out = buf.getvalue()
+    out = dicom_file(px, tsyntax=tsyntax, **{"PatientName": MARKER, **fields})
     if patch:  # byte-level damage pydicom refuses to write (an unknown VR)
         assert patch[0] in out
         out = out.replace(patch[0], patch[1], 1)
