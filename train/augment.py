@@ -5,6 +5,12 @@ not rotate 90 degrees), horizontal flips (left and right limbs look alike; verti
 would make anatomically implausible images), brightness/contrast/gamma and CLAHE (exposure
 and processing differ between machines), mild noise/blur (detector noise, motion), and
 coarse dropout (robustness to markers and labels burnt into the film).
+
+``multisite`` adds what differs between hospitals rather than between patients (the model is
+scored on radiographs from sites it never saw): tone curves and wide gamma (each vendor's
+look-up table), sharpening (edge enhancement in CR/DR post-processing), lower resolution and
+JPEG re-compression (detector pitch, PACS and web exports). It is the preset of the embedded
+default since fracture-edge 0.5; "radiograph" is the single-site preset it grew from.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ import numpy as np
 
 from edge.core.errors import EdgeError
 
-PRESETS = ("none", "light", "radiograph", "strong")
+PRESETS = ("none", "light", "radiograph", "strong", "multisite")
 
 
 def build_preset(name: str, pad_value: int = 0) -> A.Compose | None:
     if name == "none":
         return None
-    strength = {"light": 0.5, "radiograph": 1.0, "strong": 1.5}.get(name)
+    strength = {"light": 0.5, "radiograph": 1.0, "strong": 1.5, "multisite": 1.0}.get(name)
     if strength is None:
         raise EdgeError(f"unknown augmentation preset '{name}'", hint=f"choose one of {list(PRESETS)} or pass a JSON file")
     s = strength
@@ -55,6 +61,15 @@ def build_preset(name: str, pad_value: int = 0) -> A.Compose | None:
                 fill=pad_value,
                 p=0.2,
             ),
+        ]
+    if name == "multisite":
+        # Probabilities kept low so that one image rarely gets every site change at once.
+        transforms += [
+            A.RandomToneCurve(scale=0.15, p=0.3),
+            A.RandomGamma(gamma_limit=(65, 150), p=0.2),
+            A.Sharpen(alpha=(0.1, 0.4), lightness=(0.9, 1.1), p=0.2),
+            A.Downscale(scale_range=(0.5, 0.9), p=0.15),
+            A.ImageCompression(quality_range=(40, 95), p=0.2),
         ]
     return A.Compose(transforms)
 

@@ -61,7 +61,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.3
     imbalance: str = "class_weight"
-    augment: str = "radiograph"
+    augment: str = "multisite"
     patience: int = 6
     val_fraction: float = 0.15
     target_sensitivity: float = 0.90

@@ -69,7 +69,11 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     "--imbalance", type=click.Choice(["class_weight", "oversample", "focal", "none"]), default="class_weight", show_default=True
 )
 @click.option(
-    "--augment", default="radiograph", show_default=True, help="none | light | radiograph | strong | FILE.json (albumentations)."
+    "--augment",
+    default="multisite",
+    show_default=True,
+    help="none | light | radiograph | strong | multisite (radiograph + site changes: tone curves, "
+    "sharpening, resolution, JPEG) | FILE.json (albumentations).",
 )
 @click.option("--patience", default=6, type=COUNT, show_default=True, help="Early-stopping patience on validation AUROC.")
 @click.option(
