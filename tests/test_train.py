@@ -71,6 +71,24 @@ def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
     assert bundle.card.training["epochs"] == 4
 
 
+def test_finished_run_rewrites_its_bundle_with_fewer_calibration_canvases(small_data, tmp_path):
+    """How the 448-px default was kept under 10 MB: the same command with --calibration-samples
+    re-writes the bundle from the finished run's weights, training nothing again."""
+    cfg = _cfg(small_data, tmp_path / "run", epochs=2, patience=10, calibration_samples=6)
+    first = train(cfg, progress=False)
+    canvases, weights = first.calibration_canvases(), first.load_model().get_weights()
+    log_before = (tmp_path / "run" / "log_all.csv").read_text()
+    again = train(_cfg(small_data, tmp_path / "run", epochs=2, patience=10, calibration_samples=2), progress=False)
+    assert (tmp_path / "run" / "log_all.csv").read_text() == log_before  # no epoch ran
+    assert len(canvases) == 6 and len(again.calibration_canvases()) == 2
+    assert all(any(np.array_equal(c, k) for k in canvases) for c in again.calibration_canvases())
+    assert all(np.array_equal(x, y) for x, y in zip(weights, again.load_model().get_weights(), strict=True))
+    assert again.card.threshold == first.card.threshold
+    assert again.card.training["calibration_samples"] == 2
+    with pytest.raises(EdgeError, match="other settings"):  # what shapes training still may not change
+        train(_cfg(small_data, tmp_path / "run", epochs=2, patience=10, seed=4), progress=False)
+
+
 class _LastWeights(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
