@@ -296,9 +296,22 @@ def test_tflite_without_spec_is_one_line(region_models, tmp_path, fracatlas):
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 2
 
 
-def test_bad_options_are_refused(region_models, multiclass_model, fracatlas, tmp_path):
+def _other_size_model(path, region_images):
+    """Same labels and task as the region model, a 32x32 input."""
+    from edge.core._tf import keras
+    from edge.core.preprocess import letterbox_u8
+
+    spec = PreprocessSpec(size=(32, 32))
+    x_in = keras.Input((32, 32, 1))
+    out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(x_in))
+    calib = np.stack([letterbox_u8(p, spec) for p in region_images])
+    return _tflite(keras.Model(x_in, out), spec, "float32", calib, "binary", ["fractured", "not_fractured"], path)
+
+
+def test_bad_options_are_refused(region_models, multiclass_model, region_images, fracatlas, tmp_path):
     img = str(sorted((fracatlas / "test" / "fractured").glob("*.jpg"))[0])
     edge = str(region_models["float32"].path)
+    other_size = str(_other_size_model(tmp_path / "m32.tflite", region_images))
     cases = [
         (["--edge", edge, "--method", "gradcam", img], "not gradcam"),
         (["--method", "occlusion", img], "--edge"),
@@ -307,6 +320,8 @@ def test_bad_options_are_refused(region_models, multiclass_model, fracatlas, tmp
         (["--edge", edge, "--patch", "49", img], "does not fit"),
         (["--edge", edge, "--patch", "8", "--stride", "9", img], "stride"),
         (["--edge", edge, "--compare", str(multiclass_model.path), img], "different labels"),
+        # same labels, another input size: position k would not be the same patch in both maps
+        (["--edge", edge, "--compare", other_size, img], "different inputs (48x48 vs 32x32)"),
         (["--edge", edge, "--layer", "conv1", img], "occlusion has none"),
     ]
     for args, msg in cases:
