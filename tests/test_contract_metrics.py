@@ -457,6 +457,24 @@ def test_bootstrap_gap_with_a_set_without_positives_and_float32_scores():
     assert got["specificity"]["difference"] == pytest.approx(2 / 4 - 3 / 4)
 
 
+def test_accuracy_gap_of_multiclass_sets_against_an_independent_resampling():
+    from edge.core.metrics import bootstrap_accuracy_gap
+
+    a = np.array([1, 1, 0, 1, 0, 1, 1, 0, 1, 1])  # 7 of 10 correct
+    b = np.array([0, 1, 0, 0, 1, 0, 0, 1])  # 3 of 8 correct
+    got = bootstrap_accuracy_gap(a, b, n=400, seed=5, level=0.9)
+    rng = np.random.default_rng(5)
+    # B is drawn first, then A, each n x len resamples of its own set
+    boots = rng.choice(b.astype(float), (400, 8)).mean(axis=1) - rng.choice(a.astype(float), (400, 10)).mean(axis=1)
+    assert (got["n_bootstrap"], got["level"]) == (400, 0.9)
+    assert got["accuracy"]["difference"] == pytest.approx(3 / 8 - 7 / 10, abs=1e-12)
+    np.testing.assert_allclose(got["accuracy"]["ci"], _percentile(boots, 0.9), rtol=0, atol=1e-12)
+    # a set against itself: no difference; all right against all wrong: exactly -1 in every resample
+    same = bootstrap_accuracy_gap(a, a)
+    assert same["accuracy"]["difference"] == 0 and same["accuracy"]["ci"][0] < 0 < same["accuracy"]["ci"][1]
+    assert bootstrap_accuracy_gap(np.ones(5), np.zeros(6))["accuracy"] == {"difference": -1.0, "ci": [-1.0, -1.0]}
+
+
 def test_binary_rate_intervals_are_exact_on_the_confusion_counts():
     from scipy.stats import beta
 

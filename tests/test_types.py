@@ -162,9 +162,14 @@ def test_cli_predict_and_evaluate_types(bone_types, tmp_path):
     assert "cross-validation" in r.output
     r = CliRunner().invoke(main, ["predict", "types", str(tmp_path / "missing.jpg")])
     assert r.exit_code != 0 and "missing.jpg" in r.output
-    r = CliRunner().invoke(main, ["evaluate", "types", "--data", str(bone_types)])
+    rep = tmp_path / "rep"
+    twice = ["--data", str(bone_types), "--data", str(bone_types)]
+    r = CliRunner().invoke(main, ["evaluate", "types", *twice, "--report", str(rep)])
     assert r.exit_code == 0, r.output
     assert "cross-validation" in r.output
+    # two sets: each reported, and the multi-class gap (accuracy) of the second from the first
+    (gap,) = json.loads((rep / "report.json").read_text())["gaps"].values()
+    assert gap["accuracy"]["difference"] == 0.0 and gap["accuracy"]["ci"][0] <= 0 <= gap["accuracy"]["ci"][1]
 
 
 # --- the server's opt-in field ---------------------------------------------------------------------

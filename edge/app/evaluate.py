@@ -13,7 +13,7 @@ from edge.core import plots
 from edge.core.bundle import Bundle
 from edge.core.data import Dataset, discover, load_canvases, read_metadata
 from edge.core.errors import DataError
-from edge.core.metrics import bootstrap_gap, compute_metrics, roc_curve, subgroup_metrics
+from edge.core.metrics import bootstrap_accuracy_gap, bootstrap_gap, compute_metrics, roc_curve, subgroup_metrics
 from edge.core.preprocess import normalize
 from edge.core.report import fmt, metrics_table, table, write_report
 
@@ -131,15 +131,7 @@ def gap(bundle: Bundle, a: Scored, b: Scored, seed: int = 0) -> dict[str, Any]:
     if bundle.task == "binary":
         pi = bundle.positive_index()
         return bootstrap_gap((a.y_idx == pi, a.probs[:, pi]), (b.y_idx == pi, b.probs[:, pi]), bundle.threshold, seed=seed)
-    acc_a, acc_b = (s.probs.argmax(axis=1) == s.y_idx for s in (a, b))
-    rng = np.random.default_rng(seed)
-    boots = rng.choice(acc_b, (1000, len(acc_b))).mean(axis=1) - rng.choice(acc_a, (1000, len(acc_a))).mean(axis=1)
-    diff = float(acc_b.mean() - acc_a.mean())
-    return {
-        "n_bootstrap": 1000,
-        "level": 0.95,
-        "accuracy": {"difference": diff, "ci": np.quantile(boots, [0.025, 0.975]).tolist()},
-    }
+    return bootstrap_accuracy_gap(*(s.probs.argmax(axis=1) == s.y_idx for s in (a, b)), seed=seed)
 
 
 def evaluate_many(

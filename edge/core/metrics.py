@@ -109,14 +109,30 @@ def bootstrap_gap(
         return point, (_auroc_rows(yy, p[idx]), sens, spec)
 
     (pa, ba), (pb, bb) = stats_of(*a), stats_of(*b)
-    q = (1 - level) / 2
     out: dict[str, Any] = {"n_bootstrap": n, "level": level}
     for i, name in enumerate(("auroc", "sensitivity", "specificity")):
-        d = bb[i] - ba[i]
-        d = d[~np.isnan(d)]
-        ci = [float(np.quantile(d, q)), float(np.quantile(d, 1 - q))] if len(d) else [float("nan")] * 2
-        out[name] = {"difference": float(pb[i] - pa[i]), "ci": ci}
+        out[name] = _difference(pb[i] - pa[i], bb[i] - ba[i], level)
     return out
+
+
+def bootstrap_accuracy_gap(
+    correct_a: np.ndarray, correct_b: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, Any]:
+    """Accuracy of B minus accuracy of A (multi-class sets, each given as per-image 0/1 correct),
+    with a percentile bootstrap interval, images resampled within each set independently."""
+    rng = np.random.default_rng(seed)
+    ca, cb = (np.asarray(c, dtype=np.float64) for c in (correct_a, correct_b))
+    boots = rng.choice(cb, (n, len(cb))).mean(axis=1) - rng.choice(ca, (n, len(ca))).mean(axis=1)
+    return {"n_bootstrap": n, "level": level, "accuracy": _difference(cb.mean() - ca.mean(), boots, level)}
+
+
+def _difference(point: float, boots: np.ndarray, level: float) -> dict[str, Any]:
+    """A point difference and the percentile interval of its bootstrap replicates (NaN ones, from
+    resamples without a class, left out)."""
+    q = (1 - level) / 2
+    d = boots[~np.isnan(boots)]
+    ci = [float(np.quantile(d, q)), float(np.quantile(d, 1 - q))] if len(d) else [float("nan")] * 2
+    return {"difference": float(point), "ci": ci}
 
 
 def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
