@@ -131,7 +131,8 @@ def gap(bundle: Bundle, a: Scored, b: Scored, seed: int = 0) -> dict[str, Any]:
     if bundle.task == "binary":
         pi = bundle.positive_index()
         return bootstrap_gap((a.y_idx == pi, a.probs[:, pi]), (b.y_idx == pi, b.probs[:, pi]), bundle.threshold, seed=seed)
-    return bootstrap_accuracy_gap(*(s.probs.argmax(axis=1) == s.y_idx for s in (a, b)), seed=seed)
+    correct_a, correct_b = (s.probs.argmax(axis=1) == s.y_idx for s in (a, b))
+    return bootstrap_accuracy_gap(correct_a, correct_b, seed=seed)
 
 
 def evaluate_many(
