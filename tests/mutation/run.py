@@ -91,20 +91,24 @@ def write_config(root: Path, module: str, tests: list[str]) -> None:
     (root / "setup.cfg").write_text("\n".join(lines))
 
 
-def mutmut(root: Path, *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
+def mutmut(root: Path, *args: str, log: Path | None = None, children: int = 1) -> subprocess.CompletedProcess:
     # no PYTHONPATH here: mutmut puts mutants/ first itself, and an earlier import defeats its trampolines
     env = dict(os.environ, EDGE_DATA_DIR=os.environ.get("EDGE_DATA_DIR", "/work/shared/data"))
     # models the tests build are made once per module run and only loaded by later mutants; a mutant
     # whose function runs while they are built gets its own build (tests/model_cache.py explains why)
     env["EDGE_TEST_MODEL_CACHE"] = str(root / "model-cache")
     env.setdefault("EDGE_HYPOTHESIS_EXAMPLES", "20")  # each mutant reruns the property tests: fewer draws
+    # several mutants at once share the cores instead of each starting a thread per core
+    threads = str(max(1, (os.cpu_count() or 1) // children))
+    env.setdefault("TF_NUM_INTRAOP_THREADS", threads)
+    env.setdefault("TF_NUM_INTEROP_THREADS", threads)
     with open(log, "a") if log else contextlib.nullcontext(subprocess.PIPE) as out:
         return subprocess.run(
             [sys.executable, "-m", "mutmut", *args], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
         )
 
 
-def run_module(work: Path, entry: dict, rev: str | None) -> dict:
+def run_module(work: Path, entry: dict, rev: str | None, children: int = 1) -> dict:
     module = entry["path"]
     root = work / module.replace("/", "_").removesuffix(".py")
     if root.exists():
@@ -116,7 +120,7 @@ def run_module(work: Path, entry: dict, rev: str | None) -> dict:
     write_config(root, module, tests)
     log = root / "mutmut.log"
     focus = entry.get("focus", [])  # mutant-name globs; when none matches (helpers renamed), the whole module runs
-    mutmut(root, "run", "--max-children", "1", *focus, log=log)
+    mutmut(root, "run", "--max-children", str(children), *focus, log=log, children=children)
     if "failed to collect stats" in log.read_text(errors="replace"):
         # a test failed on the unmutated code: every mutant would then "survive" with score 0; say so instead
         return {"module": module, "tests": tests, "error": f"tests fail on the unmutated code (mutmut stats pass, see {log})"}
@@ -154,6 +158,12 @@ def main() -> int:
     ap.add_argument("--rev", help="mutate and test the tree of this git commit instead of the working tree")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edge-mutation"), help="scratch directory")
     ap.add_argument("--min-score", type=float, default=0.0, help="exit 1 when a module scores below this percentage")
+    ap.add_argument(
+        "--children",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="mutants tested at once (default: one per core; TensorFlow in each gets cores / children threads)",
+    )
     a = ap.parse_args()
     entries = read_modules()
     if a.modules:
@@ -171,9 +181,10 @@ def main() -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     results, low = [], False
+    start = time.monotonic()
     for entry in entries:  # one module at a time: never two mutmut processes
         t0 = time.monotonic()
-        r = run_module(work, entry, a.rev)
+        r = run_module(work, entry, a.rev, a.children)
         r["seconds"] = round(time.monotonic() - t0)
         results.append(r)
         if "error" in r:
@@ -189,7 +200,10 @@ def main() -> int:
         for fn, ns in sorted(by_function.items()):
             print(f"    survived in {fn}: mutants {', '.join(sorted(ns, key=int))}", flush=True)
         low |= r["score"] is not None and r["score"] < a.min_score
-    (work / "summary.json").write_text(json.dumps({"rev": a.rev, "results": results}, indent=1))
+    total = round(time.monotonic() - start)
+    print(f"total: {total} s ({a.children} children, {os.cpu_count()} cores)", flush=True)
+    summary = {"rev": a.rev, "children": a.children, "seconds": total, "results": results}
+    (work / "summary.json").write_text(json.dumps(summary, indent=1))
     return 1 if low else 0
 
 
