@@ -216,6 +216,7 @@ def test_calibrate_bundle_writes_a_verified_new_bundle(tiny_bundle, calibrated, 
     p = again.predict_proba(x)[:, again.positive_index()]
     assert np.abs(p - cal.probabilities(logits(tiny_bundle.load_model(), x), "binary", c["temperature"])).max() < 1e-5
     t, pol = cal.choose_threshold_bound(y, p, 0.9)
+    t = cal.snap_to_output_grid(t)  # stored on the int8 output grid
     assert again.threshold == pytest.approx(t) and again.card.contract.threshold_policy["n_positives"] == int(y.sum())
     assert load_bundle(tiny_bundle.path).sha256 == tiny_bundle.sha256  # the source is untouched
 
@@ -288,3 +289,19 @@ def test_cli_evaluate_several_data_sets_reports_each_and_the_gap(calibrated, sma
     assert "Gap from the reference" in (tmp_path / "r" / "report.md").read_text()
     code, out = _run("evaluate", calibrated.path, "--data", small_data, "--split", "val")
     assert code == 0 and "95% exact interval" in out
+
+
+def test_operating_point_snaps_down_to_the_int8_output_grid_and_recounts():
+    from train.calibrate import operating_point
+
+    # 20 positives; the rule's threshold is a positive's score, 0.0306 (between grid half steps 7.5 and 8.5)
+    y = np.r_[np.ones(20), np.zeros(20)].astype(bool)
+    p = np.r_[np.linspace(0.2, 0.9, 18), 0.0306, 0.0295, np.linspace(0.001, 0.02, 20)]
+    t, pol = operating_point("binary", y, p, 0.75)  # 19 of 20 reach it (lower bound 0.78): threshold 0.0306
+    assert pol["output_grid"] == {"steps": 256, "snapped_from": pytest.approx(0.0306)}
+    assert t == 7.5 / 256  # 0.0293: the largest half step below 0.0306, which also keeps 0.0295
+    assert pol["val_sensitivity"] == 20 / 20  # recounted at 0.0293: 0.0295 is now kept too
+    assert pol["val_sensitivity_lower_bound"] == pytest.approx(cal.sensitivity_lower_bound(20, 20)[()])
+    # a threshold already on a half step stays, and no grid record is written
+    t2, pol2 = operating_point("binary", y, np.where(p == 0.0306, 8.5 / 256, p), 0.75)
+    assert "output_grid" not in pol2 and t2 == 8.5 / 256

@@ -147,3 +147,18 @@ def test_multiclass_metrics_do_not_depend_on_input_order(y, rnd, data):
     for k in ("accuracy", "recall", "specificity", "precision", "f1", "top3_accuracy", "ece"):
         assert a[k] == pytest.approx(b[k], abs=1e-12)
     assert a["confusion"] == b["confusion"]
+
+
+@FAST
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_threshold_on_the_output_grid_gives_the_int8_model_the_float_models_call(t, p):
+    from edge.core.calibration import OUTPUT_GRID, snap_to_output_grid
+
+    s = snap_to_output_grid(t)
+    k = s * OUTPUT_GRID - 0.5
+    if t >= 0.5 / OUTPUT_GRID:
+        assert s <= t < s + 1 / OUTPUT_GRID and k == round(k)  # the half step just below t
+        # the int8 output rounds P to the grid (half up): the same call as the float P
+        assert (math.floor(p * OUTPUT_GRID + 0.5) / OUTPUT_GRID >= s) == (p >= s)
+    else:
+        assert s == t  # no half step below it

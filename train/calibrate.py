@@ -124,7 +124,17 @@ def operating_point(
             target_sensitivity,
             100 * policy["confidence"],
         )
-    return threshold, {**policy, "chosen_on": "val", "probabilities": "calibrated" if calibrated else "uncalibrated"}
+    snapped = cal.snap_to_output_grid(threshold)
+    if snapped != threshold:  # the rule's figures at the threshold actually stored
+        pos = np.asarray(p_positive, dtype=np.float64)[np.asarray(y).astype(bool)]
+        kept = int((pos >= snapped).sum())
+        policy = {
+            **policy,
+            "val_sensitivity": kept / len(pos),
+            "val_sensitivity_lower_bound": float(cal.sensitivity_lower_bound(np.array([kept]), len(pos), confidence)[0]),
+            "output_grid": {"steps": cal.OUTPUT_GRID, "snapped_from": threshold},
+        }
+    return snapped, {**policy, "chosen_on": "val", "probabilities": "calibrated" if calibrated else "uncalibrated"}
 
 
 def calibrate_bundle(

@@ -160,3 +160,22 @@ def choose_threshold_bound(
         "val_sensitivity": float(kept[i] / n),
         "val_sensitivity_lower_bound": float(lb[i]),
     }
+
+
+# TFLite fixes the int8/uint8 output of LOGISTIC at scale 1/256: the phone's int8 model reports
+# P(positive) on a grid of 256 steps, rounded to the nearest.
+OUTPUT_GRID = 256
+
+
+def snap_to_output_grid(threshold: float, steps: int = OUTPUT_GRID) -> float:
+    """The largest half step (k + 0.5) / steps at or below ``threshold``.
+
+    Why: the int8 model's output is q = round(p * steps) / steps. With the threshold on a half step,
+    q >= t exactly when p >= t, so the float model and the phone's int8 model make the same call
+    for the same p, and only the int8 error before the sigmoid can separate them. At a calibrated
+    threshold near 0.03 the grid is coarse (8 steps): an unsnapped 0.0306 made every p in
+    [0.0293, 0.0306) positive on the phone and negative in Keras (2 of the 36 demo samples).
+    Down, never up: a lower threshold keeps at least the positives the sensitivity rule counted.
+    A threshold below the first half step is returned unchanged (no half step lies under it)."""
+    snapped = (np.floor(threshold * steps - 0.5) + 0.5) / steps
+    return float(snapped) if snapped > 0 else float(threshold)
