@@ -74,6 +74,15 @@ def demo(out: str) -> None:
         f"edge p50 {fmt(val['latency_ms']['edge']['p50'], 2)} ms "
         f"vs full {fmt(val['latency_ms']['full']['p50'], 2)} ms -> {o / 'validation/report.md'}"
     )
+    if not val["passed"]:
+        # The gate's limits are CI's, meant for a held-out set of hundreds; on the samples one flipped call
+        # near the threshold is already 1/36 of them. Say so next to the verdict rather than loosen the gate.
+        n = val["data"]["n"]
+        click.echo(
+            f"   {n} images: one disagreement moves accuracy and agreement by {100 / n:.1f} points; "
+            "gate a model on a held-out set, e.g. edge validate --data ../shared/data/fracatlas "
+            "(the flipped calls are listed in the report, with both probabilities)"
+        )
 
     picks = [
         next(p for p in files if p.parent.name == b.positive_label),
