@@ -167,8 +167,14 @@ def test_cli_interrupted_while_writing_leaves_no_tmp_files(conv_bundle, tmp_path
         real(path, data, chunk)  # not reached: the handler raises at the next bytecode
 
     monkeypatch.setattr(ct, "_write_chunks", signalled)
+    # Ctrl-C as an interactive run has it: a suite started in the background (`pytest &`, nohup) inherits
+    # SIGINT ignored, and Python then leaves it ignored (the command rightly does not override that)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     before = signal.getsignal(signal.SIGTERM)
-    r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--float32", "-o", str(tmp_path / "m.tflite")])
+    try:
+        r = CliRunner().invoke(main, ["convert", str(conv_bundle.path), "--float32", "-o", str(tmp_path / "m.tflite")])
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     assert r.exit_code == 130 and "interrupted" in r.output, r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == before  # the command put the default back
