@@ -473,6 +473,9 @@ def test_accuracy_gap_of_multiclass_sets_against_an_independent_resampling():
     same = bootstrap_accuracy_gap(a, a)
     assert same["accuracy"]["difference"] == 0 and same["accuracy"]["ci"][0] < 0 < same["accuracy"]["ci"][1]
     assert bootstrap_accuracy_gap(np.ones(5), np.zeros(6))["accuracy"] == {"difference": -1.0, "ci": [-1.0, -1.0]}
+    dflt = bootstrap_accuracy_gap(a, b)  # 1000 resamples, seed 0, 95 %
+    assert (dflt["n_bootstrap"], dflt["level"]) == (1000, 0.95)
+    assert dflt == bootstrap_accuracy_gap(a, b, n=1000, seed=0, level=0.95) != bootstrap_accuracy_gap(a, b, seed=1)
 
 
 def test_binary_rate_intervals_are_exact_on_the_confusion_counts():
