@@ -257,16 +257,17 @@ def test_thresholds_from_pyproject(conv_bundle, conv_int8, conv_valdata, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.full_data  # 40 images per class: one flipped decision in the bundled 16 moves accuracy by 3%
+@pytest.mark.full_data  # the whole test split: the gate's limits are meant for hundreds of images, not tens
 @pytest.mark.skipif(not (DEFAULT_BUNDLE / "model_card.json").is_file(), reason="embedded default bundle not built yet")
 def test_gate_passes_on_embedded_default(tmp_path, fracatlas, monkeypatch):
-    from conv_helpers import copy_class_folder
-
+    """The shipped int8 conversion of the shipped model passes CI's gate on FracAtlas' 515 test radiographs.
+    (On its first 40 normal ones it does not: three of them sit within 0.001 of the 0.029 threshold and flip,
+    3 of 80 = 96.25% agreement; README "int8 and a threshold near 0.03".)"""
     monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path / "cache"))
-    data = copy_class_folder(fracatlas, tmp_path / "data", 40)
-    r = _run("--data", data, "--report", tmp_path / "rep", "--runs", "20")
+    r = _run("--data", fracatlas, "--split", "test", "--report", tmp_path / "rep", "--runs", "20")
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "rep" / "report.json").read_text())["passed"] is True
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["passed"] is True and rep["data"]["n"] >= 500
 
 
 def _respec(src, dest, **changes):
