@@ -74,6 +74,10 @@ def write_config(root: Path, module: str, tests: list[str]) -> None:
         # predict blocks on a lock (no thread owns it after fork) until mutmut's timeout, which mutmut then
         # counts as detected. Seen on every validation.py mutant with the default process_isolation=fork.
         "process_isolation=forkserver",
+        # files the tests read besides the packages: the phone's shipped models (the runtime's contract tests
+        # re-embed them); without them the stats pass fails and the module reports an error
+        "also_copy=",
+        "    android_demo/app/src/main/assets",
         "pytest_add_cli_args_test_selection=",
         *[f"    {t}" for t in tests],
         "pytest_add_cli_args=",
