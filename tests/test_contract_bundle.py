@@ -328,6 +328,13 @@ def test_to_probabilities():
     np.testing.assert_allclose(to_probabilities(raw, "binary", ["a", "b"], "b"), [[0.2, 0.8], [0.9, 0.1]])
     soft = np.array([[0.2, 0.3, 0.5]])
     np.testing.assert_allclose(to_probabilities(soft, "multiclass", ["a", "b", "c"], None), soft)
+    # Keras predicts float32; every reader gets float64, so a threshold compares the same way everywhere
+    # (0.3 in float32 is above 0.3 in float64)
+    for task, rows, labels, pos in (("multiclass", soft, ["a", "b", "c"], None), ("binary", raw, ["a", "b"], "a")):
+        got = to_probabilities(rows.astype(np.float32), task, labels, pos)
+        assert got.dtype == np.float64
+    # a flat batch of sigmoid outputs (N,) is N rows, as (N, 1) is
+    np.testing.assert_allclose(to_probabilities(np.array([0.8, 0.1]), "binary", ["a", "b"], "a"), [[0.8, 0.2], [0.1, 0.9]])
 
 
 def test_a_damaged_model_file_is_a_bundle_error_when_loaded(copy):
