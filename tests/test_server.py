@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from dicom_helpers import dicom_bytes
 from edge.app.bench.live_server import LiveServer
 from edge.app.bench.live_server import free_port as _free_port
 from edge.app.cli import main
@@ -82,25 +83,13 @@ def _post(srv, route, data: bytes, name="x.jpg", ctype="image/jpeg", headers=Non
 
 
 def _dicom(pixels: np.ndarray | None, patient="SECRET^PATIENT") -> bytes:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("x", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID, ds.Modality = patient, "ID-4711", "DX"
+    """A grey 8-bit DICOM with identifying fields; ``None``: a header without any pixel module."""
+    ids = {"PatientName": patient, "PatientID": "ID-4711", "Modality": "DX"}
     if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 8
-        ds.HighBit, ds.PixelRepresentation = 7, 0
-        ds.PixelData = pixels.astype(np.uint8).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+        return dicom_bytes(pixels.astype(np.uint8), **ids)
+    no_pixels = ("PixelData", "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation")
+    no_pixels += ("BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation")
+    return dicom_bytes(np.zeros((1, 1), np.uint8), **ids, **dict.fromkeys(no_pixels))
 
 
 def _grey(path) -> np.ndarray:

@@ -72,8 +72,8 @@ def test_resume_after_interruption_keeps_finished_epochs(small_data, tmp_path):
 
 
 def test_finished_run_rewrites_its_bundle_with_fewer_calibration_canvases(small_data, tmp_path):
-    """How the 448-px default was kept under 10 MB: the same command with --calibration-samples
-    re-writes the bundle from the finished run's weights, training nothing again."""
+    """A bundle grown too large by its calibration canvases (each ~60 KB at 448 px) is shrunk without
+    training again: the same command with --calibration-samples rewrites it from the finished run's weights."""
     cfg = _cfg(small_data, tmp_path / "run", epochs=2, patience=10, calibration_samples=6)
     first = train(cfg, progress=False)
     canvases, weights = first.calibration_canvases(), first.load_model().get_weights()

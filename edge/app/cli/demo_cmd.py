@@ -80,8 +80,8 @@ def demo(out: str) -> None:
         n = val["data"]["n"]
         click.echo(
             f"   {n} images: one disagreement moves accuracy and agreement by {100 / n:.1f} points; "
-            "gate a model on a held-out set, e.g. edge validate --data ../shared/data/fracatlas "
-            "(the flipped calls are listed in the report, with both probabilities)"
+            "gate a model on a held-out set of hundreds (edge validate --data DIR); "
+            "the flipped calls are listed in the report, with both probabilities"
         )
 
     picks = [
