@@ -499,3 +499,30 @@ def test_vectors_without_variants(rt_int8, fracatlas, tmp_path):
     np.testing.assert_array_equal(argb, 0xFF000000 + grey.astype(np.uint32) * 0x010101)  # opaque grey, Bitmap.getPixels
     check_int8_case(d, e["cases"][0], px, m, m.spec.threshold)
     assert (d / "dicom" / "manifest.json").is_file() and (d / "png16" / "manifest.json").is_file()
+
+
+def test_vectors_of_a_uint8_io_model_carry_its_quantised_input(rt_uint8, fracatlas, tmp_path):
+    # a uint8-input model's quantised input is the canvas itself: the phone feeds those bytes
+    images = _readable(fracatlas, 1)
+    m = EdgeModel.load(rt_uint8)
+    d = tmp_path / "v"
+    (case,) = write_vectors(m, images, d, spec_variants=False, size_variants=False)[0]["cases"]
+    q = np.frombuffer((d / case["input_q"]).read_bytes(), np.uint8)
+    u8 = np.frombuffer((d / case["letterbox_u8"]).read_bytes(), np.uint8)
+    np.testing.assert_array_equal(q, u8)
+    raw = np.frombuffer((d / case["output_raw"]).read_bytes(), np.uint8)
+    assert raw.shape == (1,) and case["expected"]["probabilities"]["fractured"] == pytest.approx(raw[0] / 256)
+
+
+def test_spec_variants_copy_the_first_models_contract(rt_int8, fracatlas, tmp_path):
+    # one model is enough for the preprocess-only variants; they keep its labels, threshold and source
+    images = _readable(fracatlas, 1)
+    m = EdgeModel.load(with_spec(rt_int8, tmp_path / "thr.tflite", threshold=0.25))
+    entries = write_vectors(m, images, tmp_path / "v", spec_variants=True, size_variants=False)
+    assert [e["spec"]["model_id"] for e in entries[1:]] == [
+        f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192")
+    ]
+    for e in entries[1:]:
+        assert "model_sha256" not in e and all("input_q" not in c and "expected" not in c for c in e["cases"])
+        same = {k: v for k, v in e["spec"].items() if k not in ("model_id", "precision", "preprocess", "input", "output")}
+        assert same == {k: v for k, v in m.spec.to_dict().items() if k in same} and same["threshold"] == 0.25

@@ -94,6 +94,13 @@ def test_keep_float_auto(conv_bundle, tmp_path):
     assert c.report["keep_float"] and c.spec.keep_float == c.report["keep_float"]
     assert c.report["precision_leftovers"]  # float ops now listed
     assert c.report["agreement"]["max_abs_diff"] < 0.03
+    # with kept float layers the io is int8, and the file says what it is (a uint8 request came back int8 silently)
+    m = EdgeModel.load(c.path)
+    assert (m.spec.input.dtype, m.spec.output.dtype) == ("int8", "int8") == (c.report["io_type"],) * 2
+    assert m.interpreter.get_input_details()[0]["dtype"] == np.int8
+    with pytest.raises(EdgeError, match="keep-float writes int8 input and output") as e:
+        ct.convert_bundle(conv_bundle, "int8", out=tmp_path / "u8.tflite", io_type="uint8", keep_float="auto", report=False)
+    assert e.value.hint == "leave --io-type out or pass --io-type int8" and not (tmp_path / "u8.tflite").exists()
 
 
 def test_op_that_cannot_be_integer_quantised(conv_bundle):

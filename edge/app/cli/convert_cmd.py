@@ -140,9 +140,9 @@ def compress(bundle, qat, prune, data, epochs, lr, distill, batch_size, max_per_
 @click.option(
     "--io-type",
     type=click.Choice(["uint8", "int8"]),
-    default="uint8",
-    show_default=True,
-    help="int8 models: type of the input and output tensors.",
+    default=None,
+    help="int8 models: type of the input and output tensors (default: uint8; int8 with --keep-float, whose "
+    "selective quantiser writes int8 only).",
 )
 @click.option(
     "--keep-float",
