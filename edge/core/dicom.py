@@ -33,7 +33,11 @@ def _import_pydicom() -> Any:  # the pydicom module
     logger.setLevel(logging.CRITICAL + 10)
     logger.handlers.clear()
     logger.propagate = False
-    # pydicom warns with stacklevel pointing at its caller: cover pydicom and this module
+    # Its value checks on reading quote the offending value (a patient name swallowed by a damaged length, say):
+    # not raised at all, because the ignore filter below is undone by any later filter change in the process
+    # (warnings.simplefilter("always") after import, pytest, a notebook). Decoding reads the values it needs itself.
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    # the rest (no values seen so far; pydicom warns with stacklevel pointing at its caller: cover both modules)
     warnings.filterwarnings("ignore", module=r"(pydicom|edge\.core\.dicom)(\..*)?$")
     return pydicom
 
