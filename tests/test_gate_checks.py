@@ -157,9 +157,10 @@ def test_thresholds_from_the_nearest_pyproject_then_the_command_line(tmp_path, m
     assert only_none["source"] == str(tmp_path / "pyproject.toml") and only_none["min_agreement"] == 0.97
 
 
-def test_a_config_without_the_section_keeps_the_defaults(tmp_path):
+@pytest.mark.parametrize("text", ["[tool.edge]\nname = 1\n", "[tool.other]\nx = 1\n", '[project]\nname = "x"\n', ""])
+def test_a_config_without_the_section_keeps_the_defaults(tmp_path, text):
     cfg = tmp_path / "other.toml"
-    cfg.write_text("[tool.edge]\nname = 1\n")
+    cfg.write_text(text)  # a pyproject of another tool, or none at all: no [tool], no [tool.edge]
     assert load_thresholds(cfg) == {**DEFAULT_THRESHOLDS, "source": "built-in defaults"}
     assert load_thresholds(cfg, {"max_size_mb": 2})["source"] == "built-in defaults + command line"
 

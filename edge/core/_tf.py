@@ -90,8 +90,31 @@ def quiet_native(show: bool | None = None) -> Iterator[None]:
         sink.close()
 
 
+# Native libraries that carry their own copy of something TensorFlow also exports. TensorFlow's libraries load
+# with RTLD_GLOBAL, and a library loaded after them resolves each import to TensorFlow's copy where TensorFlow
+# exports the name and to its own dependency where it does not. LD_DEBUG=bindings showed the split: OpenCV's
+# bundled libssl 1.1.1k took CRYPTO_malloc/CRYPTO_free and EVP_CIPHER_CTX_new/free from TensorFlow's BoringSSL
+# (which keeps a size prefix before each block) and its locks and digests from its own libcrypto, i.e. two
+# allocators on one object: a "free(): invalid pointer / invalid next size" abort waiting for the first call.
+# The system sqlite (imported by IPython, which Keras 3 imports for tf-keras-vis) and gdcm's zlib split the
+# same way. Loaded before TensorFlow, each binds whole to its own dependencies (their extension modules load
+# RTLD_LOCAL, so TensorFlow still binds to itself). tests/test_native_bindings.py holds this.
+PRELOAD_BEFORE_TF = ("sqlite3", "PIL.Image", "h5py", "cv2", "gdcm")
+
+
+def _preload_native() -> None:
+    import contextlib
+    import importlib
+
+    for name in PRELOAD_BEFORE_TF:
+        with contextlib.suppress(ImportError):  # optional ones (gdcm: only for some DICOM transfer syntaxes)
+            importlib.import_module(name)
+
+
 def _load() -> tuple[Any, Any]:
     """Import TensorFlow with its start-up chatter (CUDA stubs probing for a GPU) kept quiet."""
+    if "tensorflow" not in sys.modules:
+        _preload_native()
     with quiet_native(show=False):
         import tensorflow as tf_
         import tf_keras as keras_
