@@ -223,9 +223,15 @@ def test_dicom_frame_choice_is_visible_with_a_window(tmp_path):
     assert decode_bytes(data, frame=2).pixels[0, 0] == expect[2]
 
 
-def test_garbage_after_the_dicom_preamble_is_an_image_error():
-    with pytest.raises(ImageReadError, match="DICOM"):
-        decode_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage" * 4, name="bad.dcm")
+def test_garbage_after_the_dicom_preamble_is_an_image_error(tmp_path):
+    data = b"\0" * 128 + b"DICM" + b"\x02\x00garbage" * 4
+    with pytest.raises(ImageReadError, match="DICOM") as e:
+        decode_bytes(data, name="bad.dcm")
+    assert e.value.line().startswith("bad.dcm: ")  # the DICOM reader is told the name
+    (tmp_path / "scan.dcm").write_bytes(data)
+    with pytest.raises(ImageReadError) as e:
+        read_image(tmp_path / "scan.dcm")
+    assert e.value.path == str(tmp_path / "scan.dcm") and e.value.line().startswith(f"{tmp_path / 'scan.dcm'}: ")
 
 
 # --- sniffing, reading, naming ------------------------------------------------------------------
