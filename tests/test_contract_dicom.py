@@ -603,3 +603,31 @@ def test_pydicom_logger_and_warnings_are_silenced():
             warnings.warn_explicit("value 'DOE^JOHN'", UserWarning, "f.py", 1, module=module)
     assert sorted(str(w.message) + " " + str(w.filename) for w in seen) == ["value 'DOE^JOHN' f.py"] * 2
     assert not logger.isEnabledFor(logging.CRITICAL) and not logger.handlers and logger.propagate is False
+
+
+# --- no value of the file in a warning or a log record ----------------------------------------
+def test_no_dicom_value_reaches_a_warning_even_when_the_caller_shows_all_warnings(caplog):
+    """In-process, with the caller's filters set to show every warning (as pytest, a notebook or
+    `warnings.simplefilter("always")` after import do): pydicom's value-quoting warnings must not be
+    raised at all, since a process-wide ignore filter is undone by any later filter change."""
+    import contextlib
+    import logging
+    import warnings
+
+    import test_hostile_decode as hostile
+
+    import edge.core.dicom  # noqa: F401  the decoder is loaded (its filter installed) before the caller's change
+
+    files = [hostile.dicom_bytes(**hostile.MALFORMED[case]) for case in sorted(hostile.MALFORMED)]
+    # a fuzz find: a damaged length (20 -> 1213) makes the transfer syntax UID swallow the data set after it
+    files.append(hostile.dicom_bytes(patch=(b"\x02\x00\x10\x00UI\x14\x00", b"\x02\x00\x10\x00UI\xbd\x04")))
+    caplog.clear()  # writing the files above logs their values; only the decoding is under test
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        for data in files:
+            with contextlib.suppress(ImageReadError):
+                decode_bytes(data, name="bad.dcm")
+    text = "\n".join(str(w.message) for w in shown) + caplog.text
+    assert hostile.MARKER[:10] not in text and "abc" not in text and "slope!" not in text and "rows" not in text
+    assert "Invalid value" not in text  # pydicom's value checks quote the value: not run at all
