@@ -403,3 +403,14 @@ def test_with_record_replaces_record_fields_and_keeps_unknown_ones():
         c.with_record(threshold=0.3, files={}, contract=None, notes="y")
     assert e.value.message == "threshold, files, contract belong to the model's contract or hashes and cannot be updated in place"
     assert e.value.hint == "re-create the bundle (train, compress) to change them" and e.value.path is None
+
+
+def test_the_calibration_record_round_trips_and_is_absent_when_there_is_none():
+    record = {"method": "platt", "before": {"val": {"ece": 0.19}}, "after": {"val": {"ece": 0.03}}}
+    card = ModelCard.from_dict(v2_card(calibration=record), "c")
+    assert card.calibration == record and "calibration" not in card.extra
+    assert card.to_dict()["calibration"] == record
+    assert ModelCard.from_dict(card.to_dict(), "c").calibration == record
+    plain = ModelCard.from_dict(v2_card(), "c")
+    assert plain.calibration is None and "calibration" not in plain.to_dict()  # absent, not null
+    assert ModelCard.from_dict(v2_card(calibration="T=1.3"), "c").calibration is None  # not a record: dropped
