@@ -493,3 +493,9 @@ def test_a_broken_exif_block_keeps_the_stored_orientation():
     data = buf.getvalue()
     assert b"eXIf" in data
     assert decode_bytes(data, name="broken.png").pixels.tolist() == STORED.tolist()
+    # a block Pillow refuses outright ("not a TIFF file"): the image still shows as stored
+    buf = io.BytesIO()
+    Image.fromarray(STORED).save(buf, "PNG", exif=b"Exif\x00\x00XX\x00*\x00\x00\x00\x08")
+    with pytest.raises(SyntaxError):
+        Image.open(io.BytesIO(buf.getvalue())).getexif()
+    assert decode_bytes(buf.getvalue(), name="notiff.png").pixels.tolist() == STORED.tolist()
