@@ -96,6 +96,7 @@ def test_no_library_is_split_between_tensorflow_and_its_own_copy(tmp_path):
 
 @pytest.mark.slow
 def test_the_check_sees_the_split_when_tensorflow_loads_first(tmp_path):
-    # a script that imports TensorFlow itself before anything else: OpenCV's OpenSSL is split
+    # a script that imports TensorFlow itself before anything else: on this stack OpenCV's bundled OpenSSL, its
+    # ffmpeg, gdcm's OpenSSL and zlib and the system sqlite come out split (which of them depends on the wheels)
     split = _splits(tmp_path, "import tensorflow\n")
-    assert ("libssl-" in " ".join(k[0] for k in split)) or any(k[1] == "openssl" for k in split), split
+    assert split, "TensorFlow loaded first and nothing split: the check would not see the hazard"
