@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_gate_checks import CHECK_OF, LIMITS  # the limits and the check each one governs
 
 from conv_helpers import copy_class_folder
 from edge.app.validation import validate
@@ -21,14 +22,6 @@ from edge.core.data import discover, load_canvases
 from model_cache import TESTS, cached
 
 SIZE = 48
-LIMITS = ("max_accuracy_drop", "max_auroc_drop", "min_agreement", "max_latency_ms", "max_size_mb")
-CHECK_OF = {
-    "max_accuracy_drop": "accuracy_drop",
-    "max_auroc_drop": "auroc_drop",
-    "min_agreement": "agreement",
-    "max_latency_ms": "latency_ms",
-    "max_size_mb": "size_mb",
-}
 
 
 @pytest.fixture(scope="module")

@@ -31,10 +31,10 @@ FAMILIES = {
 BINDING = re.compile(r"binding file (\S+) \[\d+\] to (\S+) \[\d+\]: normal symbol `([^']+)'")
 
 SCRIPT = """
-import io, sqlite3
+import io
 import numpy as np
 from edge.core._tf import keras, tf   # the toolkit's way in: the preloads, then TensorFlow
-import tf_keras_vis.gradcam, albumentations, pydicom, cv2, h5py
+import sqlite3, tf_keras_vis.gradcam, albumentations, pydicom, cv2, h5py  # each after TensorFlow, unless preloaded
 from PIL import Image
 try:
     import gdcm
@@ -58,9 +58,9 @@ def _providers(log_dir: Path) -> dict[tuple[str, str], dict[str, list[str]]]:
     def who(path: str) -> str:
         if "/tensorflow/" in path:
             return "tensorflow"
-        # OpenSSL is two files of one build (libssl, libcrypto): one provider per version
+        # OpenSSL is two files of one build (libssl, libcrypto): one provider per copy (its folder and version)
         m = re.match(r"lib(?:ssl|crypto)(?:-[0-9a-f]+)?\.so\.(.+)$", Path(path).name)
-        return f"openssl {m.group(1)}" if m else Path(path).name
+        return f"openssl {m.group(1)} in {Path(path).parent}" if m else Path(path).name
 
     for f in log_dir.iterdir():
         for line in f.read_text(errors="replace").splitlines():
