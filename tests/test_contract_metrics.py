@@ -327,8 +327,10 @@ def test_no_warnings_for_undefined_ratios_and_one_class_resamples():
         # one class only: every AUROC and every resample is undefined
         m = multiclass_metrics(np.array([1, 1, 1]), probs3, list("abc"))
         assert np.isnan(m["auroc"]) and len(m["auroc_ci95"]) == 2 and np.isnan(m["auroc_ci95"]).all()
-        # class b holds every image: its specificity has no negatives and is 0, not NaN or 1
-        assert m["per_class"]["b"]["specificity"] == 0.0 and m["per_class"]["a"]["specificity"] == pytest.approx(1 / 3)
+        # class b holds every image: its specificity has no negatives and is undefined (NaN), not 0 or 1;
+        # the mean specificity is over the classes that have negatives
+        assert np.isnan(m["per_class"]["b"]["specificity"]) and m["per_class"]["a"]["specificity"] == pytest.approx(1 / 3)
+        assert m["specificity"] == pytest.approx(np.mean([m["per_class"][c]["specificity"] for c in "ac"]))
 
 
 def test_top3_counts_the_third_guess_and_allows_absent_classes():

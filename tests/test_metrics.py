@@ -105,6 +105,19 @@ def test_bootstrap_rows_agree_with_sklearn():
 def test_one_class_gives_nan_auroc_and_no_interval():
     m = binary_metrics(np.ones(4), np.array([0.2, 0.6, 0.7, 0.9]), 0.5, ["neg", "pos"], "pos")
     assert np.isnan(m["auroc"]) and "auroc_ci95" not in m
-    assert m["sensitivity"] == 0.75 and m["specificity"] == 0.0
+    # no negatives: specificity is undefined (NaN, shown "–"), not 0; precision keeps zero_division=0
+    assert m["sensitivity"] == 0.75 and np.isnan(m["specificity"]) and np.isnan(m["per_class"]["neg"]["recall"])
+    assert np.isnan(m["balanced_accuracy"]) and np.isnan(m["specificity_ci95"]).all()
+    m = binary_metrics(np.zeros(3), np.array([0.2, 0.6, 0.7]), 0.5, ["neg", "pos"], "pos")  # no positives
+    assert np.isnan(m["sensitivity"]) and np.isnan(m["recall"]) and m["specificity"] == pytest.approx(1 / 3)
     fpr, tpr, thr = roc_curve(np.ones(3), np.array([0.1, 0.5, 0.5]))
     assert len(fpr) == len(tpr) == len(thr) == 3 and thr[0] == np.inf
+
+
+def test_report_of_a_fractures_only_set_shows_no_specificity():
+    # an external archive of fractures only (e.g. bone_break_types): the rates line must not claim 0.000
+    from edge.app.evaluate import _rates_line
+
+    m = binary_metrics(np.ones(5), np.array([0.2, 0.6, 0.7, 0.9, 0.95]), 0.5, ["neg", "pos"], "pos")
+    line = _rates_line(m)
+    assert "specificity – (0/0; –)" in line and "Sensitivity 0.800 (4/5; 95% exact interval 0.284–0.995)" in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +233,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def _ci(v: list[float] | None) -> str:
-    return f"{fmt(v[0])}–{fmt(v[1])}" if v else "–"
+    return f"{fmt(v[0])}–{fmt(v[1])}" if v and not any(math.isnan(x) for x in v) else "–"
 
 
 def _rates_line(r: dict[str, Any]) -> str:

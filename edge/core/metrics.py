@@ -144,6 +144,12 @@ def _safe_div(a: float, b: float) -> float:
     return float(a / b) if b else 0.0
 
 
+def _rate(k: int, n: int) -> float:
+    """k/n for a rate with an exact interval (sensitivity, specificity): NaN when n = 0, like
+    ``proportion_ci`` and ``bootstrap_gap``: a set without negatives has no specificity, not 0."""
+    return float(k / n) if n else float("nan")
+
+
 def calibration(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict[str, Any]:
     """Expected calibration error and the reliability-diagram bins: equal width, each holding
     lo <= conf < hi (the last one also 1.0).
@@ -187,11 +193,13 @@ def binary_metrics(
     # per-class figures, each class taken as the positive one in turn (precision of 'negative' = NPV)
     prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=[1, 0], zero_division=0)
     negative = next(lbl for lbl in labels if lbl != positive)
+    # the two rates are undefined without their class (an external set of fractures only has no
+    # specificity); precision and F1 keep scikit-learn's zero_division=0: no calls, no credit
+    sens, spec = _rate(tp, tp + fn), _rate(tn, tn + fp)
     per_class = {
-        name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
-        for i, name in enumerate((positive, negative))
+        name: {"precision": float(prec[i]), "recall": r, "f1": float(f1[i]), "support": int(support[i])}
+        for i, (name, r) in enumerate(((positive, sens), (negative, spec)))
     }
-    sens, spec = float(rec[0]), float(rec[1])
     out: dict[str, Any] = {
         "n": int(len(y)),
         "task": "binary",
@@ -244,7 +252,7 @@ def multiclass_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
     # specificity per class: true negatives over all negatives of that class (one-vs-rest)
     neg = cm.sum() - cm.sum(axis=1)
     tn = neg - (cm.sum(axis=0) - np.diag(cm))
-    specs = [_safe_div(tn[i], neg[i]) for i in range(k)]
+    specs = [_rate(tn[i], neg[i]) for i in range(k)]  # NaN for a class that holds every image
     aucs = [auroc(y == i, probs[:, i]) for i in range(k)]
     per_class = {
         name: {
@@ -269,7 +277,8 @@ def multiclass_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
         "f1": float(np.mean(f1)),
         "auroc": float(np.mean(present)) if present else float("nan"),
         "sensitivity": float(np.mean(rec)),
-        "specificity": float(np.mean(specs)),
+        # mean over the classes that have negatives (all but one class holding every image)
+        "specificity": float(np.nanmean(specs)) if not np.isnan(specs).all() else float("nan"),
         "per_class": per_class,
         "confusion": {"labels": list(labels), "matrix": cm.tolist()},
         "top3_accuracy": top3 if len(y) else 0.0,
