@@ -54,6 +54,17 @@ def test_score_equal_to_threshold_is_positive():
     assert (m["confusion"]["matrix"], m["sensitivity"], m["specificity"]) == ([[1, 1], [0, 2]], 1.0, 0.5)
 
 
+def test_negative_class_figures_are_its_own():
+    # counts where NPV differs from precision (the by-hand test below has both at 3/4)
+    y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.6, 0.3, 0.2, 0.1])  # tp 3, fn 2, fp 1, tn 3
+    m = binary_metrics(y, p, 0.5, LABELS, "fractured", ci=False)
+    neg, pos = m["per_class"]["not_fractured"], m["per_class"]["fractured"]
+    assert (pos["precision"], pos["recall"], pos["support"]) == pytest.approx((3 / 4, 3 / 5, 5))
+    assert (neg["precision"], neg["recall"], neg["support"]) == pytest.approx((3 / 5, 3 / 4, 4))
+    assert neg["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35) and m["macro_f1"] == pytest.approx((pos["f1"] + neg["f1"]) / 2)
+
+
 def test_binary_metrics_every_field_by_hand():
     y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
     p = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.3, 0.4, 0.55])

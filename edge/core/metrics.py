@@ -140,10 +140,6 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     return skm.confusion_matrix(np.asarray(y), np.asarray(pred), labels=np.arange(k)).astype(np.int64)
 
 
-def _safe_div(a: float, b: float) -> float:
-    return float(a / b) if b else 0.0
-
-
 def _rate(k: int, n: int) -> float:
     """k/n for a rate with an exact interval (sensitivity, specificity): NaN when n = 0, like
     ``proportion_ci`` and ``bootstrap_gap``: a set without negatives has no specificity, not 0."""
@@ -205,7 +201,7 @@ def binary_metrics(
         "task": "binary",
         "positive_label": positive,
         "threshold": float(threshold),
-        "accuracy": _safe_div(tp + tn, len(y)),
+        "accuracy": (tp + tn) / len(y),  # len(y) > 0: confusion_matrix refuses no images
         "precision": float(prec[0]),
         "recall": sens,
         "f1": float(f1[0]),
@@ -271,14 +267,14 @@ def multiclass_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
         "n": int(len(y)),
         "task": "multiclass",
         "threshold": None,
-        "accuracy": _safe_div(int((pred == y).sum()), len(y)),
+        "accuracy": int((pred == y).sum()) / len(y),  # len(y) > 0, as above
         "precision": float(np.mean(prec)),
         "recall": float(np.mean(rec)),
         "f1": float(np.mean(f1)),
         "auroc": float(np.mean(present)) if present else float("nan"),
         "sensitivity": float(np.mean(rec)),
-        # mean over the classes that have negatives (all but one class holding every image)
-        "specificity": float(np.nanmean(specs)) if not np.isnan(specs).all() else float("nan"),
+        # mean over the classes that have negatives: with k >= 2 classes at most one (holding every image) has none
+        "specificity": float(np.nanmean(specs)),
         "per_class": per_class,
         "confusion": {"labels": list(labels), "matrix": cm.tolist()},
         "top3_accuracy": top3 if len(y) else 0.0,
