@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 from click.testing import CliRunner
 
 from edge.app.cli import main
@@ -100,3 +101,14 @@ def test_help_teaches():
     assert code == 0 and "train -> convert" in out
     code, out = run("train", "--help")
     assert "--imbalance" in out and "Example" in out
+
+
+def test_report_of_a_fractures_only_set_shows_no_specificity():
+    # an external archive of fractures only (e.g. bone_break_types): the rates line must not claim 0.000
+    # (here, not in test_metrics.py: that file runs once per metrics mutant, and this import costs 0.2 s)
+    from edge.app.evaluate import _rates_line
+    from edge.core.metrics import binary_metrics
+
+    m = binary_metrics(np.ones(5), np.array([0.2, 0.6, 0.7, 0.9, 0.95]), 0.5, ["neg", "pos"], "pos")
+    line = _rates_line(m)
+    assert "specificity – (0/0; –)" in line and "Sensitivity 0.800 (4/5; 95% exact interval 0.284–0.995)" in line

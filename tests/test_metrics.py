@@ -112,12 +112,3 @@ def test_one_class_gives_nan_auroc_and_no_interval():
     assert np.isnan(m["sensitivity"]) and np.isnan(m["recall"]) and m["specificity"] == pytest.approx(1 / 3)
     fpr, tpr, thr = roc_curve(np.ones(3), np.array([0.1, 0.5, 0.5]))
     assert len(fpr) == len(tpr) == len(thr) == 3 and thr[0] == np.inf
-
-
-def test_report_of_a_fractures_only_set_shows_no_specificity():
-    # an external archive of fractures only (e.g. bone_break_types): the rates line must not claim 0.000
-    from edge.app.evaluate import _rates_line
-
-    m = binary_metrics(np.ones(5), np.array([0.2, 0.6, 0.7, 0.9, 0.95]), 0.5, ["neg", "pos"], "pos")
-    line = _rates_line(m)
-    assert "specificity – (0/0; –)" in line and "Sensitivity 0.800 (4/5; 95% exact interval 0.284–0.995)" in line
