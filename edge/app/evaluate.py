@@ -199,7 +199,7 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"Operating threshold {r['threshold']:.3f} on P({r['positive_label']}) (positive when p >= threshold).")
         lines.append(_rates_line(r))
     if ci:
-        lines.append(f"AUROC {fmt(r['auroc'])} (95% bootstrap interval {fmt(ci[0])}–{fmt(ci[1])}).")
+        lines.append(f"AUROC {fmt(r['auroc'])} (95% bootstrap interval {_ci(ci)}).")
     lines += ["", metrics_table({"value": r}), "", "## Per class", ""]
     lines.append(
         table(
