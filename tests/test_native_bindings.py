@@ -4,7 +4,7 @@ TensorFlow loads with RTLD_GLOBAL and exports its own zlib, zstd, BoringSSL and 
 after it resolves each import to TensorFlow's copy where the name exists there and to its own dependency
 where it does not: two implementations (two allocators) on one object. The dynamic linker's own record
 (LD_DEBUG=bindings) of a fresh process that loads TensorFlow the toolkit's way and then what the suite
-and the tools load after it (tf-keras-vis, albumentations, pydicom with gdcm, Pillow, OpenCV, h5py)
+and the tools load after it (tf-keras-vis, albumentations, pydicom with gdcm, Pillow, OpenCV, h5py, LiteRT)
 must show every such library bound whole to one provider. See edge/core/_tf.py (PRELOAD_BEFORE_TF).
 """
 
@@ -27,6 +27,12 @@ FAMILIES = {
     "zstd": re.compile(r"^ZSTD_"),
     "openssl": re.compile(r"^(SSL_|CRYPTO_|EVP_|OPENSSL_|ERR_|BIO_|X509|RSA_|EC_KEY|BN_)"),
     "sqlite": re.compile(r"^sqlite3_"),
+    # C++ libraries TensorFlow exports and LiteRT carries its own (other) versions of: a class of one version
+    # handled by code of another corrupts memory without any allocator mismatch
+    "tflite": re.compile(r"^(_ZNK?6tflite|TfLite|LiteRt)"),
+    "absl": re.compile(r"^_ZNK?4absl"),
+    "protobuf": re.compile(r"^_ZNK?6google8protobuf"),
+    "flatbuffers": re.compile(r"^_ZNK?11flatbuffers"),
 }
 BINDING = re.compile(r"binding file (\S+) \[\d+\] to (\S+) \[\d+\]: normal symbol `([^']+)'")
 
@@ -47,6 +53,10 @@ sqlite3.connect(":memory:").execute("select 1").fetchall()
 m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D()])
 m.save_weights({out!r})
 m.load_weights({out!r})
+from ai_edge_litert.interpreter import Interpreter  # the runtime the toolkit runs .tflite files with
+it = Interpreter(model_path="android_demo/app/src/main/assets/fracture_int8.tflite", num_threads=1)
+it.allocate_tensors()
+it.invoke()
 print("done")
 """
 
@@ -86,6 +96,7 @@ def _splits(tmp_path: Path, first: str) -> dict:
     got = _providers(logs)
     # the record is read: OpenCV's and Pillow's zlib imports are in it
     assert ("cv2.abi3.so", "zlib") in got and any(k[0].startswith("_imaging") for k in got), sorted(got)[:20]
+    assert ("libLiteRt.so", "tflite") in got, sorted(got)[:20]  # LiteRT binding its own C API: the record has it
     return {k: {p: sorted(s)[:4] for p, s in v.items()} for k, v in got.items() if len(v) > 1}
 
 
