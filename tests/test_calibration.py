@@ -291,6 +291,39 @@ def test_cli_evaluate_several_data_sets_reports_each_and_the_gap(calibrated, sma
     assert code == 0 and "95% exact interval" in out
 
 
+def test_cli_evaluate_against_pairs_two_models_on_the_same_images(tiny_bundle, calibrated, small_data, tmp_path):
+    # the tiny model against its calibrated copy (temperature only: the same ranking, other probabilities)
+    code, out = _run(
+        "evaluate", tiny_bundle.path, "--against", calibrated.path, "--data", small_data, "--split", "val",
+        "--report", tmp_path / "ab",
+    )  # fmt: skip
+    assert code == 0, out
+    rep = json.loads((tmp_path / "ab" / "report.json").read_text())
+    a, b = rep["models"]["A"], rep["models"]["B"]
+    assert rep["n"] == a["n"] == b["n"] == 16 and a["model"]["sha256"] != b["model"]["sha256"]
+    d = rep["difference"]
+    assert d["auroc"]["difference"] == pytest.approx(b["auroc"] - a["auroc"], abs=1e-12) == 0.0  # same ranking
+    for k in ("sensitivity", "specificity"):
+        assert d[k]["difference"] == pytest.approx(b[k] - a[k], abs=1e-12)
+    (tn_a, fp_a), (fn_a, tp_a) = a["confusion"]["matrix"]
+    (tn_b, fp_b), (fn_b, tp_b) = b["confusion"]["matrix"]
+    # discordant counts can only explain the difference in right calls between the two confusion matrices
+    assert d["sensitivity"]["only_b"] - d["sensitivity"]["only_a"] == tp_b - tp_a
+    assert d["specificity"]["only_b"] - d["specificity"]["only_a"] == tn_b - tn_a
+    for sub in ("A", "B"):
+        assert (tmp_path / "ab" / sub / "report.json").is_file() and (tmp_path / "ab" / sub / "roc.png").is_file()
+    assert (tmp_path / "ab" / "roc.png").is_file() and "McNemar" in (tmp_path / "ab" / "report.md").read_text()
+    assert "B - A on the same images" in out
+
+
+def test_cli_evaluate_against_refuses_what_cannot_be_paired(tiny_bundle, small_data, tmp_path):
+    code, out = _run("evaluate", tiny_bundle.path, "--against", "types", "--data", small_data, "--report", tmp_path / "x")
+    assert code == 2 and "only models of the same task and labels can be compared" in out and "Traceback" not in out
+    assert not (tmp_path / "x").exists()
+    code, out = _run("evaluate", tiny_bundle.path, "--against", tiny_bundle.path, "--data", small_data, "--data", small_data)
+    assert code == 2 and "give one --data" in out
+
+
 def test_operating_point_snaps_down_to_the_int8_output_grid_and_recounts():
     from train.calibrate import operating_point
 

@@ -535,3 +535,89 @@ def test_compute_metrics_multiclass_passes_the_interval_switch():
         _macro_reference(y, probs, 0), abs=1e-12
     )
     assert "auroc_ci95" not in compute_metrics(y, probs, list("abc"), "multiclass", ci=False)
+
+
+def _paired_reference(y, pa, pb, thresholds, n, seed, level):
+    """The paired bootstrap written out image by image: one set of resampled rows for both models."""
+    from sklearn.metrics import roc_auc_score
+
+    y, pa, pb = np.asarray(y, bool), np.asarray(pa, np.float64), np.asarray(pb, np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(y), (n, len(y)))
+    out = {
+        "auroc": (
+            roc_auc_score(y, pb) - roc_auc_score(y, pa),
+            _percentile(_pair_auroc(y[idx], pb[idx]) - _pair_auroc(y[idx], pa[idx]), level),
+        )
+    }
+    call_a, call_b = pa >= thresholds[0], pb >= thresholds[1]
+    for name, member, want_call in (("sensitivity", y, True), ("specificity", ~y, False)):
+        right_a, right_b = call_a == want_call, call_b == want_call
+        boots = []
+        for row in idx:
+            m = member[row]
+            boots.append((right_b[row][m].mean() - right_a[row][m].mean()) if m.any() else np.nan)
+        out[name] = (right_b[member].mean() - right_a[member].mean(), _percentile(np.array(boots), level))
+    return out
+
+
+def test_paired_gap_against_a_resampling_written_out():
+    from edge.core.metrics import paired_gap
+
+    # A calls at 0.5, B at 0.4 (its own threshold); scores exactly at a threshold are positive calls
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1])
+    pa = np.array([0.9, 0.5, 0.3, 0.5, 0.2, 0.1, 0.6, 0.7, 0.4, 0.45, 0.35, 0.8])
+    pb = np.array([0.95, 0.4, 0.45, 0.3, 0.4, 0.1, 0.2, 0.75, 0.39, 0.6, 0.5, 0.7])
+    got = paired_gap(y, pa, pb, (0.5, 0.4), n=300, seed=3, level=0.9)
+    assert (got["n"], got["n_bootstrap"], got["level"]) == (12, 300, 0.9)
+    for name, (diff, ci) in _paired_reference(y, pa, pb, (0.5, 0.4), 300, 3, 0.9).items():
+        np.testing.assert_allclose(got[name]["difference"], diff, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got[name]["ci"], ci, rtol=0, atol=1e-12)
+    # by hand. Positives (rows 0, 1, 2, 7, 9, 11): A flags 0, 1, 7, 11; B flags 0, 1, 2, 7, 9, 11
+    # (0.4 >= B's 0.4): right only by B on rows 2 and 9. Negatives (3, 4, 5, 6, 8, 10): A clears 4, 5, 8, 10,
+    # B clears 3, 5, 6, 8 (0.39 < 0.4): right only by B on 3 and 6, only by A on 4 and 10.
+    s, sp = got["sensitivity"], got["specificity"]
+    assert (s["only_b"], s["only_a"], sp["only_b"], sp["only_a"]) == (2, 0, 2, 2)
+    assert s["difference"] == pytest.approx(6 / 6 - 4 / 6) and sp["difference"] == 0.0
+    assert s["p_mcnemar"] == pytest.approx(0.5) and sp["p_mcnemar"] == 1.0  # two-sided exact: 2 * 0.5**2; 2 vs 2
+    dflt = paired_gap(y, pa, pb, (0.5, 0.4))
+    assert (dflt["n_bootstrap"], dflt["level"]) == (1000, 0.95)
+    for name, (_diff, ci) in _paired_reference(y, pa, pb, (0.5, 0.4), 1000, 0, 0.95).items():
+        np.testing.assert_allclose(dflt[name]["ci"], ci, rtol=0, atol=1e-12)
+
+
+def test_paired_gap_is_antisymmetric_zero_for_one_model_and_narrower_than_unpaired():
+    from edge.core.metrics import bootstrap_gap, paired_gap
+
+    rng = np.random.default_rng(5)
+    y = rng.random(200) < 0.3
+    base = y * 1.2 + rng.normal(size=200)  # both models see the same hard images
+    pa, pb = 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-(base + 0.3 * rng.normal(size=200))))
+    ab, ba = paired_gap(y, pa, pb, (0.5, 0.45), seed=2), paired_gap(y, pb, pa, (0.45, 0.5), seed=2)
+    for name in ("auroc", "sensitivity", "specificity"):
+        assert ab[name]["difference"] == pytest.approx(-ba[name]["difference"])
+        np.testing.assert_allclose(ab[name]["ci"], [-ba[name]["ci"][1], -ba[name]["ci"][0]], atol=1e-12)
+    assert (ab["sensitivity"]["only_b"], ab["sensitivity"]["only_a"]) == (
+        ba["sensitivity"]["only_a"],
+        ba["sensitivity"]["only_b"],
+    )
+    same = paired_gap(y, pa, pa, (0.5, 0.5))
+    for name in ("auroc", "sensitivity", "specificity"):
+        assert same[name]["difference"] == 0.0 and same[name]["ci"] == [0.0, 0.0]
+    assert same["sensitivity"]["p_mcnemar"] == 1.0 and same["sensitivity"]["only_b"] == 0
+    unpaired = bootstrap_gap((y, pa), (y, pb), 0.5)
+    width = lambda g: g["ci"][1] - g["ci"][0]  # noqa: E731
+    assert width(ab["auroc"]) < 0.5 * width(unpaired["auroc"])
+
+
+def test_paired_accuracy_gap_counts_and_interval():
+    from edge.core.metrics import paired_accuracy_gap
+
+    a = np.array([1, 1, 0, 0, 1, 1, 0, 1, 1, 0], bool)
+    b = np.array([1, 1, 1, 1, 1, 0, 1, 1, 1, 1], bool)  # right only by B on 2, 3, 6, 9; only by A on 5
+    got = paired_accuracy_gap(a, b, n=400, seed=1)
+    g = got["accuracy"]
+    assert (got["n"], got["n_bootstrap"], g["only_b"], g["only_a"]) == (10, 400, 4, 1)
+    assert g["difference"] == pytest.approx(0.3)
+    assert g["p_mcnemar"] == pytest.approx(0.375)  # two-sided exact binomial, 4 of 5 discordant: 2 * 6/32
+    idx = np.random.default_rng(1).integers(0, 10, (400, 10))
+    np.testing.assert_allclose(g["ci"], _percentile(b[idx].mean(axis=1) - a[idx].mean(axis=1), 0.95), atol=1e-12)

@@ -13,8 +13,16 @@ import numpy as np
 from edge.core import plots
 from edge.core.bundle import Bundle
 from edge.core.data import Dataset, discover, load_canvases, read_metadata
-from edge.core.errors import DataError
-from edge.core.metrics import bootstrap_accuracy_gap, bootstrap_gap, compute_metrics, roc_curve, subgroup_metrics
+from edge.core.errors import BundleError, DataError
+from edge.core.metrics import (
+    bootstrap_accuracy_gap,
+    bootstrap_gap,
+    compute_metrics,
+    paired_accuracy_gap,
+    paired_gap,
+    roc_curve,
+    subgroup_metrics,
+)
 from edge.core.preprocess import normalize
 from edge.core.report import fmt, metrics_table, table, write_report
 
@@ -62,6 +70,18 @@ class Scored:
     probs: np.ndarray
     names: list[str]
     bad: list[tuple[str, str]]
+    paths: list[str]  # of the kept images, in the rows' order: what pairs two models' rows
+
+    def subset(self, rows: list[int]) -> Scored:
+        return Scored(
+            self.data,
+            self.split,
+            self.y_idx[rows],
+            self.probs[rows],
+            [self.names[i] for i in rows],
+            self.bad,
+            [self.paths[i] for i in rows],
+        )
 
 
 def score(
@@ -80,7 +100,7 @@ def score(
         raise DataError("no readable images to evaluate", data)
     probs = bundle.predict_proba(normalize(canvases, bundle.spec))
     name = split or ("test" if "test" in found.splits else "all")
-    return Scored(str(data), name, y_idx[kept], probs, [paths[i].name for i in kept], bad)
+    return Scored(str(data), name, y_idx[kept], probs, [paths[i].name for i in kept], bad, [str(paths[i]) for i in kept])
 
 
 def report_for(
@@ -164,6 +184,70 @@ def evaluate_many(
     }
     if report_dir:
         write_report(Path(report_dir), out, markdown_many(out))
+    return out
+
+
+def compare(
+    a: Bundle,
+    b: Bundle,
+    data: str | Path,
+    split: str | None = None,
+    metadata: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    skip_bad: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Two models on the same images: each one's full report (``report_dir``/A/ and /B/) and the paired
+    difference B - A (binary: AUROC, and sensitivity and specificity each at its own model's threshold;
+    multi-class: accuracy), with paired bootstrap intervals and McNemar's test. Each model reads the
+    images with its own preprocessing; an image either one cannot read is left out of both."""
+    if a.task != b.task or sorted(a.labels) != sorted(b.labels) or a.positive_label != b.positive_label:
+        raise BundleError(
+            f"answers another question than {a.model_id} ({b.task}, labels {b.labels} against {a.task}, labels "
+            f"{a.labels}): only models of the same task and labels can be compared",
+            b.model_id,
+        )
+    sa, sb = score(a, data, split, skip_bad, progress), score(b, data, split, skip_bad, progress)
+    row_b = {p: i for i, p in enumerate(sb.paths)}
+    both = [i for i, p in enumerate(sa.paths) if p in row_b]
+    sa, sb = sa.subset(both), sb.subset([row_b[sa.paths[i]] for i in both])
+    if not both:
+        raise DataError("no image is readable by both models", data)
+    truth_a, truth_b = (np.asarray(m.labels)[s.y_idx] for m, s in ((a, sa), (b, sb)))
+    if binary := a.task == "binary":
+        pa, pb = sa.probs[:, a.positive_index()], sb.probs[:, b.positive_index()]
+        diff = paired_gap(truth_a == a.positive_label, pa, pb, (a.threshold, b.threshold), seed=seed)
+    else:
+        right_a = np.asarray(a.labels)[sa.probs.argmax(axis=1)] == truth_a
+        right_b = np.asarray(b.labels)[sb.probs.argmax(axis=1)] == truth_b
+        diff = paired_accuracy_gap(right_a, right_b, seed=seed)
+    out_dir = Path(report_dir) if report_dir else None
+    models = {
+        "A": report_for(a, sa, metadata, out_dir / "A" if out_dir else None),
+        "B": report_for(b, sb, metadata, out_dir / "B" if out_dir else None),
+    }
+    bad = dict(sa.bad) | dict(sb.bad)
+    out: dict[str, Any] = {
+        "task": a.task,
+        "data": str(data),
+        "split": sa.split,
+        "n": len(both),
+        "positive_label": a.positive_label,
+        "models": models,
+        "difference": diff,
+        "skipped_files": [{"path": p, "problem": why} for p, why in sorted(bad.items())],
+    }
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if binary:
+            y = truth_a == a.positive_label
+            curves = {
+                f"{k}: {m['model']['id']}": (*roc_curve(y, p)[:2], m["auroc"])
+                for (k, m), p in zip(models.items(), (pa, pb), strict=True)
+            }
+            out["plots"] = [plots.roc(curves, out_dir / "roc.png").name]
+        write_report(out_dir, out, markdown_compare(out))
     return out
 
 
@@ -272,4 +356,45 @@ def markdown_many(r: dict[str, Any]) -> str:
             )
         )
     lines += ["", "With --report DIR, each data set's full report (per class, confusion, subgroups, plots) is in DIR/NAME/."]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_compare(r: dict[str, Any]) -> str:
+    """The two-model report: each model's figures, then B - A on the same images."""
+    binary = r["task"] == "binary"
+    lines = [
+        f"# {r['models']['A']['model']['id']} (A) against {r['models']['B']['model']['id']} (B)",
+        "",
+        f"Data: `{r['data']}` (split: {r['split']}), the same {r['n']} images for both.",
+        "",
+    ]
+    head = ["model", "id", "bundle sha256", "AUROC", "AUROC 95% CI"]
+    head += ["threshold", "sensitivity", "specificity", "ECE"] if binary else ["accuracy", "ECE"]
+    rows = []
+    for k, m in r["models"].items():
+        row = [k, m["model"]["id"], f"`{m['model']['sha256'][:12]}`", m["auroc"], _ci(m.get("auroc_ci95"))]
+        row += [m["threshold"], m["sensitivity"], m["specificity"], m["ece"]] if binary else [m["accuracy"], m["ece"]]
+        rows.append(row)
+    lines.append(table(head, rows))
+    d = r["difference"]
+    lines += [
+        "",
+        f"## B - A on the same images: paired bootstrap 95% interval ({d['n_bootstrap']} resamples), McNemar's exact test",
+        "",
+    ]
+    keys = ["auroc", "sensitivity", "specificity"] if binary else ["accuracy"]
+    body = []
+    for k in keys:
+        g = d[k]
+        calls = f"{g['only_b']} / {g['only_a']}" if "only_b" in g else "–"
+        p = f"{g['p_mcnemar']:.2g}" if "p_mcnemar" in g else "–"  # small p-values stay readable
+        body.append([k, fmt(g["difference"]), _ci(g["ci"]), calls, p])
+    lines.append(table(["", "B - A", "95% CI", "right only by B / only by A", "McNemar p"], body))
+    if binary:
+        lines += ["", "Sensitivity and specificity are each taken at the model's own stored threshold."]
+    if r.get("skipped_files"):
+        lines += ["", f"{len(r['skipped_files'])} images left out of both (unreadable by either model; listed in report.json)."]
+    lines += ["", "With --report DIR, each model's full report (per class, confusion, subgroups, plots) is in DIR/A/ and DIR/B/."]
+    for p in r.get("plots", []):
+        lines += ["", f"![{p}]({p})"]
     return "\n".join(lines) + "\n"
