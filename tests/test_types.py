@@ -172,6 +172,22 @@ def test_cli_predict_and_evaluate_types(bone_types, tmp_path):
     assert gap["accuracy"]["difference"] == 0.0 and gap["accuracy"]["ci"][0] <= 0 <= gap["accuracy"]["ci"][1]
 
 
+def test_cli_evaluate_types_against_another_types_model(types_bundle, bone_types, tmp_path):
+    # the embedded types model against one trained here on tiny features: the paired multi-class difference
+    r = CliRunner().invoke(
+        main,
+        ["evaluate", "types", "--against", str(types_bundle.path), "--data", str(bone_types), "--report", str(tmp_path / "r")],
+    )
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    a, b, g = rep["models"]["A"], rep["models"]["B"], rep["difference"]["accuracy"]
+    assert rep["task"] == "multiclass" and rep["n"] == a["n"] == b["n"] == 50
+    assert g["difference"] == pytest.approx(b["accuracy"] - a["accuracy"], abs=1e-12)
+    assert g["only_b"] - g["only_a"] == round(rep["n"] * (b["accuracy"] - a["accuracy"]))
+    assert g["ci"][0] <= g["difference"] <= g["ci"][1] and 0 <= g["p_mcnemar"] <= 1
+    assert r.output.count("measured when trained") == 2  # each weak model's own accuracy statement
+
+
 # --- the server's opt-in field ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def srv_types(tiny_bundle, types_bundle):
