@@ -104,8 +104,8 @@ def bootstrap_gap(
             spec = (~yy & ~pp).sum(axis=1) / (~yy).sum(axis=1)
         point = (
             auroc(y, p),
-            float((p[y] >= threshold).mean()) if y.any() else float("nan"),
-            float((p[~y] < threshold).mean()) if (~y).any() else float("nan"),
+            _rate(int((p[y] >= threshold).sum()), int(y.sum())),
+            _rate(int((p[~y] < threshold).sum()), int((~y).sum())),
         )
         return point, (_auroc_rows(yy, p[idx]), sens, spec)
 
