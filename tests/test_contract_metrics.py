@@ -614,10 +614,36 @@ def test_paired_accuracy_gap_counts_and_interval():
 
     a = np.array([1, 1, 0, 0, 1, 1, 0, 1, 1, 0], bool)
     b = np.array([1, 1, 1, 1, 1, 0, 1, 1, 1, 1], bool)  # right only by B on 2, 3, 6, 9; only by A on 5
-    got = paired_accuracy_gap(a, b, n=400, seed=1)
+    got = paired_accuracy_gap(a, b, n=400, seed=1, level=0.9)
     g = got["accuracy"]
-    assert (got["n"], got["n_bootstrap"], g["only_b"], g["only_a"]) == (10, 400, 4, 1)
+    assert (got["n"], got["n_bootstrap"], got["level"], g["only_b"], g["only_a"]) == (10, 400, 0.9, 4, 1)
     assert g["difference"] == pytest.approx(0.3)
     assert g["p_mcnemar"] == pytest.approx(0.375)  # two-sided exact binomial, 4 of 5 discordant: 2 * 6/32
     idx = np.random.default_rng(1).integers(0, 10, (400, 10))
-    np.testing.assert_allclose(g["ci"], _percentile(b[idx].mean(axis=1) - a[idx].mean(axis=1), 0.95), atol=1e-12)
+    np.testing.assert_allclose(g["ci"], _percentile(b[idx].mean(axis=1) - a[idx].mean(axis=1), 0.9), atol=1e-12)
+    dflt = paired_accuracy_gap(a, b)  # 1000 resamples, seed 0, 95%
+    assert (dflt["n_bootstrap"], dflt["level"]) == (1000, 0.95)
+    idx = np.random.default_rng(0).integers(0, 10, (1000, 10))
+    np.testing.assert_allclose(dflt["accuracy"]["ci"], _percentile(b[idx].mean(axis=1) - a[idx].mean(axis=1), 0.95), atol=1e-12)
+    # the models differ on the first image only: a resample that could never draw it would show no difference
+    one = paired_accuracy_gap(np.r_[False, a[1:]], np.r_[True, a[1:]], seed=3)["accuracy"]
+    assert one["difference"] == pytest.approx(0.1) and one["ci"] == [0.0, pytest.approx(0.3)]
+
+
+def test_paired_gap_on_float32_scores_and_a_rare_class_without_warnings():
+    from edge.core.metrics import paired_gap
+
+    # float32 scores with a threshold just above one of them in float64 only: compared in float64, 0.3 is a
+    # negative call for both models (as bootstrap_gap and binary_metrics compare)
+    p32 = np.array([0.3, 0.8, 0.1, 0.6, 0.2, 0.7, 0.4, 0.9], np.float32)
+    thr = float(p32[0]) + 1e-12
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 1])  # image 0 is a positive at the threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # resamples without a negative or a positive: NaN, and no RuntimeWarning
+        got = paired_gap(y, p32, p32[::-1].copy(), (thr, thr), n=300, seed=2)
+        rare = paired_gap(np.r_[1, np.zeros(11, int)], np.linspace(0.9, 0.1, 12), np.linspace(0.1, 0.9, 12), (0.5, 0.5), n=200)
+    # positives 0, 1, 3, 7. A (0.3, 0.8, 0.6, 0.9) flags 1, 3, 7: image 0's 0.3 is below thr in float64.
+    # B, the scores reversed (0.9, 0.4, 0.2, 0.3), flags 0 and 1: image 7's 0.3 is below thr too
+    assert got["sensitivity"]["difference"] == pytest.approx(2 / 4 - 3 / 4)
+    assert (got["sensitivity"]["only_b"], got["sensitivity"]["only_a"]) == (1, 2)
+    assert rare["sensitivity"]["difference"] == -1.0 and not np.isnan(rare["sensitivity"]["ci"]).any()

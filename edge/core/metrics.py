@@ -147,8 +147,7 @@ def paired_gap(
     idx = np.random.default_rng(seed).integers(0, len(y), (n, len(y)))
     yy = y[idx]
     out: dict[str, Any] = {"n": int(len(y)), "n_bootstrap": n, "level": level}
-    with np.errstate(invalid="ignore"):  # resamples without a class: NaN, left out by _difference
-        boots = _auroc_rows(yy, pb[idx]) - _auroc_rows(yy, pa[idx])
+    boots = _auroc_rows(yy, pb[idx]) - _auroc_rows(yy, pa[idx])  # NaN for resamples of one class: left out
     out["auroc"] = _difference(auroc(y, pb) - auroc(y, pa), boots, level)
     right_a, right_b = (pa >= thresholds[0]) == y, (pb >= thresholds[1]) == y  # a right call on each image
     out["sensitivity"] = _paired_rate(right_a, right_b, y, idx, level)
