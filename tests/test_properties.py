@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from edge.core.metrics import auroc, calibration, compute_metrics
@@ -16,13 +16,9 @@ from edge.core.preprocess import PreprocessSpec, dequantize, letterbox_geometry,
 from edge.explain.mapping import to_image
 
 # no example database: nothing is written into the repository, each run draws afresh from a fixed seed per test
-# EDGE_HYPOTHESIS_EXAMPLES: fewer examples under mutation testing (tests/mutation/run.py sets it), and
-# EDGE_HYPOTHESIS_SHRINK=0 there too: a mutant is killed by the first failing example, the smallest one is
-# for a person reading a real failure, and shrinking it costs seconds per killed mutant
-_PHASES = tuple(p for p in Phase if p is not Phase.shrink or os.environ.get("EDGE_HYPOTHESIS_SHRINK", "1") != "0")
+# EDGE_HYPOTHESIS_EXAMPLES: fewer examples under mutation testing (tests/mutation/run.py sets it)
 FAST = settings(
     max_examples=int(os.environ.get("EDGE_HYPOTHESIS_EXAMPLES", "60")),
-    phases=_PHASES,
     deadline=None,
     database=None,
     derandomize=True,

@@ -102,7 +102,6 @@ def mutmut(root: Path, *args: str, log: Path | None = None, children: int = 1) -
     # whose function runs while they are built gets its own build (tests/model_cache.py explains why)
     env["EDGE_TEST_MODEL_CACHE"] = str(root / "model-cache")
     env.setdefault("EDGE_HYPOTHESIS_EXAMPLES", "20")  # each mutant reruns the property tests: fewer draws
-    env.setdefault("EDGE_HYPOTHESIS_SHRINK", "0")  # the first failing example kills; no time spent shrinking it
     # several mutants at once share the cores instead of each starting a thread per core
     threads = str(max(1, (os.cpu_count() or 1) // children))
     env.setdefault("TF_NUM_INTRAOP_THREADS", threads)
