@@ -114,6 +114,21 @@ def test_a_much_worse_edge_model_fails_the_auroc_check(worse):
     assert worse["checks"]["accuracy_drop"]["passed"] is False and worse["checks"]["agreement"]["passed"] is False
 
 
+def test_the_report_gives_edge_minus_full_with_paired_intervals(worse):
+    p = worse["paired"]
+    assert p["n"] == worse["data"]["n"] and p["n_bootstrap"] == 1000
+    assert p["auroc"]["difference"] == pytest.approx(worse["edge"]["auroc"] - worse["full"]["auroc"], abs=1e-12)
+    assert p["auroc"]["ci"][0] <= p["auroc"]["difference"] <= p["auroc"]["ci"][1] < 0  # far worse: not noise
+    for k in ("sensitivity", "specificity"):
+        assert p[k]["difference"] == pytest.approx(worse["edge"][k] - worse["full"][k], abs=1e-12)
+    # binary: on every image the two calls differ, exactly one of them is right
+    disagree = round(worse["data"]["n"] * (1 - worse["agreement"]))
+    assert sum(p[k]["only_b"] + p[k]["only_a"] for k in ("sensitivity", "specificity")) == disagree > 0
+    from edge.app.validation import markdown
+
+    assert "Edge minus full on the same" in markdown(worse) and "McNemar p" in markdown(worse)
+
+
 def test_a_better_edge_model_passes_the_auroc_check(gate_models, gate_data, gate_config):
     good, rev, good_tfl, _ = gate_models
     better = run(rev, good_tfl, gate_data, gate_config)

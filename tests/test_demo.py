@@ -38,6 +38,9 @@ def test_demo_runs_every_stage_on_the_embedded_default(tmp_path):
     # a failed gate is printed as failed, with the reason and what one disagreement weighs on 36 images
     if not gate["passed"]:
         assert "validation gate FAILED" in r.output and "one disagreement moves" in r.output
+        # and whether the drift is more than those few flips: the paired difference, as in the report
+        spec = gate["paired"]["specificity"]
+        assert f"specificity {spec['difference']:.3f} ({spec['ci'][0]:.3f} to {spec['ci'][1]:.3f}" in r.output
     else:
         assert "validation gate PASSED" in r.output and "one disagreement moves" not in r.output
     # 6: two overlays

@@ -22,6 +22,10 @@ may be added)::
     drift: {accuracy, precision, recall, f1, auroc, sensitivity, specificity   (edge minus full),
             per_class: {label: {precision, recall, f1}}, subgroups: {name: {n, full, edge, drift}}}
     agreement: float                 top-1 (decision at the threshold for binary) agreement in 0..1
+    paired: {n, n_bootstrap, level, auroc, sensitivity, specificity} (binary) or {..., accuracy}:
+                                     edge minus full on the same images, each {difference, ci} with a
+                                     paired bootstrap interval; the rates also {only_b (right only by the
+                                     edge model), only_a (only by the full one), p_mcnemar}
     prob_diff: {mean, p99, max}      |P_edge - P_full| over images (all classes)
     disagreements: [{path, label, full, edge, p_full, p_edge}]   (at most 200)
     latency_ms: {full: {p50, p90, p99, mean, throughput_per_s, runs}, edge: {...}, warmup, threads,
@@ -51,7 +55,7 @@ from edge.core.bundle import Bundle, load_bundle
 from edge.core.data import Dataset, discover, load_canvases, read_metadata
 from edge.core.errors import DataError, EdgeError
 from edge.core.inference import decisions
-from edge.core.metrics import compute_metrics, subgroup_metrics
+from edge.core.metrics import compute_metrics, paired_accuracy_gap, paired_gap, subgroup_metrics
 from edge.core.preprocess import normalize
 
 REPORT_FORMAT = "fracture-edge/validation"
@@ -431,6 +435,7 @@ def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs:
         "edge": _edge_summary(m_edge, models, cfg.device_report),
         "drift": drift,
         "agreement": agree,
+        "paired": _paired(bundle, rule, y, outs),
         "prob_diff": {"mean": float(diff.mean()), "p99": float(np.percentile(diff, 99)), "max": float(diff.max())},
         "disagreements": _disagreements(inputs, outs, bundle, dec_full, dec_edge),
         "latency_ms": latency,
@@ -443,6 +448,15 @@ def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs:
         ),
         "_plot_data": (m_full, m_edge, diff, lat_full, lat_edge),
     }
+
+
+def _paired(bundle: Bundle, rule: Any, y: np.ndarray, outs: _Outputs) -> dict[str, Any]:
+    """Edge minus full on the same images with paired intervals: says whether a drift is noise of a small
+    set or a change (the checks themselves compare the point values with the limits)."""
+    if bundle.task == "binary":
+        pi, pe = bundle.positive_index(), bundle.labels.index(rule.positive_label)
+        return paired_gap(y == pi, outs.p_full[:, pi], outs.p_edge[:, pe], (bundle.threshold, rule.threshold))
+    return paired_accuracy_gap(outs.p_full.argmax(axis=1) == y, outs.p_edge.argmax(axis=1) == y)
 
 
 def _edge_summary(m_edge, models: _Models, device_report) -> dict[str, Any]:
@@ -678,6 +692,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"|ΔP| mean {fmt(pd['mean'], 4)}, p99 {fmt(pd['p99'], 4)}, max {fmt(pd['max'], 4)}; "
         f"{len(r['disagreements'])} disagreement(s).",
         "",
+        _paired_line(r["paired"]),
+        "",
     ]
     lf, le = r["latency_ms"]["full"], r["latency_ms"]["edge"]
     lines += [
@@ -723,3 +739,24 @@ def markdown(r: dict[str, Any]) -> str:
             "</details>",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _paired_line(pr: dict[str, Any]) -> str:
+    """Edge minus full with paired intervals, and the calls only one of the two models gets right."""
+    import math
+
+    from edge.core.report import fmt
+
+    parts = []
+    for k in ("auroc", "sensitivity", "specificity", "accuracy"):
+        if k in pr:
+            g = pr[k]
+            undefined = any(v is None or math.isnan(v) for v in g["ci"])  # None: a report read back from JSON
+            lo_hi = "–" if undefined else "–".join(fmt(v, 4) for v in g["ci"])
+            calls = (
+                f"; right only by edge {g['only_b']}, only by full {g['only_a']}, McNemar p {g['p_mcnemar']:.2g}"
+                if "only_b" in g
+                else ""
+            )
+            parts.append(f"{k} {fmt(g['difference'], 4)} ({lo_hi}{calls})")
+    return f"Edge minus full on the same {pr['n']} images (paired bootstrap 95% interval): " + "; ".join(parts) + "."

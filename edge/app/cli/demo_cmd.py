@@ -83,6 +83,15 @@ def demo(out: str) -> None:
             "gate a model on a held-out set of hundreds (edge validate --data DIR); "
             "the flipped calls are listed in the report, with both probabilities"
         )
+        pr = val["paired"]  # the same images scored by both: is the drift more than these few flips?
+        rates = [(k, pr[k]) for k in ("sensitivity", "specificity", "accuracy") if k in pr]
+        click.echo(
+            "   edge minus full on these images, paired 95% interval: "
+            + "; ".join(
+                f"{k} {fmt(g['difference'])} ({fmt(g['ci'][0])} to {fmt(g['ci'][1])}, McNemar p {g['p_mcnemar']:.2g})"
+                for k, g in rates
+            )
+        )
 
     picks = [
         next(p for p in files if p.parent.name == b.positive_label),
