@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from edge.core.metrics import (
     subgroup_metrics,
 )
 from edge.core.preprocess import normalize
-from edge.core.report import fmt, metrics_table, table, write_report
+from edge.core.report import fmt, fmt_ci, metrics_table, table, write_report
 
 EXCLUDED_COLUMNS = {"image_id", "path", "name", "file", "split", "label", "fracture_count"}
 
@@ -211,16 +210,16 @@ def compare(
     sa, sb = score(a, data, split, skip_bad, progress), score(b, data, split, skip_bad, progress)
     row_b = {p: i for i, p in enumerate(sb.paths)}
     both = [i for i, p in enumerate(sa.paths) if p in row_b]
-    sa, sb = sa.subset(both), sb.subset([row_b[sa.paths[i]] for i in both])
     if not both:
         raise DataError("no image is readable by both models", data)
-    truth_a, truth_b = (np.asarray(m.labels)[s.y_idx] for m, s in ((a, sa), (b, sb)))
+    sa, sb = sa.subset(both), sb.subset([row_b[sa.paths[i]] for i in both])
+    truth = np.asarray(a.labels)[sa.y_idx]  # label names: the two bundles may order their labels differently
     if binary := a.task == "binary":
+        y = truth == a.positive_label
         pa, pb = sa.probs[:, a.positive_index()], sb.probs[:, b.positive_index()]
-        diff = paired_gap(truth_a == a.positive_label, pa, pb, (a.threshold, b.threshold), seed=seed)
+        diff = paired_gap(y, pa, pb, (a.threshold, b.threshold), seed=seed)
     else:
-        right_a = np.asarray(a.labels)[sa.probs.argmax(axis=1)] == truth_a
-        right_b = np.asarray(b.labels)[sb.probs.argmax(axis=1)] == truth_b
+        right_a, right_b = (np.asarray(m.labels)[s.probs.argmax(axis=1)] == truth for m, s in ((a, sa), (b, sb)))
         diff = paired_accuracy_gap(right_a, right_b, seed=seed)
     out_dir = Path(report_dir) if report_dir else None
     models = {
@@ -241,7 +240,6 @@ def compare(
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         if binary:
-            y = truth_a == a.positive_label
             curves = {
                 f"{k}: {m['model']['id']}": (*roc_curve(y, p)[:2], m["auroc"])
                 for (k, m), p in zip(models.items(), (pa, pb), strict=True)
@@ -283,7 +281,7 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"Operating threshold {r['threshold']:.3f} on P({r['positive_label']}) (positive when p >= threshold).")
         lines.append(_rates_line(r))
     if ci:
-        lines.append(f"AUROC {fmt(r['auroc'])} (95% bootstrap interval {_ci(ci)}).")
+        lines.append(f"AUROC {fmt(r['auroc'])} (95% bootstrap interval {fmt_ci(ci)}).")
     lines += ["", metrics_table({"value": r}), "", "## Per class", ""]
     lines.append(
         table(
@@ -316,16 +314,12 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ci(v: list[float] | None) -> str:
-    return f"{fmt(v[0])}–{fmt(v[1])}" if v and not any(math.isnan(x) for x in v) else "–"
-
-
 def _rates_line(r: dict[str, Any]) -> str:
     """Sensitivity and specificity at the threshold with their exact intervals and counts."""
     (tn, fp), (fn, tp) = r["confusion"]["matrix"]
     return (
-        f"Sensitivity {fmt(r['sensitivity'])} ({tp}/{tp + fn}; 95% exact interval {_ci(r.get('sensitivity_ci95'))}), "
-        f"specificity {fmt(r['specificity'])} ({tn}/{tn + fp}; {_ci(r.get('specificity_ci95'))})."
+        f"Sensitivity {fmt(r['sensitivity'])} ({tp}/{tp + fn}; 95% exact interval {fmt_ci(r.get('sensitivity_ci95'))}), "
+        f"specificity {fmt(r['specificity'])} ({tn}/{tn + fp}; {fmt_ci(r.get('specificity_ci95'))})."
     )
 
 
@@ -339,9 +333,9 @@ def markdown_many(r: dict[str, Any]) -> str:
     head += ["sensitivity", "sens. 95% CI", "specificity", "spec. 95% CI", "ECE"] if binary else ["accuracy", "ECE"]
     rows = []
     for name, d in r["datasets"].items():
-        row = [name, f"`{d['data']}`", d["split"], d["n"], d["auroc"], _ci(d.get("auroc_ci95"))]
+        row = [name, f"`{d['data']}`", d["split"], d["n"], d["auroc"], fmt_ci(d.get("auroc_ci95"))]
         if binary:
-            row += [d["sensitivity"], _ci(d["sensitivity_ci95"]), d["specificity"], _ci(d["specificity_ci95"]), d["ece"]]
+            row += [d["sensitivity"], fmt_ci(d["sensitivity_ci95"]), d["specificity"], fmt_ci(d["specificity_ci95"]), d["ece"]]
         else:
             row += [d["accuracy"], d["ece"]]
         rows.append(row)
@@ -352,7 +346,7 @@ def markdown_many(r: dict[str, Any]) -> str:
         lines.append(
             table(
                 ["data set", *(f"Δ {k}" for k in keys)],
-                [[n, *(f"{fmt(g[k]['difference'])} ({_ci(g[k]['ci'])})" for k in keys)] for n, g in r["gaps"].items()],
+                [[n, *(f"{fmt(g[k]['difference'])} ({fmt_ci(g[k]['ci'])})" for k in keys)] for n, g in r["gaps"].items()],
             )
         )
     lines += ["", "With --report DIR, each data set's full report (per class, confusion, subgroups, plots) is in DIR/NAME/."]
@@ -372,7 +366,7 @@ def markdown_compare(r: dict[str, Any]) -> str:
     head += ["threshold", "sensitivity", "specificity", "ECE"] if binary else ["accuracy", "ECE"]
     rows = []
     for k, m in r["models"].items():
-        row = [k, m["model"]["id"], f"`{m['model']['sha256'][:12]}`", m["auroc"], _ci(m.get("auroc_ci95"))]
+        row = [k, m["model"]["id"], f"`{m['model']['sha256'][:12]}`", m["auroc"], fmt_ci(m.get("auroc_ci95"))]
         row += [m["threshold"], m["sensitivity"], m["specificity"], m["ece"]] if binary else [m["accuracy"], m["ece"]]
         rows.append(row)
     lines.append(table(head, rows))
@@ -388,7 +382,7 @@ def markdown_compare(r: dict[str, Any]) -> str:
         g = d[k]
         calls = f"{g['only_b']} / {g['only_a']}" if "only_b" in g else "–"
         p = f"{g['p_mcnemar']:.2g}" if "p_mcnemar" in g else "–"  # small p-values stay readable
-        body.append([k, fmt(g["difference"]), _ci(g["ci"]), calls, p])
+        body.append([k, fmt(g["difference"]), fmt_ci(g["ci"]), calls, p])
     lines.append(table(["", "B - A", "95% CI", "right only by B / only by A", "McNemar p"], body))
     if binary:
         lines += ["", "Sensitivity and specificity are each taken at the model's own stored threshold."]

@@ -435,7 +435,7 @@ def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs:
         "edge": _edge_summary(m_edge, models, cfg.device_report),
         "drift": drift,
         "agreement": agree,
-        "paired": _paired(bundle, rule, y, outs),
+        "paired": _paired(bundle, rule, y, outs, dec_full, dec_edge),
         "prob_diff": {"mean": float(diff.mean()), "p99": float(np.percentile(diff, 99)), "max": float(diff.max())},
         "disagreements": _disagreements(inputs, outs, bundle, dec_full, dec_edge),
         "latency_ms": latency,
@@ -450,13 +450,13 @@ def _compare(cfg: ValidationConfig, th: dict[str, Any], models: _Models, inputs:
     }
 
 
-def _paired(bundle: Bundle, rule: Any, y: np.ndarray, outs: _Outputs) -> dict[str, Any]:
+def _paired(bundle: Bundle, rule: Any, y: np.ndarray, outs: _Outputs, dec_full, dec_edge) -> dict[str, Any]:
     """Edge minus full on the same images with paired intervals: says whether a drift is noise of a small
     set or a change (the checks themselves compare the point values with the limits)."""
     if bundle.task == "binary":
         pi, pe = bundle.positive_index(), bundle.labels.index(rule.positive_label)
         return paired_gap(y == pi, outs.p_full[:, pi], outs.p_edge[:, pe], (bundle.threshold, rule.threshold))
-    return paired_accuracy_gap(outs.p_full.argmax(axis=1) == y, outs.p_edge.argmax(axis=1) == y)
+    return paired_accuracy_gap(dec_full == y, dec_edge == y)  # the gate's own decisions, already made
 
 
 def _edge_summary(m_edge, models: _Models, device_report) -> dict[str, Any]:
@@ -743,16 +743,12 @@ def markdown(r: dict[str, Any]) -> str:
 
 def _paired_line(pr: dict[str, Any]) -> str:
     """Edge minus full with paired intervals, and the calls only one of the two models gets right."""
-    import math
-
-    from edge.core.report import fmt
+    from edge.core.report import fmt, fmt_ci
 
     parts = []
     for k in ("auroc", "sensitivity", "specificity", "accuracy"):
         if k in pr:
-            g = pr[k]
-            undefined = any(v is None or math.isnan(v) for v in g["ci"])  # None: a report read back from JSON
-            lo_hi = "–" if undefined else "–".join(fmt(v, 4) for v in g["ci"])
+            g, lo_hi = pr[k], fmt_ci(pr[k]["ci"], 4)
             calls = (
                 f"; right only by edge {g['only_b']}, only by full {g['only_a']}, McNemar p {g['p_mcnemar']:.2g}"
                 if "only_b" in g

@@ -47,6 +47,13 @@ def fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def fmt_ci(v: Sequence[float | None] | None, digits: int = 3) -> str:
+    """An interval as "lo–hi"; "–" when it is missing or undefined (NaN, or None read back from JSON)."""
+    if not v or any(x is None or math.isnan(x) for x in v):
+        return "–"
+    return "–".join(fmt(x, digits) for x in v)
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 3) -> str:
     """A Markdown table (also readable as plain text in a terminal)."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
