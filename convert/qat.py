@@ -265,7 +265,7 @@ def compress(bundle: Bundle | str | Path | None, cfg: CompressConfig, progress: 
     # the same contract (labels, threshold, preprocessing) with the graph now quantization-aware
     card = replace(
         b.card,
-        contract=replace(b.card.contract, qat=cfg.qat),
+        contract=replace(b.card.contract, qat=cfg.qat, backbone=None),  # compression trains the backbone: stored whole
         model_id=f"{b.model_id}-{'qat' if cfg.qat else 'pruned'}",
         metrics=after,
         compression=compression,

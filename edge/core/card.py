@@ -43,6 +43,8 @@ CONTRACT_KEYS = (
     "output",
     "qat",
 )
+# written only when set, so the hashes of cards without them are unchanged
+OPTIONAL_CONTRACT_KEYS = ("backbone",)
 _BOOKKEEPING = ("format", "version", "files", "bundle_sha256")
 
 
@@ -60,6 +62,9 @@ class Contract:
     output: dict[str, Any]  # {"units": N, "activation": "sigmoid" | "softmax"}
     threshold_policy: dict[str, Any] | None = None  # how the threshold was calibrated (e.g. target sensitivity on val)
     qat: bool = False  # the graph carries tfmot quantize wrappers
+    # a frozen backbone named instead of stored: {"weights": "imagenet", "arch", "sha256" of the pinned
+    # checkpoint}; model.h5 then holds the head layers only (edge.core.pretrained, edge.core.weights)
+    backbone: dict[str, Any] | None = None
 
     @classmethod
     def create(
@@ -72,6 +77,7 @@ class Contract:
         preprocess: PreprocessSpec,
         threshold_policy: dict[str, Any] | None = None,
         qat: bool = False,
+        backbone: dict[str, Any] | None = None,
     ) -> Contract:
         """A contract whose input and output tensors follow from the preprocessing and the labels."""
         units = 1 if task == "binary" else len(labels)
@@ -86,6 +92,7 @@ class Contract:
             {"units": units, "activation": "sigmoid" if task == "binary" else "softmax"},
             threshold_policy,
             qat,
+            dict(backbone) if backbone else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +107,7 @@ class Contract:
             "input": dict(self.input),
             "output": dict(self.output),
             "qat": self.qat,
+            **({"backbone": dict(self.backbone)} if self.backbone else {}),
         }
 
     def canonical(self) -> bytes:
@@ -127,7 +135,18 @@ def _contract_problems(c: Contract) -> list[str]:
     want = Contract.create(c.arch, c.task, c.labels, c.positive_label, 0.5, c.preprocess).output
     if dict(c.output) != want:
         out.append(f"output {c.output} does not match the task and labels (expected {want})")
+    if c.backbone is not None:
+        b = c.backbone
+        sha = b.get("sha256") if isinstance(b, dict) else None
+        if not isinstance(b, dict) or b.get("weights") != "imagenet" or b.get("arch") != c.arch or not _is_sha256(sha):
+            out.append(f"backbone must be {{weights: imagenet, arch: {c.arch!r}, sha256: 64 hex digits}}, not {b!r}")
+        elif c.qat:
+            out.append("a quantization-aware graph stores its backbone; it cannot name one")
     return out
+
+
+def _is_sha256(s: Any) -> bool:
+    return isinstance(s, str) and len(s) == 64 and all(ch in "0123456789abcdef" for ch in s)
 
 
 @dataclass
@@ -167,7 +186,7 @@ class ModelCard:
 
     def with_record(self, **changes: Any) -> ModelCard:
         """A copy with record fields replaced; contract fields are refused (they would change the hash)."""
-        bad = [k for k in changes if k in CONTRACT_KEYS or k in _BOOKKEEPING or k == "contract"]
+        bad = [k for k in changes if k in CONTRACT_KEYS + OPTIONAL_CONTRACT_KEYS or k in _BOOKKEEPING or k == "contract"]
         if bad:
             raise BundleError(
                 f"{', '.join(bad)} belong to the model's contract or hashes and cannot be updated in place",
@@ -217,7 +236,7 @@ class ModelCard:
                 raise BundleError(f"model card lacks '{key}'", where)
         contract = _contract_from(d, version, where)
         contract.check(where)
-        known = {f.name for f in fields(cls)} | set(CONTRACT_KEYS) | set(_BOOKKEEPING)
+        known = {f.name for f in fields(cls)} | set(CONTRACT_KEYS) | set(OPTIONAL_CONTRACT_KEYS) | set(_BOOKKEEPING)
         comp = d.get("compression")
         return cls(
             contract=contract,
@@ -271,6 +290,7 @@ def _contract_from(d: dict[str, Any], version: int, where: Any) -> Contract:
             dict(d["output"]),
             d["threshold_policy"],
             bool(d["qat"]),
+            d.get("backbone"),
         )
     except (TypeError, ValueError) as e:
         raise BundleError(f"model card: malformed contract field ({e})", where) from None

@@ -64,13 +64,61 @@ def rebuild(card: ModelCard) -> Any:  # a keras.Model
     return model
 
 
+HEAD_PREFIX = "head_"  # every registry graph ends in head_pool, head_dropout, head_out (architectures._head)
+
+
+def _backbone_source(contract: Any) -> Any:  # a pretrained.WeightSource
+    """The installed weights a contract's backbone names, with the pinned hash it recorded."""
+    from .pretrained import source_for
+
+    src = source_for(contract.arch)
+    if contract.backbone.get("sha256") != src.sha256:
+        raise BundleError(
+            f"the bundle's backbone is {src.arch} weights with SHA-256 {str(contract.backbone.get('sha256'))[:12]}…; "
+            f"this toolkit pins {src.sha256[:12]}…",
+            hint="re-create the bundle with this toolkit's weights",
+        )
+    return src
+
+
+def keep_head_only(model: Any, contract: Any, path: Path) -> None:
+    """Rewrite a saved model file with only the head layers' weights (the layer list stays whole),
+    after checking that the backbone really is the named weights, unchanged."""
+    import h5py
+    import numpy as np
+
+    from .pretrained import imagenet_weights
+
+    _backbone_source(contract)
+    ref, _ = imagenet_weights(contract.arch)
+    for layer in model.layers:
+        if layer.name in ref and not all(
+            np.array_equal(a, b) for a, b in zip(layer.get_weights(), ref[layer.name], strict=True)
+        ):
+            raise BundleError(f"layer '{layer.name}' differs from the named ImageNet backbone: the bundle must store it")
+    full = path.with_suffix(".full.h5")
+    path.rename(full)
+    with h5py.File(full, "r") as src, h5py.File(path, "w") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        sw, dw = src["model_weights"], dst.create_group("model_weights")
+        for k, v in sw.attrs.items():
+            dw.attrs[k] = v
+        head = [n.decode() if isinstance(n, bytes) else str(n) for n in sw.attrs["layer_names"]]
+        head = [n for n in head if n.startswith(HEAD_PREFIX)]
+        dw.attrs["layer_names"] = np.array([n.encode() for n in head])
+        for n in head:
+            sw.copy(n, dw)
+    full.unlink()
+
+
 def _key(name: str, cls: str | None) -> str:
     """A layer's name without Keras' process-wide counter suffix (tfmot's quantize_layer_2, an
     unnamed input_3): the same graph built twice in one process numbers them differently."""
     return "<input>" if cls == "InputLayer" else re.sub(r"_\d+$", "", name)
 
 
-def _mismatch(model: Any, names: list[str], classes: dict[str, str] | None) -> str | None:
+def _mismatch(model: Any, names: list[str], classes: dict[str, str] | None, head_only: bool = False) -> str | None:
     """The first difference between the rebuilt graph and the file's layers, in words, or None."""
     if classes is None:  # save_bundle always stores the layer list; without it nothing can be compared
         return "the file lists no layers (not written by save_bundle)"
@@ -88,7 +136,12 @@ def _mismatch(model: Any, names: list[str], classes: dict[str, str] | None) -> s
             return f"layer '{fn}' is a {fc}, the architecture has a {bc} there"
         if _key(fn, fc) != _key(bn, bc):
             return f"layer '{fn}' stands where the architecture has '{bn}'"
-    if [_key(n, classes.get(n)) for n in names] != [_key(n, c) for n, c in built]:
+    stored_weights = [_key(n, classes.get(n)) for n in names]
+    if head_only:  # a named backbone: the file holds the head layers, nothing else
+        if stored_weights != [_key(n, c) for n, c in built if n.startswith(HEAD_PREFIX)]:
+            return "the file must hold the head layers' weights only (its backbone is named in the card)"
+        return None
+    if stored_weights != [_key(n, c) for n, c in built]:
         return "the file's weights are not stored in the architecture's layer order"
     return None
 
@@ -97,15 +150,24 @@ def load_weights_only(card: ModelCard, path: Path) -> Any:
     """Rebuild the card's graph and read ``path``'s weights into it; refuse a file that does not fit."""
     names, classes = saved_layers(path)
     model = rebuild(card)
-    why = _mismatch(model, names, classes)
+    head_only = card.contract.backbone is not None
+    why = _mismatch(model, names, classes, head_only)
     if why:
         raise BundleError(
             f"model file does not match the card's architecture '{card.arch}': {why}",
             path,
             "bundles load weights only; re-create the bundle with `edge train`",
         )
+    if head_only:
+        from .pretrained import load_imagenet
+
+        _backbone_source(card.contract)
+        try:
+            load_imagenet(model, card.arch)
+        except EdgeError as e:
+            raise BundleError(f"the bundle's backbone cannot be loaded: {e.message}", e.path, e.hint) from None
     try:
-        model.load_weights(str(path))
+        model.load_weights(str(path), by_name=head_only)
     except (ValueError, OSError, KeyError) as e:
         raise BundleError(f"weights do not fit the '{card.arch}' architecture ({str(e).splitlines()[0][:200]})", path) from None
     return model

