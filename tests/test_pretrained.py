@@ -203,7 +203,9 @@ def test_checkpoint_hash_is_pinned(tmp_path, monkeypatch):
 
 def test_missing_wheel_names_the_extra(monkeypatch, tmp_path):
     src = pretrained.SOURCES["efficientnet_lite0"]
-    monkeypatch.setitem(pretrained.SOURCES, "efficientnet_lite0", pretrained.WeightSource(**{**src.__dict__, "package": "no_such_wheel_x"}))
+    monkeypatch.setitem(
+        pretrained.SOURCES, "efficientnet_lite0", pretrained.WeightSource(**{**src.__dict__, "package": "no_such_wheel_x"})
+    )
     monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path))
     with pytest.raises(EdgeError) as e:
         pretrained.imagenet_weights("efficientnet_lite0")
@@ -240,8 +242,16 @@ def probe_bundle(tmp_path_factory, bundled_data):
 
     out = tmp_path_factory.mktemp("probe")
     cfg = TrainConfig(
-        data=str(bundled_data / "fracatlas"), out=str(out), arch="efficientnet_lite0", weights="imagenet", size=224,
-        views=1, folds=3, skip_bad=True, calibration_samples=8, augment="light",
+        data=str(bundled_data / "fracatlas"),
+        out=str(out),
+        arch="efficientnet_lite0",
+        weights="imagenet",
+        size=224,
+        views=1,
+        folds=3,
+        skip_bad=True,
+        calibration_samples=8,
+        augment="light",
     )
     return train(cfg, progress=False)
 
@@ -251,7 +261,11 @@ def test_probe_bundle_stores_the_head_and_names_the_backbone(probe_bundle):
     from edge.core.weights import saved_layers
 
     b = load_bundle(probe_bundle.path)
-    assert b.card.contract.backbone == {"weights": "imagenet", "arch": "efficientnet_lite0", "sha256": pretrained.SOURCES["efficientnet_lite0"].sha256}
+    assert b.card.contract.backbone == {
+        "weights": "imagenet",
+        "arch": "efficientnet_lite0",
+        "sha256": pretrained.SOURCES["efficientnet_lite0"].sha256,
+    }
     names, classes = saved_layers(b.path / MODEL_FILE)
     assert names == ["head_pool", "head_dropout", "head_out"] and classes and len(classes) > 100
     assert (b.path / MODEL_FILE).stat().st_size < 500_000  # the 13 MB backbone is not in the bundle

@@ -23,9 +23,9 @@ final Dense layer, and the card names the backbone instead of storing it (edge.c
 from __future__ import annotations
 
 import hashlib
-import re
 import json
 import logging
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -88,11 +88,16 @@ def features(cfg: Any, run: Path, model: Any, data: Any, progress: bool | None) 
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     fx = feature_model(model)
-    out = {"train": _extract(fx, data.x_tr, data.spec, "train", progress), "val": _extract(fx, data.x_va, data.spec, "val", progress)}
+    out = {
+        "train": _extract(fx, data.x_tr, data.spec, "train", progress),
+        "val": _extract(fx, data.x_va, data.spec, "val", progress),
+    }
     if data.x_te is not None and len(data.x_te):
         out["test"] = _extract(fx, data.x_te, data.spec, "test", progress)
     augmenter = Augmenter(load_augmentation(cfg.augment, data.spec.pad_value))
-    views = [_extract(fx, augmenter(data.x_tr, cfg.seed * 1000 + v), data.spec, f"view {v + 1}", progress) for v in range(cfg.views)]
+    views = [
+        _extract(fx, augmenter(data.x_tr, cfg.seed * 1000 + v), data.spec, f"view {v + 1}", progress) for v in range(cfg.views)
+    ]
     out["views"] = np.stack(views) if views else np.zeros((0, *out["train"].shape), np.float32)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **out)
@@ -137,9 +142,7 @@ def fold_groups(paths: list[Path]) -> np.ndarray:
     return np.arange(len(paths), dtype=np.int64)
 
 
-def out_of_fold(
-    x: np.ndarray, views: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float, cfg: Any, task: str
-) -> np.ndarray:
+def out_of_fold(x: np.ndarray, views: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float, cfg: Any, task: str) -> np.ndarray:
     """Out-of-fold logits of the clean images: each fold's head is fitted on the other folds (clean + views)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -168,7 +171,6 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
     t_feat = time.perf_counter() - t0
     x = np.concatenate([f["train"], f["val"]])
     y = np.concatenate([data.y_tr, data.y_va])
-    n_tr = len(f["train"])
     # augmented views exist for training images; pooled val images take their clean row again
     views = np.concatenate([f["views"], np.repeat(f["val"][None], len(f["views"]), axis=0)], axis=1)
     groups = fold_groups(data.paths_tr + data.paths_va)
@@ -220,7 +222,14 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
     info = get_arch(cfg.arch)
     card = ModelCard(
         Contract.create(
-            cfg.arch, task, classes, pos, threshold, data.spec, policy, backbone={"weights": "imagenet", "arch": cfg.arch, "sha256": src.sha256}
+            cfg.arch,
+            task,
+            classes,
+            pos,
+            threshold,
+            data.spec,
+            policy,
+            backbone={"weights": "imagenet", "arch": cfg.arch, "sha256": src.sha256},
         ),
         model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}-probe",
         gradcam_layer=info.gradcam_layer,

@@ -136,7 +136,15 @@ def build_tiny(input_shape: tuple[int, ...], n_outputs: int, dropout: float = 0.
 # EfficientNet-Lite (Tan & Le 2019; the Lite variants drop squeeze-excite and use ReLU6 so int8 and
 # the GPU delegate run them well). Rows: (repeats, kernel, stride, expand ratio, out channels) of
 # EfficientNet-B0; Lite1/Lite2 scale width and depth, but keep the 32-channel stem and 1280 head.
-_LITE_BLOCKS = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+_LITE_BLOCKS = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)
 LITE_SCALING = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite1": (1.0, 1.1), "efficientnet_lite2": (1.1, 1.2)}
 
 

@@ -87,7 +87,9 @@ def checkpoint_path(src: WeightSource) -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("EDGE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fracture-edge")
+    return Path(
+        os.environ.get("EDGE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fracture-edge"
+    )
 
 
 def _port(sd: dict[str, np.ndarray], arch: str) -> dict[str, list[np.ndarray]]:

@@ -92,9 +92,7 @@ def keep_head_only(model: Any, contract: Any, path: Path) -> None:
     _backbone_source(contract)
     ref, _ = imagenet_weights(contract.arch)
     for layer in model.layers:
-        if layer.name in ref and not all(
-            np.array_equal(a, b) for a, b in zip(layer.get_weights(), ref[layer.name], strict=True)
-        ):
+        if layer.name in ref and not all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), ref[layer.name], strict=True)):
             raise BundleError(f"layer '{layer.name}' differs from the named ImageNet backbone: the bundle must store it")
     full = path.with_suffix(".full.h5")
     path.rename(full)

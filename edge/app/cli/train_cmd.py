@@ -131,7 +131,11 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     help="Augmented copies per picture as extra rows of a frozen-feature head (--task types: 8; --recipe probe: 2).",
 )
 @click.option(
-    "--folds", default=5, type=click.IntRange(min=2), show_default=True, help="Cross-validation folds (--task types, --recipe probe)."
+    "--folds",
+    default=5,
+    type=click.IntRange(min=2),
+    show_default=True,
+    help="Cross-validation folds (--task types, --recipe probe).",
 )
 @click.option(
     "--boxes",
