@@ -100,7 +100,7 @@ def features(cfg: Any, run: Path, model: Any, data: Any, progress: bool | None) 
     ]
     out["views"] = np.stack(views) if views else np.zeros((0, *out["train"].shape), np.float32)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
+    np.savez(tmp, **out)  # type: ignore[arg-type]  # numpy's stub reads the first keyword as allow_pickle
     tmp.rename(path)
     return out
 

@@ -214,7 +214,8 @@ def train_types(cfg: TypesConfig) -> Bundle:
     rng = np.random.default_rng(cfg.seed)
     calib = canvases[np.sort(rng.permutation(len(canvases))[:64])]
     card = ModelCard(
-        Contract.create(base.arch, "multiclass", labels, None, 0.5, base.spec),
+        # a base whose backbone is named (a frozen ImageNet backbone) shares it: the types bundle names it too
+        Contract.create(base.arch, "multiclass", labels, None, 0.5, base.spec, backbone=base.card.contract.backbone),
         model_id=cfg.model_id,
         gradcam_layer=base.card.gradcam_layer,
         params=int(model.count_params()),

@@ -24,7 +24,7 @@ from .errors import EdgeError
 CAFFE = {3: ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)), 1: ((114.799,), (1.0,))}
 UNIT = {1: ((0.0,), (255.0,)), 3: ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))}  # u8 / 255
 # EfficientNet-Lite's input as TFLite Model Maker feeds it: (u8 - 127) / 128, grey replicated to 3 channels
-LITE = {3: ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0))}
+LITE: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {3: ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0))}
 
 
 @dataclass(frozen=True)

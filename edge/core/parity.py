@@ -73,6 +73,7 @@ def variant_specs(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         ("caffe3", PreprocessSpec.for_arch("vgg16", 224)),
         ("caffe1", PreprocessSpec.for_arch("resnet50", 224, channels=1)),
         ("caffe3_256x192", PreprocessSpec.for_arch("resnet50", (256, 192))),
+        ("lite3", PreprocessSpec.for_arch("efficientnet_lite0", 224)),  # EfficientNet-Lite: (u8 - 127) / 128
     ):
         spec = dict(base)  # the typed spec's dict: no file name or file hash to drop
         spec.update(

@@ -148,7 +148,8 @@ def imagenet_weights(arch: str) -> tuple[dict[str, list[np.ndarray]], WeightSour
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **{f"{n}/{i}": a for n, ws in weights.items() for i, a in enumerate(ws)})
+    arrays: dict[str, Any] = {f"{n}/{i}": a for n, ws in weights.items() for i, a in enumerate(ws)}
+    np.savez(buf, **arrays)
     try:
         write_bytes(cached, buf.getvalue())
         info = {"npz_sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "layers": {n: len(w) for n, w in weights.items()}}
