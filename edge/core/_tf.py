@@ -25,6 +25,13 @@ from typing import IO, Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING lines of TensorFlow proper
+# oneDNN's AVX-512 1x1-convolution weight-gradient kernel (jit_avx512_common_1x1_convolution_bwd_weights_t,
+# in the oneDNN that TensorFlow 2.21 bundles) corrupts the heap on AVX-512 CPUs: training the tiny test
+# model at 64 px aborted with "free(): invalid pointer" or a segfault 4 runs in 4 (gdb: frame 8 is that
+# kernel's dnnl::impl::parallel), and never with oneDNN held to AVX2 (3 of 3). This was the suite's rare
+# "free(): invalid next size": machines of this kind are AVX2-only on some days, AVX-512 on others.
+# Must be set before TensorFlow loads; a user may still choose another ISA (README: the cost measured).
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 # QuantizationDebugger builds tf.lite.Interpreter internally (LiteRT has no debugger); the
 # toolkit's own inference uses ai_edge_litert, so the warning tells users nothing they can act on.

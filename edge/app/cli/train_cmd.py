@@ -111,6 +111,15 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
     help="Training canvases stored in the bundle for int8 calibration (at 448 px each costs ~60 KB compressed; "
     "may change when a finished run is re-run to rewrite its bundle).",
 )
+@click.option(
+    "--oof-folds",
+    default=0,
+    type=NON_NEGATIVE,
+    show_default=True,
+    help="K > 1: after the run, K fold models and a refit on train+val for the epochs val chose; calibration and the "
+    "threshold then use out-of-fold scores of every train+val image (K+1 more trainings; about 500 fractures "
+    "instead of val's 64 on FracAtlas).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable/truncated images out and list them in OUT/skipped_files.json.")
 @click.option("--max-per-class", type=COUNT, default=None, help="Use at most N images per class and split (quick runs).")
