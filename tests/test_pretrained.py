@@ -247,6 +247,7 @@ def probe_bundle(tmp_path_factory, bundled_data):
         arch="efficientnet_lite0",
         weights="imagenet",
         size=224,
+        recipe="probe",
         views=1,
         folds=3,
         skip_bad=True,
@@ -312,3 +313,26 @@ def test_saving_a_changed_backbone_under_its_name_is_refused(probe_bundle, tmp_p
     with pytest.raises(BundleError, match="top_conv"):
         save_bundle(tmp_path / "x", m, replace(b.card, files={}, bundle_sha256=""))
     assert not (tmp_path / "x").exists()
+
+
+def test_top_recipe_fine_tunes_the_last_blocks_and_stores_the_whole_model(small_data, tmp_path):
+    """The trained recipe: head warm-up, then the top four blocks (BatchNorm frozen); everything below
+    keeps the ImageNet weights, and the bundle stores the whole graph (no backbone named)."""
+    from edge.core.bundle import MODEL_FILE, load_bundle
+    from edge.core.weights import saved_layers
+    from train.trainer import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=str(small_data), out=str(tmp_path / "top"), arch="efficientnet_lite0", weights="imagenet", size=96,
+        recipe="top", epochs=1, warmup_epochs=1, batch_size=8, max_per_class=6, calibration_samples=4, augment="light",
+    )  # fmt: skip
+    b = load_bundle(train(cfg, progress=False).path)
+    assert b.card.contract.backbone is None and b.card.training["phases"] == ["warmup", "finetune"]
+    assert b.card.training["pretrained"]["sha256"] == pretrained.SOURCES["efficientnet_lite0"].sha256
+    names, _ = saved_layers(b.path / MODEL_FILE)
+    assert "stem_conv" in names and "block15_dw_conv" in names
+    m = b.load_model()
+    ref, _ = pretrained.imagenet_weights("efficientnet_lite0")
+    np.testing.assert_array_equal(m.get_layer("block3_dw_conv").get_weights()[0], ref["block3_dw_conv"][0])  # frozen
+    np.testing.assert_array_equal(m.get_layer("block15_dw_bn").get_weights()[0], ref["block15_dw_bn"][0])  # BN frozen
+    assert not np.array_equal(m.get_layer("block15_dw_conv").get_weights()[0], ref["block15_dw_conv"][0])  # trained

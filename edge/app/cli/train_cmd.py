@@ -64,7 +64,7 @@ from .util import COUNT, NON_NEGATIVE, RATE, echo_skipped, output_dir
 @click.option(
     "--recipe",
     type=click.Choice(["probe", "top", "full"]),
-    default="probe",
+    default="top",
     show_default=True,
     help="Pretrained backbones: probe = frozen backbone, logistic-regression head, calibration and threshold from "
     "grouped k-fold out-of-fold scores (minutes on 2 cores); top = head warm-up, then the top blocks; full = head "
