@@ -300,24 +300,29 @@ def test_a_card_naming_other_weights_is_refused(probe_bundle, tmp_path):
         load_bundle(dest).load_model()
 
 
-def test_saving_a_changed_backbone_under_its_name_is_refused(probe_bundle, tmp_path):
+def test_a_changed_backbone_layer_is_stored_and_read_back(probe_bundle, tmp_path):
     from dataclasses import replace
 
-    from edge.core.bundle import load_bundle, save_bundle
+    from edge.core.bundle import MODEL_FILE, load_bundle, save_bundle
+    from edge.core.weights import saved_layers
 
     b = load_bundle(probe_bundle.path)
     m = b.load_model()
     layer = m.get_layer("top_conv")
-    w = layer.get_weights()
-    layer.set_weights([w[0] * 1.01])
-    with pytest.raises(BundleError, match="top_conv"):
-        save_bundle(tmp_path / "x", m, replace(b.card, files={}, bundle_sha256=""))
-    assert not (tmp_path / "x").exists()
+    changed = layer.get_weights()[0] * 1.01
+    layer.set_weights([changed])
+    saved = save_bundle(tmp_path / "x", m, replace(b.card, files={}, bundle_sha256=""))
+    names, _ = saved_layers(saved.path / MODEL_FILE)
+    assert names == ["top_conv", "head_pool", "head_dropout", "head_out"]
+    again = load_bundle(saved.path).load_model()
+    np.testing.assert_array_equal(again.get_layer("top_conv").get_weights()[0], changed)
+    ref, _ = pretrained.imagenet_weights("efficientnet_lite0")
+    np.testing.assert_array_equal(again.get_layer("block14_expand_conv").get_weights()[0], ref["block14_expand_conv"][0])
 
 
 def test_top_recipe_fine_tunes_the_last_blocks_and_stores_the_whole_model(small_data, tmp_path):
     """The trained recipe: head warm-up, then the top four blocks (BatchNorm frozen); everything below
-    keeps the ImageNet weights, and the bundle stores the whole graph (no backbone named)."""
+    keeps the ImageNet weights, and the bundle stores only the layers training changed."""
     from edge.core.bundle import MODEL_FILE, load_bundle
     from edge.core.weights import saved_layers
     from train.trainer import TrainConfig, train
@@ -327,10 +332,12 @@ def test_top_recipe_fine_tunes_the_last_blocks_and_stores_the_whole_model(small_
         recipe="top", epochs=1, warmup_epochs=1, batch_size=8, max_per_class=6, calibration_samples=4, augment="light",
     )  # fmt: skip
     b = load_bundle(train(cfg, progress=False).path)
-    assert b.card.contract.backbone is None and b.card.training["phases"] == ["warmup", "finetune"]
-    assert b.card.training["pretrained"]["sha256"] == pretrained.SOURCES["efficientnet_lite0"].sha256
-    names, _ = saved_layers(b.path / MODEL_FILE)
-    assert "stem_conv" in names and "block15_dw_conv" in names
+    sha = pretrained.SOURCES["efficientnet_lite0"].sha256
+    assert b.card.contract.backbone["sha256"] == sha and b.card.training["phases"] == ["warmup", "finetune"]
+    assert b.card.training["pretrained"]["sha256"] == sha
+    names, _ = saved_layers(b.path / MODEL_FILE)  # what training changed, and nothing ImageNet already holds
+    assert "stem_conv" not in names and "block3_dw_conv" not in names and "block15_dw_bn" not in names
+    assert {"block12_expand_conv", "block15_dw_conv", "top_conv", "head_out"} <= set(names)
     m = b.load_model()
     ref, _ = pretrained.imagenet_weights("efficientnet_lite0")
     np.testing.assert_array_equal(m.get_layer("block3_dw_conv").get_weights()[0], ref["block3_dw_conv"][0])  # frozen

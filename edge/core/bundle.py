@@ -156,10 +156,10 @@ def save_bundle(
         with warnings.catch_warnings():  # HDF5 is deliberate (see MODEL_FILE); silence the "legacy" notice
             warnings.simplefilter("ignore", UserWarning)
             model.save(tmp / MODEL_FILE, include_optimizer=False)
-        if card.contract.backbone:  # a named frozen backbone: keep the head's weights only
-            from .weights import keep_head_only
+        if card.contract.backbone:  # a named backbone: store the head and the layers training changed
+            from .weights import keep_changed_only
 
-            keep_head_only(model, card.contract, tmp / MODEL_FILE)
+            keep_changed_only(model, card.contract, tmp / MODEL_FILE)
         if calibration is not None:
             np.savez_compressed(tmp / CALIB_FILE, canvases=calibration.astype(np.uint8))
         for name, content in (extra or {}).items():

@@ -62,8 +62,9 @@ class Contract:
     output: dict[str, Any]  # {"units": N, "activation": "sigmoid" | "softmax"}
     threshold_policy: dict[str, Any] | None = None  # how the threshold was calibrated (e.g. target sensitivity on val)
     qat: bool = False  # the graph carries tfmot quantize wrappers
-    # a frozen backbone named instead of stored: {"weights": "imagenet", "arch", "sha256" of the pinned
-    # checkpoint}; model.h5 then holds the head layers only (edge.core.pretrained, edge.core.weights)
+    # the ImageNet weights named instead of stored: {"weights": "imagenet", "arch", "sha256" of the pinned
+    # checkpoint}; model.h5 then holds the head and the layers training changed, every other layer has
+    # the named weights (edge.core.pretrained, edge.core.weights.keep_changed_only)
     backbone: dict[str, Any] | None = None
 
     @classmethod

