@@ -256,7 +256,7 @@ def _run_state(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     # epochs and patience may change on resume (to extend or cut a run short); the rest may not
     # calibrate and the stored calibration canvases act after fitting, so a finished run re-run with
     # another value rewrites its bundle from the saved weights without training again
-    after_fit = ("out", "epochs", "patience", "calibrate", "calibration_samples", "oof_folds")
+    after_fit = ("out", "epochs", "patience", "calibrate", "calibration_samples", "oof_folds", "model_id")
     changed = {k for k in cfg_dict if k not in after_fit and prev["config"].get(k) != cfg_dict[k]}
     if changed:
         raise EdgeError(
