@@ -127,7 +127,7 @@ def test_cli_train_task_types_refuses_options_it_would_ignore(bone_types, tmp_pa
     r = CliRunner().invoke(main, ["train", "--task", "types", "--data", str(bone_types), "--arch", "vgg16", "-o", str(tmp_path)])
     assert r.exit_code == 2 and "--task types does not take --arch" in r.output
     r = CliRunner().invoke(main, ["train", "--data", str(bone_types), "--views", "3", "-o", str(tmp_path)])
-    assert r.exit_code == 2 and "--views applies to --task types only" in r.output
+    assert r.exit_code == 2 and "--views applies to --task types and to --weights imagenet --recipe probe only" in r.output
 
 
 # --- the `types` name ------------------------------------------------------------------------------
