@@ -41,7 +41,7 @@ def test_default_bundle_is_version_2_and_loads_weights_only():
 
 def test_every_file_is_covered(default_copy):
     files = json.loads((default_copy / CARD).read_text())["files"]
-    assert set(files) == {"model.h5", "calibration.npz", "curves.png"}
+    assert set(files) == {"model.h5", "calibration.npz", "curves.png", "roc.png"}
     for name in files:
         f = default_copy / name
         original = f.read_bytes()

@@ -413,7 +413,7 @@ def test_vectors_of_two_models_with_the_size_and_spec_variants(rt_int8, rt_fp32,
     entries = write_vectors([m8, m32], images, d)
     stem = images[0].stem
     names = [images[0].stem, images[1].stem, f"{stem}_large", f"{stem}_small"]
-    assert len(entries) == 5  # two models, then three preprocessing-only specs
+    assert len(entries) == 6  # two models, then four preprocessing-only specs
     h, w = read_image(images[0]).pixels.shape[:2]
     for e in entries:
         assert (e["format"], e["version"], e["tolerance"]) == ("fracture-edge/parity-vectors", 1, TOLERANCE)
@@ -453,10 +453,10 @@ def test_vectors_of_two_models_with_the_size_and_spec_variants(rt_int8, rt_fp32,
     base = m8.spec.to_dict()
     for e, key, arch, size, ch in zip(
         entries[2:],
-        ("caffe3", "caffe1", "caffe3_256x192"),
-        ("vgg16", "resnet50", "resnet50"),
-        ((224, 224), (224, 224), (256, 192)),
-        (3, 1, 3),
+        ("caffe3", "caffe1", "caffe3_256x192", "lite3"),
+        ("vgg16", "resnet50", "resnet50", "efficientnet_lite0"),
+        ((224, 224), (224, 224), (256, 192), (224, 224)),
+        (3, 1, 3, 3),
         strict=True,
     ):
         pre = PreprocessSpec.for_arch(arch, size, channels=ch)
@@ -473,8 +473,8 @@ def test_vectors_of_two_models_with_the_size_and_spec_variants(rt_int8, rt_fp32,
         assert u8.size == size[0] * size[1] and c["letterbox_u8"] == f"{key}-{stem}.u8.bin"  # the grey canvas
         x = np.frombuffer((d / c["input_f32"]).read_bytes(), "<f4")
         assert x.size == size[0] * size[1] * ch
-        # caffe: grey replicated to each channel, minus that channel's ImageNet mean (BGR order)
-        want = u8.reshape(*size, 1).astype(np.float32) - np.asarray(pre.mean, np.float32)[:ch]
+        # grey replicated to each channel, minus that channel's mean (caffe: ImageNet's, BGR order), over its std
+        want = (u8.reshape(*size, 1).astype(np.float32) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
         np.testing.assert_allclose(x, want.reshape(-1), atol=1e-4)
     assert (d / "dicom" / "manifest.json").is_file() and (d / "png16" / "manifest.json").is_file()
     assert base["threshold"] == 0.5 and m8.spec.to_dict() == e8["spec"]
@@ -520,7 +520,7 @@ def test_spec_variants_copy_the_first_models_contract(rt_int8, fracatlas, tmp_pa
     m = EdgeModel.load(with_spec(rt_int8, tmp_path / "thr.tflite", threshold=0.25))
     entries = write_vectors(m, images, tmp_path / "v", spec_variants=True, size_variants=False)
     assert [e["spec"]["model_id"] for e in entries[1:]] == [
-        f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192")
+        f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192", "lite3")
     ]
     for e in entries[1:]:
         assert "model_sha256" not in e and all("input_q" not in c and "expected" not in c for c in e["cases"])

@@ -33,7 +33,7 @@ def test_vectors_describe_what_the_model_does(tiny_bundle, tmp_path):
     entries = write_vectors(model, images, tmp_path / "vec")
     on_disk = json.loads((tmp_path / "vec" / "manifest.json").read_text())
     assert [e["spec"]["model_id"] for e in on_disk[1:]] == [
-        f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192")
+        f"preprocess-only-{k}" for k in ("caffe3", "caffe1", "caffe3_256x192", "lite3")
     ]
     manifest = on_disk[0]
     assert (
@@ -103,6 +103,7 @@ def test_size_and_spec_variants_cover_what_the_phone_can_get(tmp_path):
         and specs["caffe3"]["input"]["shape"] == [1, 224, 224, 3]
     )
     assert specs["caffe3_256x192"]["input"]["shape"] == [1, 256, 192, 3] and specs["caffe1"]["input"]["shape"] == [1, 224, 224, 1]
+    assert specs["lite3"]["preprocess"]["mean"] == [127.0] * 3 and specs["lite3"]["preprocess"]["std"] == [128.0] * 3
     u8 = letterbox_u8(argb_to_rgb(small), caffe3)
     _, left, nh, _ = letterbox_geometry(*small.shape, caffe3.size)
     assert nh == 224 and (u8[:, :left] == 0).all()  # upscaled to the full height, padded at the sides

@@ -276,6 +276,7 @@ def _contract_from(d: dict[str, Any], version: int, where: Any) -> Contract:
                 spec,
                 d.get("threshold_policy"),
                 bool(comp.get("qat")),
+                d.get("backbone"),  # never written by version 1; kept if a converted card carries it
             )
         missing = [k for k in CONTRACT_KEYS if k not in d]
         if missing:
