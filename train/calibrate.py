@@ -259,7 +259,7 @@ def fit_out_of_fold(
         from edge.core import plots
         from edge.core.metrics import roc_curve
 
-        names = {"cv": f"out-of-fold ({scheme})", "test": "test"}
+        names = {"cv": "out-of-fold", "test": "test"}  # the scheme is in the card; a legend must fit the plot
         curves = {names[k]: (*roc_curve(y_idx[k] == pcol, probs[k][:, pcol])[:2], metrics[k]["auroc"]) for k in parts}
         m = metrics["cv"]
         roc = plots.roc(curves, roc_png, (1 - m["specificity"], m["sensitivity"]))
