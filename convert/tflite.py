@@ -292,7 +292,11 @@ def _convert(
     layers, debugger = None, None
     table = fmt.calibrated and not b.qat and (debug is None or debug or bool(keep_float))
     if table:  # the QAT ranges are learned, so the PTQ debugger's table would not describe them
-        dbg_conv = _converter(model, spec, fmt.precision, _representative(canv[:16], spec), io_type, b.qat)
+        # --keep-float re-quantises the debugger's calibrated model: its activation ranges must come from every
+        # calibration image, as the plain conversion's do (16 clamped the logit of the 3-channel default at
+        # P >= 0.109, 54% agreement); the per-layer error table only needs 16
+        calib = canv if keep_float else canv[:16]
+        dbg_conv = _converter(model, spec, fmt.precision, _representative(calib, spec), io_type, b.qat)
         layers, debugger = creport.layer_errors(dbg_conv, _representative(canv[:16], spec))
     check = canv[:AGREEMENT_IMAGES]
     edge = EdgeModel(out, model_bytes, _provisional_spec(b, fmt.precision, model_bytes), threads)

@@ -88,9 +88,12 @@ def test_int8_all_architectures(arch, tmp_path, fracatlas):
     assert np.abs(m.predict_canvases(canv) - b.predict_proba(normalize(canv, b.spec))).max() < 0.05
 
 
-def test_keep_float_auto(conv_bundle, tmp_path):
+def test_keep_float_auto(conv_bundle, tmp_path, fracatlas):
     # tolerance 0 forces selective quantisation: the worst layers stay float, the file says so
-    c = ct.convert_bundle(conv_bundle, "int8", out=tmp_path / "kf.tflite", keep_float="auto", keep_float_tol=0.0, report=False)
+    calib = {"calib": fracatlas / "val", "calib_max": 48}  # more images than the per-layer table's 16
+    c = ct.convert_bundle(
+        conv_bundle, "int8", out=tmp_path / "kf.tflite", keep_float="auto", keep_float_tol=0.0, report=False, **calib
+    )
     assert c.report["keep_float"] and c.spec.keep_float == c.report["keep_float"]
     assert c.report["precision_leftovers"]  # float ops now listed
     assert c.report["agreement"]["max_abs_diff"] < 0.03
@@ -98,6 +101,18 @@ def test_keep_float_auto(conv_bundle, tmp_path):
     m = EdgeModel.load(c.path)
     assert (m.spec.input.dtype, m.spec.output.dtype) == ("int8", "int8") == (c.report["io_type"],) * 2
     assert m.interpreter.get_input_details()[0]["dtype"] == np.int8
+    # calibrated on every calibration image like the plain conversion: the same ranges for the layers it quantises
+    plain = ct.convert_bundle(
+        conv_bundle, "int8", out=tmp_path / "plain.tflite", io_type="int8", report=False, debug=False, **calib
+    )
+
+    def ranges(path):
+        it = EdgeModel.load(path).interpreter
+        return {t["name"]: t["quantization"] for t in it.get_tensor_details() if t["quantization"][0]}
+
+    kept, full = ranges(c.path), ranges(plain.path)
+    common = [k for k in kept if k in full and k not in c.report["keep_float"] and "/" in k]  # activations, by layer name
+    assert len(common) >= 3 and all(kept[k] == full[k] for k in common), {k: (kept[k], full[k]) for k in common}
     with pytest.raises(EdgeError, match="keep-float writes int8 input and output") as e:
         ct.convert_bundle(conv_bundle, "int8", out=tmp_path / "u8.tflite", io_type="uint8", keep_float="auto", report=False)
     assert e.value.hint == "leave --io-type out or pass --io-type int8" and not (tmp_path / "u8.tflite").exists()
