@@ -148,6 +148,10 @@ def test_declared_sizes_are_not_trusted(tmp_path, fake_torch):
     big.write_bytes(patched)
     with pytest.raises(EdgeError, match="storage"):
         read_state_dict(big)
+    bomb = tmp_path / "bomb.pth"  # a zero stride: 10^12 elements declared over a 6-element storage
+    write_legacy(bomb, {"0": STORAGES["0"]}, state=collections.OrderedDict([("w", _Tensor(_Ref("0", 6), 0, (10**12,), (0,)))]))
+    with pytest.raises(EdgeError, match="more elements than its storage"):
+        read_state_dict(bomb)
     with pytest.raises(EdgeError, match="not a readable PyTorch state dict"):
         (tmp_path / "junk.pth").write_bytes(b"\x80\x02junk")
         read_state_dict(tmp_path / "junk.pth")

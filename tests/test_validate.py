@@ -266,8 +266,8 @@ def test_gate_passes_on_embedded_default(tmp_path, fracatlas, monkeypatch):
     """The shipped int8 model (android_demo's asset) of the shipped bundle passes CI's gate on FracAtlas' 515
     test radiographs. It keeps the stem and the first depthwise convolution in float (`edge convert --int8
     --keep-float auto`): all-int8 post-training quantisation of the EfficientNet-Lite0 default agrees on only
-    95.9% of the calls (97% asked), since int8 moves P by 0.01-0.04 near the 0.049 threshold (README, "The
-    phone models")."""
+    95.9% of the calls (97% asked), since int8 moves P by 0.01-0.04 near the 0.049 threshold (the manual,
+    .docs/manual/default-model.md, "The phone models")."""
     monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path / "cache"))
     shipped = ASSETS / "fracture_int8.tflite"
     r = _run("--data", fracatlas, "--split", "test", "--edge", shipped, "--report", tmp_path / "rep", "--runs", "20")

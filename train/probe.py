@@ -2,7 +2,7 @@
 
 Why a probe is the default for pretrained backbones on 2 CPU cores: a linear head on frozen
 EfficientNet-Lite0 features fitted in seconds beat a 75-minute model trained from scratch on
-FracAtlas (README: "Transfer learning"), and a frozen backbone makes k-fold training free, which
+FracAtlas (manual: .docs/manual/default-model.md), and a frozen backbone makes k-fold training free, which
 buys what a single validation split cannot:
 
 * the head is fitted on train + val pooled; its regularisation C is chosen by grouped k-fold
@@ -108,7 +108,7 @@ def features(cfg: Any, run: Path, model: Any, data: Any, progress: bool | None) 
     return out
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float, balanced: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_linear_head(x: np.ndarray, y: np.ndarray, c: float, balanced: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Standardise, fit logistic regression (binary or multinomial), fold the scaling: (W: D x K', b: K')."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -154,7 +154,7 @@ def out_of_fold(x: np.ndarray, views: np.ndarray, y: np.ndarray, groups: np.ndar
     oof = np.zeros((len(y),) if task == "binary" else (len(y), int(y.max()) + 1))
     for tr, te in StratifiedGroupKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(x, y, groups):
         rows = np.concatenate([x[tr], *[v[tr] for v in views]])
-        w, b = _fit(rows, np.tile(y[tr], 1 + len(views)), c, cfg.imbalance == "class_weight", cfg.seed)
+        w, b = fit_linear_head(rows, np.tile(y[tr], 1 + len(views)), c, cfg.imbalance == "class_weight", cfg.seed)
         oof[te] = _logits(x[te], w, b)
     return oof
 
@@ -183,7 +183,9 @@ def train_probe(cfg: Any, run: Path, data: Any, progress: bool | None) -> Bundle
         log.info("probe C=%g: out-of-fold AUROC %.4f", c, search[c])
     c_best = max(search, key=lambda k: search[k])
     oof = out_of_fold(x, views, y, groups, c_best, cfg, data.task)
-    w, b = _fit(np.concatenate([x, *views]), np.tile(y, 1 + len(views)), c_best, cfg.imbalance == "class_weight", cfg.seed)
+    w, b = fit_linear_head(
+        np.concatenate([x, *views]), np.tile(y, 1 + len(views)), c_best, cfg.imbalance == "class_weight", cfg.seed
+    )
     model.get_layer("head_out").set_weights([w.astype(np.float32), b.astype(np.float32)])
 
     classes, task, pos = data.classes, data.task, data.pos

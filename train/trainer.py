@@ -80,7 +80,7 @@ class TrainConfig:
     box_ramp_epochs: int = 3  # linear ramp of the weight over the first epochs
     # pretrained backbones: probe (frozen, logistic-regression head, train.probe) | top (head warm-up,
     # then the top blocks with BatchNorm frozen) | full (head warm-up, then every layer, BatchNorm frozen)
-    recipe: str = "top"  # measured best on FracAtlas (README: Transfer learning)
+    recipe: str = "top"  # measured best on FracAtlas (manual: .docs/manual/default-model.md)
     views: int = 2  # probe: augmented copies of each training image as extra rows
     folds: int = 5  # probe: grouped k-fold for C, calibration and the threshold
     c_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # probe: inverse L2 strengths searched
@@ -444,90 +444,42 @@ def _write_bundle(
     run_info: dict[str, Any] | None = None,
     oof: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Bundle:
-    """Operating point on val (or on out-of-fold scores), honest metrics on val and test, the card, the bundle."""
+    """Calibration and operating point on val, or on out-of-fold scores (``oof``, train.kfold: the model
+    is then the refit on train+val); honest metrics; the card; the bundle."""
     classes, task, pos, spec = data.classes, data.task, data.pos, data.spec
+    te: tuple[np.ndarray, np.ndarray] | None = None
+    if data.x_te is not None and data.y_te is not None and len(data.x_te):
+        te = (data.x_te, data.y_te)
+    extra: dict[str, Any] = {}
     if oof is not None:
-        return _write_oof_bundle(cfg, run, model, data, phases, augmentation, class_w, run_info or {}, oof)
-    calibration = None
-    if cfg.calibrate:  # T fitted on val, folded into the weights before anything below predicts
-        test = {"test": (eval_inputs(data.x_te, spec), data.y_te)} if data.x_te is not None and data.y_te is not None else {}
-        calibration = fit_and_fold(model, task, eval_inputs(data.x_va, spec), data.y_va, test)
-    probs_va = to_probabilities(model.predict(eval_inputs(data.x_va, spec), batch_size=64, verbose=0), task, classes, pos)
-    yva_idx = _to_label_index(data.y_va, task, classes, pos)
-    pcol = positive_column(classes, pos) if task == "binary" else 0
-    threshold, policy = operating_point(task, yva_idx == pcol, probs_va[:, pcol], cfg.target_sensitivity, cfg.calibrate)
-    metrics = {"val": compute_metrics(yva_idx, probs_va, classes, task, pos, threshold)}
-    if data.x_te is not None and data.y_te is not None and len(data.x_te):
-        p_te = model.predict(eval_inputs(data.x_te, spec), batch_size=64, verbose=0)
-        metrics["test"] = compute_metrics(
-            _to_label_index(data.y_te, task, classes, pos),
-            to_probabilities(p_te, task, classes, pos),
-            classes,
-            task,
-            pos,
-            threshold,
+        from .calibrate import fit_out_of_fold, logits
+
+        test = (logits(model, eval_inputs(te[0], spec)), te[1]) if te is not None else None
+        scheme = (run_info or {})["kfold"]["scheme"]
+        calibration, threshold, policy, metrics, roc = fit_out_of_fold(
+            model, task, classes, pos, oof, cfg.target_sensitivity, scheme, test, run / "roc.png"
         )
-    curves = plots.training_curves(sorted(run.glob("log_*.csv")), run / "curves.png")
-    rng = np.random.default_rng(cfg.seed)
-    calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
-    card = ModelCard(
-        Contract.create(cfg.arch, task, classes, pos, threshold, spec, policy, backbone=_named_backbone(cfg)),
-        model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
-        gradcam_layer=get_arch(cfg.arch).gradcam_layer,
-        params=int(model.count_params()),
-        training={
-            **asdict(cfg),
-            "augmentation": augmentation,
-            "phases": phases,
-            "class_weights": class_w if cfg.imbalance == "class_weight" else None,
-            "tensorflow": tf.__version__,
-            "skipped_files": len(data.bad),
-            **_pretrained_record(cfg),
-            "box_guidance": None
-            if data.box_tr is None
-            else {
-                "loss": "1 - positive CAM mass in box cells / positive CAM mass (positive images with boxes)",
-                "weight": cfg.box_weight,
-                "ramp_epochs": cfg.box_ramp_epochs,
-                "train_images_with_boxes": int(sum(len(b) > 0 for b in data.box_tr)),
-                "cam_layer": get_arch(cfg.arch).gradcam_layer,
-            },
-            **(run_info or {}),
-        },
-        imbalance=cfg.imbalance,
-        data=fingerprint(data.ds),
-        metrics=metrics,
-        calibration=calibration,
-    )
-    return save_bundle(run / "bundle", model, card, extra={"curves.png": curves} if curves else {}, calibration=calib)
-
-
-def _write_oof_bundle(
-    cfg: TrainConfig,
-    run: Path,
-    model,
-    data: _Data,
-    phases: list[str],
-    augmentation,
-    class_w,
-    run_info: dict[str, Any],
-    oof: tuple[np.ndarray, np.ndarray],
-) -> Bundle:
-    """The refit model's bundle: Platt scaling and threshold from out-of-fold logits (train.kfold)."""
-    from .calibrate import fit_out_of_fold, logits
-
-    test = None
-    if data.x_te is not None and data.y_te is not None and len(data.x_te):
-        test = (logits(model, eval_inputs(data.x_te, data.spec)), data.y_te)
-    calibration, threshold, policy, metrics, roc = fit_out_of_fold(
-        model, data.task, data.classes, data.pos, oof, cfg.target_sensitivity, run_info["kfold"]["scheme"], test, run / "roc.png"
-    )
-    curves = plots.training_curves(sorted(run.glob("log_*.csv")), run / "curves.png")
+        extra["roc.png"] = roc
+    else:
+        calibration = None
+        if cfg.calibrate:  # T fitted on val, folded into the weights before anything below predicts
+            test_part = {"test": (eval_inputs(te[0], spec), te[1])} if te is not None else {}
+            calibration = fit_and_fold(model, task, eval_inputs(data.x_va, spec), data.y_va, test_part)
+        probs_va = to_probabilities(model.predict(eval_inputs(data.x_va, spec), batch_size=64, verbose=0), task, classes, pos)
+        yva_idx = _to_label_index(data.y_va, task, classes, pos)
+        pcol = positive_column(classes, pos) if task == "binary" else 0
+        threshold, policy = operating_point(task, yva_idx == pcol, probs_va[:, pcol], cfg.target_sensitivity, cfg.calibrate)
+        metrics = {"val": compute_metrics(yva_idx, probs_va, classes, task, pos, threshold)}
+        if te is not None:
+            p_te = model.predict(eval_inputs(te[0], spec), batch_size=64, verbose=0)
+            y_te = _to_label_index(te[1], task, classes, pos)
+            metrics["test"] = compute_metrics(y_te, to_probabilities(p_te, task, classes, pos), classes, task, pos, threshold)
+    extra["curves.png"] = plots.training_curves(sorted(run.glob("log_*.csv")), run / "curves.png")
     rng = np.random.default_rng(cfg.seed)
     calib = data.x_tr[np.sort(rng.permutation(len(data.x_tr))[: cfg.calibration_samples])]
     info = get_arch(cfg.arch)
     card = ModelCard(
-        Contract.create(cfg.arch, data.task, data.classes, data.pos, threshold, data.spec, policy, backbone=_named_backbone(cfg)),
+        Contract.create(cfg.arch, task, classes, pos, threshold, spec, policy, backbone=_named_backbone(cfg)),
         model_id=cfg.model_id or f"{Path(cfg.data).name}-{cfg.arch}",
         gradcam_layer=info.gradcam_layer,
         params=int(model.count_params()),
@@ -542,17 +494,23 @@ def _write_oof_bundle(
             **_pretrained_record(cfg),
             "box_guidance": None
             if data.box_tr is None
-            else {"weight": cfg.box_weight, "ramp_epochs": cfg.box_ramp_epochs, "cam_layer": info.gradcam_layer},
-            "final_model": "refit on train+val for the epochs the ordinary run chose on val",
-            **run_info,
+            else {
+                "loss": "1 - positive CAM mass in box cells / positive CAM mass (positive images with boxes)",
+                "weight": cfg.box_weight,
+                "ramp_epochs": cfg.box_ramp_epochs,
+                "train_images_with_boxes": int(sum(len(b) > 0 for b in data.box_tr)),
+                "cam_layer": info.gradcam_layer,
+            },
+            **({"final_model": "refit on train+val for the epochs the ordinary run chose on val"} if oof is not None else {}),
+            **(run_info or {}),
         },
         imbalance=cfg.imbalance,
         data=fingerprint(data.ds),
         metrics=metrics,
         calibration=calibration,
     )
-    extra = {k: v for k, v in (("curves.png", curves), ("roc.png", roc)) if v}
-    return save_bundle(run / "bundle", model, card, extra=extra, calibration=calib)
+    files = {k: v for k, v in extra.items() if v}
+    return save_bundle(run / "bundle", model, card, extra=files, calibration=calib)
 
 
 def _named_backbone(cfg: TrainConfig) -> dict[str, Any] | None:

@@ -67,11 +67,10 @@ class Features:
 
 
 def feature_model(bundle: Bundle) -> Any:  # keras.Model: image -> pooled features
-    """The bundle's graph up to the global pooling before its head (the registry names it head_pool)."""
-    from edge.core._tf import keras
+    """The bundle's graph up to the global pooling before its head (train.probe.feature_model)."""
+    from .probe import feature_model as pooled
 
-    model = bundle.load_model()
-    return keras.Model(model.input, model.get_layer("head_pool").output, name="pooled_features")
+    return pooled(bundle.load_model())
 
 
 def extract_features(bundle: Bundle, canvases: np.ndarray, views: int, augment: str, seed: int, batch_size: int = 32) -> Features:
@@ -88,17 +87,12 @@ def extract_features(bundle: Bundle, canvases: np.ndarray, views: int, augment: 
 
 
 def _fit_head(x: np.ndarray, y: np.ndarray, k: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise, fit multinomial logistic regression, fold the scaling into (W: D x K, b: K)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    """Standardise, fit multinomial logistic regression, fold the scaling into (W: D x K, b: K) (train.probe)."""
+    from .probe import fit_linear_head
 
-    scaler = StandardScaler().fit(x)
-    clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(scaler.transform(x), y)
-    if list(clf.classes_) != list(range(k)):
-        raise DataError(f"every type needs training pictures in each fold; present: {list(clf.classes_)}")
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    w = (clf.coef_ / scale).T  # D x K
-    b = clf.intercept_ - (scaler.mean_ / scale) @ clf.coef_.T
+    if sorted(set(y.tolist())) != list(range(k)):
+        raise DataError(f"every type needs training pictures in each fold; present: {sorted(set(y.tolist()))}")
+    w, b = fit_linear_head(x, y, c, balanced=False, seed=seed)
     return w.astype(np.float32), b.astype(np.float32)
 
 

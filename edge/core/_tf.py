@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING lines
 # model at 64 px aborted with "free(): invalid pointer" or a segfault 4 runs in 4 (gdb: frame 8 is that
 # kernel's dnnl::impl::parallel), and never with oneDNN held to AVX2 (3 of 3). This was the suite's rare
 # "free(): invalid next size": machines of this kind are AVX2-only on some days, AVX-512 on others.
-# Must be set before TensorFlow loads; a user may still choose another ISA (README: the cost measured).
+# Must be set before TensorFlow loads; a user may still choose another ISA (manual: .docs/manual/default-model.md).
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 # QuantizationDebugger builds tf.lite.Interpreter internally (LiteRT has no debugger); the

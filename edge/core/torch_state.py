@@ -19,6 +19,7 @@ Sizes are checked against the file before anything is allocated: a declared size
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -67,6 +68,9 @@ class _Tensor:
             raise EdgeError(f"tensor refers to storage '{self.storage.key}' that the file does not hold", where)
         if any(s < 0 for s in self.size) or any(s < 0 for s in self.stride) or self.offset < 0:
             raise EdgeError("tensor with a negative size, stride or offset", where)
+        if len(self.stride) != len(self.size) or math.prod(self.size) > len(data):
+            # a zero stride lets a tiny storage declare a huge tensor; a state dict's tensors never repeat elements
+            raise EdgeError(f"tensor of size {self.size} declares more elements than its storage holds", where)
         last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True)) if all(self.size) else -1
         if last >= len(data):
             raise EdgeError(f"tensor reaches past its storage '{self.storage.key}'", where)
